@@ -1,0 +1,39 @@
+// swift-tools-version: 6.0
+// ltd: watch, step by step, how Keras trains a one-feature linear regression.
+//
+// Dependencies point one way: executables → LTDaemon / LTClient → LTProtocol → LTEngine.
+// The engine knows nothing of sockets; the daemon knows nothing of optimizer maths.
+import PackageDescription
+
+let package = Package(
+    name: "ltd",
+    products: [
+        .executable(name: "ltd", targets: ["ltd"]),
+        .executable(name: "ltctl", targets: ["ltctl"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // libuv from Debian's libuv1-dev, plus a tiny C shim for what Swift cannot express.
+        .systemLibrary(name: "CLibUV", pkgConfig: "libuv", providers: [.apt(["libuv1-dev"])]),
+        // Pure training engine: Keras-identical float32 arithmetic. No I/O.
+        .target(name: "LTEngine"),
+        // The wire format: JSON, job spec decoding, requests, events, error codes, default paths.
+        .target(name: "LTProtocol", dependencies: ["LTEngine"]),
+        // The libuv daemon: listener, connections, jobs, event logs, subscriptions, systemd glue.
+        .target(name: "LTDaemon", dependencies: ["LTProtocol", "CLibUV"]),
+        // A small blocking Unix-socket client; needs no libuv.
+        .target(name: "LTClient", dependencies: ["LTProtocol"]),
+        .executableTarget(name: "ltd", dependencies: [
+            "LTDaemon", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .executableTarget(name: "ltctl", dependencies: [
+            "LTClient", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .testTarget(name: "LTEngineTests", dependencies: ["LTEngine"]),
+        .testTarget(name: "LTProtocolTests", dependencies: ["LTProtocol"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["LTProtocol", "LTClient"]),
+    ],
+    swiftLanguageModes: [.v6]
+)
