@@ -50,6 +50,10 @@ final class Connection {
                 peerPID = credentials.pid
             }
         }
+        return startReading()
+    }
+
+    private func startReading() -> Bool {
         let result = uv_read_start(ltd_stream(pipe), { handle, suggested, buffer in
             guard let handle, let buffer, let data = handle.pointee.data else { return }
             let connection = Unmanaged<Connection>.fromOpaque(data).takeUnretainedValue()
@@ -146,12 +150,12 @@ final class Connection {
 
     func subscribe(_ subscription: Subscription) {
         self.subscription = subscription
-        subscription.stream.subscriptions[id] = subscription
+        subscription.stream.subscribers[id] = self
     }
 
     func endSubscription() {
         guard let subscription else { return }
-        subscription.stream.subscriptions[id] = nil
+        subscription.stream.subscribers[id] = nil
         self.subscription = nil
         if sawEOF { closeWhenFlushed = true }
     }
@@ -335,13 +339,9 @@ final class Connection {
         flush()
         if readStopped, !closeWhenFlushed, !sawEOF, queuedBytes <= Connection.highWater / 2 {
             readStopped = false
-            begin_reading()
+            _ = startReading()
         }
         closeIfDone()
-    }
-
-    private func begin_reading() {
-        _ = begin()
     }
 
     private func closeIfDone() {
@@ -360,7 +360,7 @@ final class Connection {
             guard let handle, let data = handle.pointee.data else { return }
             let connection = Unmanaged<Connection>.fromOpaque(data).takeUnretainedValue()
             connection.daemon.connectionClosed(connection)
-            handle.deallocate()
+            UnsafeMutableRawPointer(handle).deallocate()
         }
     }
 

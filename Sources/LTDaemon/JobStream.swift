@@ -20,7 +20,8 @@ final class JobStream {
     private var tailBytes = 0
     /// (seq, byte offset of that event's line), ascending; always starts with (1, 0).
     private var index: [(seq: Int, offset: Int)] = [(1, 0)]
-    var subscriptions: [ObjectIdentifier: Subscription] = [:]
+    /// Connections subscribed to this job, by connection identity.
+    var subscribers: [ObjectIdentifier: Connection] = [:]
 
     /// Memory kept per job for subscribers that are nearly caught up; older events are read from the log.
     static let tailLimitBytes = 4 * 1024 * 1024
