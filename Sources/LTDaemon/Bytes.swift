@@ -17,7 +17,7 @@ final class ByteChunk: @unchecked Sendable {
     }
 
     convenience init(copying bytes: [UInt8]) {
-        let base = malloc(max(bytes.count, 1)) ?? ByteChunk.outOfMemory()
+        let base = ByteChunk.allocate(bytes.count)
         bytes.withUnsafeBytes { raw in
             if let source = raw.baseAddress { memcpy(base, source, raw.count) }
         }
@@ -26,7 +26,17 @@ final class ByteChunk: @unchecked Sendable {
 
     deinit { free(base) }
 
-    /// Allocation failure is not recoverable for a daemon that promised to keep every event; stop loudly.
+    /// `malloc`, stopping loudly on failure: a daemon that promised to keep every event cannot go on without memory.
+    static func allocate(_ count: Int) -> UnsafeMutableRawPointer {
+        guard let base = malloc(max(count, 1)) else { outOfMemory() }
+        return base
+    }
+
+    static func reallocate(_ base: UnsafeMutableRawPointer, _ count: Int) -> UnsafeMutableRawPointer {
+        guard let moved = realloc(base, max(count, 1)) else { outOfMemory() }
+        return moved
+    }
+
     static func outOfMemory() -> Never {
         Log.error("out of memory")
         abort()
@@ -65,13 +75,14 @@ enum EventKind: UInt8, Sendable {
 enum EventLineScan {
     static func find(_ pattern: StaticString, in line: UnsafeRawBufferPointer) -> Int? {
         let needle = UnsafeRawBufferPointer(start: pattern.utf8Start, count: pattern.utf8CodeUnitCount)
-        guard needle.count > 0, line.count >= needle.count, let base = line.baseAddress else { return nil }
+        guard needle.count > 0, line.count >= needle.count, let base = line.baseAddress,
+              let needleBase = needle.baseAddress else { return nil }
         var i = 0
         let last = line.count - needle.count
         while i <= last {
             guard let hit = memchr(base + i, Int32(needle[0]), last - i + 1) else { return nil }
             let at = base.distance(to: UnsafeRawPointer(hit))
-            if memcmp(base + at, needle.baseAddress, needle.count) == 0 { return at + needle.count }
+            if memcmp(base + at, needleBase, needle.count) == 0 { return at + needle.count }
             i = at + 1
         }
         return nil
@@ -135,7 +146,7 @@ struct EventBatchBuilder {
     init(capacity: Int = 128 * 1024) {
         initialCapacity = capacity
         self.capacity = capacity
-        base = malloc(capacity) ?? ByteChunk.outOfMemory()
+        base = ByteChunk.allocate(capacity)
     }
 
     var isEmpty: Bool { lineEnds.isEmpty }
@@ -145,7 +156,7 @@ struct EventBatchBuilder {
         if needed > capacity {
             var newCapacity = capacity * 2
             while newCapacity < needed { newCapacity *= 2 }
-            base = realloc(base, newCapacity) ?? ByteChunk.outOfMemory()
+            base = ByteChunk.reallocate(base, newCapacity)
             capacity = newCapacity
         }
         line.withUnsafeBytes { raw in
@@ -162,7 +173,7 @@ struct EventBatchBuilder {
         let chunk = EventChunk(bytes: ByteChunk(takingMalloced: base, count: count), firstSeq: firstSeq,
                                lineEnds: lineEnds, kinds: kinds, iterations: iterations, fileOffset: fileOffset)
         capacity = initialCapacity
-        base = malloc(capacity) ?? ByteChunk.outOfMemory()
+        base = ByteChunk.allocate(capacity)
         count = 0
         lineEnds.removeAll(keepingCapacity: true)
         kinds.removeAll(keepingCapacity: true)

@@ -230,7 +230,7 @@ final class Connection {
         defer { Glibc.close(fd) }
         var size = min(Connection.readChunk, limit - position.offset)
         while true {
-            guard let buffer = malloc(size) else { ByteChunk.outOfMemory() }
+            let buffer = ByteChunk.allocate(size)
             let chunk = ByteChunk(takingMalloced: buffer, count: size)
             var got = 0
             while got < size {
