@@ -558,7 +558,7 @@ public final class Daemon {
         }
         shuttingDown = true
         let active = jobs.values.filter { $0.thread != nil }
-        Log.info("\(name): shutting down; checkpointing \(active.count) running job(s)")
+        Log.info("\(name): shutting down; checkpointing \(active.count) active job(s)")
         notifier?.send("STOPPING=1")
         uv_close(ltd_handle(listener), nil)
         for stream in active { stream.record.control.requestShutdown() }

@@ -17,7 +17,7 @@ final class JobControl: @unchecked Sendable {
     private var shutdownRequested = false
 
     /// What the job thread does next.
-    enum Command: Equatable { case step, pause, resume, cancel, shutdown }
+    enum Command: Equatable { case step, pause, resume, cancel, shutdown, checkpoint }
 
     init(paused: Bool) {
         wantPaused = paused
@@ -62,13 +62,6 @@ final class JobControl: @unchecked Sendable {
         return accepted
     }
 
-    /// Whether a paused job has used up its step budget (and would sleep now).
-    var hasNoStepsLeft: Bool {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
-        return stepBudget == 0
-    }
-
     /// Whether the loop asked for the job to be paused (what a `pause` reply reports, before the job acts on it).
     var isPauseRequested: Bool {
         pthread_mutex_lock(mutex)
@@ -78,8 +71,10 @@ final class JobControl: @unchecked Sendable {
 
     /// The job thread's next command. `paused` is the state the job last announced; `paceUntil` is the monotonic
     /// time before which a running job must not take its next step. Blocks while there is nothing to do; the caller
-    /// flushes its log before calling when it may block (paused or pacing).
-    func next(paused: Bool, paceUntil: UInt64?) -> Command {
+    /// flushes its log before calling when it may block (paused or pacing). `checkpointAt` is when an idle paused job
+    /// should write a checkpoint for steps it took (`.checkpoint`), so a stepped job is durable without an fsync
+    /// between two quick `step` requests.
+    func next(paused: Bool, paceUntil: UInt64?, checkpointAt: UInt64? = nil) -> Command {
         if !paused, paceUntil == nil, !attention.load(ordering: .acquiring) { return .step }
         pthread_mutex_lock(mutex)
         defer { pthread_mutex_unlock(mutex) }
@@ -91,7 +86,13 @@ final class JobControl: @unchecked Sendable {
             if !wantPaused && paused { return .resume }
             if paused {
                 if stepBudget > 0 { stepBudget -= 1; return .step }
-                pthread_cond_wait(condition, mutex)
+                if let checkpointAt {
+                    if Clock.monotonicNanoseconds() >= checkpointAt { return .checkpoint }
+                    var deadline = timespec(tv_sec: Int(checkpointAt / 1_000_000_000), tv_nsec: Int(checkpointAt % 1_000_000_000))
+                    _ = pthread_cond_timedwait(condition, mutex, &deadline)
+                } else {
+                    pthread_cond_wait(condition, mutex)
+                }
                 continue
             }
             guard let paceUntil else { return .step }

@@ -28,6 +28,7 @@ final class JobRunner: @unchecked Sendable {
     private var oldestBuffered: UInt64 = 0
     private var stepsSinceCheckpoint = 0
     private var lastCheckpoint: UInt64 = 0
+    private var lastPausedStep: UInt64 = 0
     private var lastEpoch = 0
     private var lastStep = 0
     private var logBroken = false
@@ -86,9 +87,12 @@ final class JobRunner: @unchecked Sendable {
         var paceUntil: UInt64? = nil
         loop: while true {
             if paused || paceUntil != nil { flush() }
-            // A paused job that was stepped is about to sleep: make its steps durable (cheap, it is idle).
-            if paused, stepsSinceCheckpoint > 0, record.control.hasNoStepsLeft { checkpoint() }
-            switch record.control.next(paused: paused, paceUntil: paceUntil) {
+            // A paused job that was stepped makes its steps durable once it has been idle a moment.
+            let checkpointAt = paused && stepsSinceCheckpoint > 0
+                ? lastPausedStep &+ JobRunner.checkpointMinimumIntervalNanoseconds : nil
+            switch record.control.next(paused: paused, paceUntil: paceUntil, checkpointAt: checkpointAt) {
+            case .checkpoint:
+                checkpoint()
             case .shutdown:
                 flush()
                 checkpoint()
@@ -106,6 +110,7 @@ final class JobRunner: @unchecked Sendable {
                 emitState(.running, message: nil)
             case .step:
                 if takeStep() { break loop }
+                if paused { lastPausedStep = Clock.monotonicNanoseconds() }
                 if spec.paceMs > 0, !paused {
                     paceUntil = Clock.monotonicNanoseconds() &+ UInt64(spec.paceMs) * 1_000_000
                 } else {

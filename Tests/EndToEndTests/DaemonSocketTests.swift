@@ -86,6 +86,35 @@ struct DaemonSocketTests {
         #expect(process.terminationStatus == 0)
     }
 
+    @Test("socket activation: uses fd 3, notifies READY, STATUS, WATCHDOG and STOPPING, never unlinks the socket")
+    func socketActivation() throws {
+        let directory = try Harness.temporaryDirectory("act")
+        defer { Harness.remove(directory) }
+        let notify = try SystemdTestSupport.DatagramReceiver(name: directory + "/notify")
+        let socket = directory + "/act.sock"
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/systemd-socket-activate")
+        process.arguments = ["-E", "NOTIFY_SOCKET=" + notify.name, "-E", "WATCHDOG_USEC=200000", "-l", socket,
+                             Harness.ltdPath, "--state-dir", directory + "/state", "--socket", directory + "/unused.sock"]
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
+        try Harness.wait(.seconds(10), "the activation socket") { FileManager.default.fileExists(atPath: socket) }
+        // The first connection makes systemd-socket-activate exec ltd with the listening socket as fd 3.
+        let client = try LineClient(path: socket)
+        #expect(try client.request("{\"op\":\"hello\"}")["pid"]?.intValue == Int(process.processIdentifier))
+        #expect(notify.receive(until: "READY=1", timeout: .seconds(10)).found)
+        let seen = notify.receive(until: "WATCHDOG=1", timeout: .seconds(5))
+        #expect(seen.found)
+        #expect(seen.seen.contains { $0.hasPrefix("STATUS=") } || notify.receive(until: "WATCHDOG=1", timeout: .seconds(2)).found)
+        kill(process.processIdentifier, SIGTERM)
+        #expect(notify.receive(until: "STOPPING=1", timeout: .seconds(10)).found)
+        try Harness.wait(.seconds(20), "ltd to stop") { !process.isRunning }
+        #expect(process.terminationStatus == 0)
+        #expect(FileManager.default.fileExists(atPath: socket), "a socket passed by systemd is never unlinked")
+        #expect(!FileManager.default.fileExists(atPath: directory + "/unused.sock"))
+    }
+
     @Test("--help teaches the flags, the defaults and the environment")
     func help() throws {
         let result = try Harness.run(Harness.ltdPath, ["--help"])

@@ -86,8 +86,10 @@ struct DaemonStreamTests {
             let status = try control.request("{\"op\":\"status\",\"job\":\"a\"}")
             return (status["status"]?["seq"]?.intValue ?? 0) > 2000
         }
-        try Harness.wait(.seconds(30), "job p to take its 7 steps") {
-            try control.request("{\"op\":\"status\",\"job\":\"p\"}")["status"]?["iteration"]?.intValue == 7
+        // A stepped paused job checkpoints once it has been idle for 200 ms.
+        try Harness.wait(.seconds(30), "job p's checkpoint to hold its 7 steps") {
+            let data = (try? Data(contentsOf: URL(fileURLWithPath: daemon.checkpointPath(job: "p")))) ?? Data()
+            return (try? JSONParser.parse([UInt8](data)))?["summary"]?["iteration"]?.intValue == 7
         }
         try daemon.killHard()
         try daemon.start()
