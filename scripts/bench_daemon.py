@@ -65,6 +65,23 @@ def main():
         print(f"throughput ({validation} validation): {n} events in {dt:.3f} s = {epochs * 12 / dt:,.0f} steps/s, "
               f"{n / dt:,.0f} events/s start→last event received")
 
+    # `list` while two jobs run flat out: the loop never waits for training.
+    import threading
+    for j in ["busy-1", "busy-2"]:
+        ctl.request({"op": "start", "job": j, "spec": spec(12, epochs, 1, "fast")})
+    rtts = []; stop = threading.Event()
+    def lister():
+        c = Conn(sock)
+        while not stop.is_set():
+            t0 = time.perf_counter(); r = c.request({"op": "list"}); rtts.append(time.perf_counter() - t0)
+            assert r["type"] == "jobs"
+            time.sleep(0.005)
+    th = threading.Thread(target=lister); th.start()
+    while ctl.request({"op": "status", "job": "busy-2"})["status"]["state"] == "running": time.sleep(0.05)
+    stop.set(); th.join(); rtts.sort()
+    print(f"list round trip while 2 jobs run flat out ({len(rtts)} requests): median {statistics.median(rtts) * 1e6:.0f} µs, "
+          f"p99 {rtts[int(len(rtts) * 0.99)] * 1e6:.0f} µs, max {rtts[-1] * 1e6:.0f} µs")
+
     steps = min(a.steps, 300_000); ep = steps // 12
     timings = {}
     for subs in [0, a.subscribers]:

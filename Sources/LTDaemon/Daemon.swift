@@ -385,6 +385,10 @@ public final class Daemon {
         let initial = JobCheckpoint(seq: 0, offset: 0, state: summary.state, summary: summary, trainer: trainer.checkpoint)
         do {
             try store.create(job: name, spec: spec, owner: connection.peerUID, created: created, checkpoint: initial)
+        } catch let error where error.code == EEXIST {
+            // A directory the daemon could not restore at start-up still holds this name.
+            connection.send(ProtocolError(.jobExists, "the state directory already holds a job named \"\(name)\" that this daemon could not load (see its log); pick another name", id: id).line)
+            return
         } catch {
             Log.error("job \(name): cannot record it: \(error)")
             connection.send(ProtocolError(.internalError, "cannot record job \(name) in the state directory: \(error)", id: id).line)
