@@ -7,6 +7,7 @@
 #include <sys/types.h>
 #include <unistd.h>
 #include <signal.h>
+#include <sys/syscall.h>
 
 /// glibc hides `struct ucred` behind _GNU_SOURCE, which Swift does not see; this has the same layout.
 typedef struct { pid_t pid; uid_t uid; gid_t gid; } ltd_ucred;
@@ -20,6 +21,9 @@ static inline int ltd_peer_credentials(int fd, ltd_ucred *out) {
 
 /// Capacity of sockaddr_un.sun_path, including the terminating NUL.
 static inline size_t ltd_sun_path_capacity(void) { return sizeof(((struct sockaddr_un *)0)->sun_path); }
+
+/// The calling thread's kernel id (for per-thread scheduling priority).
+static inline pid_t ltd_thread_id(void) { return (pid_t)syscall(SYS_gettid); }
 
 static inline uv_handle_t *ltd_handle(void *h) { return (uv_handle_t *)h; }
 static inline uv_stream_t *ltd_stream(void *h) { return (uv_stream_t *)h; }

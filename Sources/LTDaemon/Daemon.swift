@@ -48,6 +48,9 @@ public final class Daemon {
     private let watchdog: UnsafeMutablePointer<uv_timer_t>
     private let shutdownTimer: UnsafeMutablePointer<uv_timer_t>
     let inbox: Inbox
+    private let launcher = ThreadLauncher()
+    /// How much nicer than the job threads the loop thread runs (see `ThreadLauncher`).
+    static let loopNiceIncrement: Int32 = 4
     static let readBufferSize = 64 * 1024
     let readBuffer: UnsafeMutableRawPointer
 
@@ -105,6 +108,13 @@ public final class Daemon {
         }
         wakeup.pointee.data = unmanaged
 
+        if launcher.start() {
+            // Job threads come from the launcher at the normal weight; the loop yields to them when CPUs are short.
+            let thread = id_t(ltd_thread_id())
+            errno = 0
+            let current = getpriority(__priority_which_t(PRIO_PROCESS.rawValue), thread)
+            if errno == 0 { _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), thread, min(current + Daemon.loopNiceIncrement, 19)) }
+        }
         restoreJobs()
         try listen(activated: activated)
 
@@ -343,7 +353,7 @@ public final class Daemon {
             let stream = JobStream(record: record, publishedSeq: seq, publishedOffset: startOffset, ended: false)
             register(stream)
             let runner = JobRunner(record: record, trainer: resuming, inbox: inbox, seq: seq, offset: startOffset, paused: paused)
-            switch runner.start() {
+            switch runner.start(using: launcher) {
             case .success(let thread):
                 stream.thread = thread
                 resumed += 1
@@ -398,7 +408,7 @@ public final class Daemon {
                                spec: spec, summary: summary, paused: spec.paused)
         let stream = JobStream(record: record, publishedSeq: 0, publishedOffset: 0, ended: false)
         let runner = JobRunner(record: record, trainer: trainer, inbox: inbox, seq: 0, offset: 0, paused: spec.paused)
-        switch runner.start() {
+        switch runner.start(using: launcher) {
         case .success(let thread):
             stream.thread = thread
         case .failure(let error):

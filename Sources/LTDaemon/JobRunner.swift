@@ -55,25 +55,23 @@ final class JobRunner: @unchecked Sendable {
         lastStep = summary.step
     }
 
-    /// Starts the thread. Returns the pthread to join, or an errno.
-    func start() -> Result<pthread_t, SystemError> {
+    /// Starts the thread (through `launcher`). Returns the pthread to join, or an errno.
+    func start(using launcher: ThreadLauncher) -> Result<pthread_t, SystemError> {
         let fd = open(record.logPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
         guard fd >= 0 else { return .failure(SystemError(operation: "open", path: record.logPath, code: errno)) }
         logFD = fd
-        var thread = pthread_t()
         let context = Unmanaged.passRetained(self).toOpaque()
-        let result = pthread_create(&thread, nil, { context in
+        let result = launcher.create({ context in
             guard let context else { return nil }
             let runner = Unmanaged<JobRunner>.fromOpaque(context).takeRetainedValue()
             runner.run()
             return nil
         }, context)
-        guard result == 0 else {
+        if case .failure = result {
             Unmanaged<JobRunner>.fromOpaque(context).release()
             close(fd)
-            return .failure(SystemError(operation: "pthread_create", path: record.name, code: result))
         }
-        return .success(thread)
+        return result
     }
 
     private func run() {
