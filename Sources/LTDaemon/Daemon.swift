@@ -50,7 +50,7 @@ public final class Daemon {
     let inbox: Inbox
     private let launcher = ThreadLauncher()
     /// How much nicer than the job threads the loop thread runs (see `ThreadLauncher`).
-    static let loopNiceIncrement: Int32 = 4
+    static let loopNiceIncrement: Int32 = 2
     static let readBufferSize = 64 * 1024
     let readBuffer: UnsafeMutableRawPointer
 
