@@ -86,10 +86,15 @@ struct Run<S: EngineScalar>: Sendable {
     // The job, fixed for the run.
     let x: [S], y: [S]
     let validationX: [S], validationY: [S]
+    /// Sufficient statistics of the validation set, for `.fast` only.
     let statistics: ValidationStatistics?
+    let optimum: Optimum?
     let rule: OptimizerRule<S>
     let shuffle: Shuffle
+    /// Training batch size, at most N.
     let batchSize: Int
+    /// The batch size as given: `evaluate` splits the validation set with it (it may exceed the training N).
+    let requestedBatchSize: Int
     let stepsPerEpoch: Int
     let epochs: Int
     let stopOnDivergence: Bool
@@ -113,18 +118,22 @@ struct Run<S: EngineScalar>: Sendable {
     init(spec: JobSpec, kernel: Double, bias: Double, fingerprint: UInt64) {
         x = spec.data.x.map { S.keras($0) }
         y = spec.data.y.map { S.keras($0) }
+        let trainingStatistics = ValidationStatistics(x: x, y: y)
+        optimum = trainingStatistics.optimum
         if let v = spec.validation, !v.x.isEmpty {
             validationX = v.x.map { S.keras($0) }
             validationY = v.y.map { S.keras($0) }
+            statistics = spec.validationMode == .fast ? ValidationStatistics(x: validationX, y: validationY) : nil
         } else {
             validationX = x                 // shares storage: no copy
             validationY = y
+            statistics = spec.validationMode == .fast ? trainingStatistics : nil
         }
-        statistics = spec.validationMode == .fast ? ValidationStatistics(x: validationX, y: validationY) : nil
         rule = OptimizerRule<S>(spec.optimizer)
         shuffle = spec.shuffle
         let n = x.count
         batchSize = min(spec.batchSize, n)
+        requestedBatchSize = spec.batchSize
         stepsPerEpoch = n / batchSize + (n % batchSize == 0 ? 0 : 1)
         epochs = spec.epochs
         stopOnDivergence = spec.onDivergence == .stop
@@ -140,7 +149,7 @@ struct Run<S: EngineScalar>: Sendable {
         let total = epochs.multipliedReportingOverflow(by: stepsPerEpoch)
         return StartRecord(w: Double(initialKernel), b: Double(initialBias), stepsPerEpoch: stepsPerEpoch,
                            totalSteps: total.overflow ? Int.max : total.partialValue,
-                           optimum: ValidationStatistics(x: x, y: y).optimum, origin: origin,
+                           optimum: optimum, origin: origin,
                            slots: OptimizerSlots(names: rule.slotNames, kernel: rule.pack(rule.initialSlots),
                                                  bias: rule.pack(rule.initialSlots)))
     }
@@ -247,7 +256,7 @@ struct Run<S: EngineScalar>: Sendable {
             return (S(mse), S(mse.squareRoot()))
         }
         let nv = validationX.count
-        let batch = min(batchSize, nv)
+        let batch = min(requestedBatchSize, nv)
         var lossTotal: S = 0, squaresTotal: S = 0, count: S = 0
         validationX.withUnsafeBufferPointer { xp in
             validationY.withUnsafeBufferPointer { yp in
