@@ -100,6 +100,10 @@ struct Run<S: EngineScalar>: Sendable {
     let stopOnDivergence: Bool
     let fingerprint: UInt64
     let maxAbsX: Double
+    /// Full batches in dataset order, validated on the training data with the same batch size: then `evaluate` at
+    /// the weights after step k is exactly the forward pass of step k+1 (same rows, order and lanes), so one pass
+    /// serves both and exact validation costs nothing extra.
+    let validationIsNextForwardPass: Bool
     let initialKernel: S, initialBias: S
 
     // The state.
@@ -113,6 +117,9 @@ struct Run<S: EngineScalar>: Sendable {
     var lastValLoss: S = 0, lastValRmse: S = 0
     var phase: Phase = .running
     var divergenceMessage: String?
+    /// The next step's batch sums at the current weights, when `validationIsNextForwardPass` computed them already.
+    /// Not part of the checkpoint: a restored run recomputes them, bit for bit.
+    var lookahead: BatchSums<S>?
 
     /// `spec` must be valid.
     init(spec: JobSpec, kernel: Double, bias: Double, fingerprint: UInt64) {
@@ -143,6 +150,9 @@ struct Run<S: EngineScalar>: Sendable {
         w = initialKernel; b = initialBias
         kernelSlots = rule.initialSlots; biasSlots = rule.initialSlots
         order = Permutation.order(for: shuffle, count: n, epoch: 1)
+        let sharesTrainingData = spec.validation.map { $0.x.isEmpty } ?? true
+        validationIsNextForwardPass = sharesTrainingData && statistics == nil && spec.batchSize >= n
+            && { if case .none = spec.shuffle { true } else { false } }()
     }
 
     func startRecord(origin: InitialWeightsOrigin) -> StartRecord {
@@ -201,20 +211,8 @@ struct Run<S: EngineScalar>: Sendable {
         let first = stepInEpoch * batchSize
         let count = min(batchSize, n - first)
         let wBefore = w, bBefore = b
-        let sums: BatchSums<S> = x.withUnsafeBufferPointer { xp in
-            y.withUnsafeBufferPointer { yp in
-                guard let xb = xp.baseAddress, let yb = yp.baseAddress else {
-                    return BatchSums(squaredErrors: 0, gradW: 0, gradB: 0)
-                }
-                if let order {
-                    return order.withUnsafeBufferPointer { op in
-                        guard let ob = op.baseAddress else { return BatchSums(squaredErrors: 0, gradW: 0, gradB: 0) }
-                        return batchSums(x: xb, y: yb, rows: PermutedRows(order: ob + first), count: count, w: w, b: b)
-                    }
-                }
-                return batchSums(x: xb, y: yb, rows: ContiguousRows(start: first), count: count, w: w, b: b)
-            }
-        }
+        let sums = lookahead ?? forwardPass(first: first, count: count)
+        lookahead = nil
         let size = S(count)
         let batchLoss = sums.squaredErrors / size
         // Keras's Mean trackers, weighted by batch size (KERAS.md §5).
@@ -249,8 +247,32 @@ struct Run<S: EngineScalar>: Sendable {
         return record
     }
 
+    /// The batch sums of positions first..<first+count of this epoch's order, at the current weights.
+    func forwardPass(first: Int, count: Int) -> BatchSums<S> {
+        x.withUnsafeBufferPointer { xp in
+            y.withUnsafeBufferPointer { yp in
+                guard let xb = xp.baseAddress, let yb = yp.baseAddress else {
+                    return BatchSums(squaredErrors: 0, gradW: 0, gradB: 0)
+                }
+                if let order {
+                    return order.withUnsafeBufferPointer { op in
+                        guard let ob = op.baseAddress else { return BatchSums(squaredErrors: 0, gradW: 0, gradB: 0) }
+                        return batchSums(x: xb, y: yb, rows: PermutedRows(order: ob + first), count: count, w: w, b: b)
+                    }
+                }
+                return batchSums(x: xb, y: yb, rows: ContiguousRows(start: first), count: count, w: w, b: b)
+            }
+        }
+    }
+
     /// `evaluate(val_x, val_y, batch_size: B)` at the current weights (KERAS.md §6), or its O(1) estimate.
-    func validate() -> (S, S) {
+    mutating func validate() -> (S, S) {
+        if validationIsNextForwardPass {
+            let next = forwardPass(first: 0, count: x.count)
+            lookahead = next
+            let s = S(x.count)
+            return (((next.squaredErrors / s) * s) / s, (next.squaredErrors / s).squareRoot())
+        }
         if let statistics {
             let mse = statistics.meanSquaredError(w: Double(w), b: Double(b))
             return (S(mse), S(mse.squareRoot()))
