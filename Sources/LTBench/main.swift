@@ -83,13 +83,13 @@ func engineBenchmarks() {
     let big = line(count: 10_000_000, seed: 3)
     row("full batch, N = 10M, sgd, fast validation, float32",
         JobSpec(data: big, optimizer: OptimizerSpec(name: .sgd, learningRate: 0.1), epochs: 20,
-                batchSize: 10_000_000, validationMode: .fast), rowsPerStep: 10_000_000, repeats: 2)
+                batchSize: 10_000_000, validationMode: .fast), rowsPerStep: 10_000_000, repeats: 5)
     row("full batch, N = 10M, sgd, exact validation (10M points), float32",
         JobSpec(data: big, optimizer: OptimizerSpec(name: .sgd, learningRate: 0.1), epochs: 10,
-                batchSize: 10_000_000), rowsPerStep: 10_000_000, repeats: 2)
+                batchSize: 10_000_000), rowsPerStep: 10_000_000, repeats: 5)
     row("full batch, N = 10M, sgd, fast validation, float64",
         JobSpec(data: big, optimizer: OptimizerSpec(name: .sgd, learningRate: 0.1), epochs: 10,
-                batchSize: 10_000_000, precision: .float64, validationMode: .fast), rowsPerStep: 10_000_000, repeats: 2)
+                batchSize: 10_000_000, precision: .float64, validationMode: .fast), rowsPerStep: 10_000_000, repeats: 5)
     row("batch 1,024, N = 10M, sgd, shuffled every epoch, fast validation, float32",
         JobSpec(data: big, optimizer: OptimizerSpec(name: .sgd, learningRate: 0.1), epochs: 2,
                 batchSize: 1_024, shuffle: .everyEpoch(seed: 5), validationMode: .fast),

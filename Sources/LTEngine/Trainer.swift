@@ -2,13 +2,9 @@
 /// handing out one event at a time: `.step` per optimizer step, `.epoch` after each epoch's last step, then exactly one
 /// `.finished` or `.diverged`, then nil.
 public struct Trainer: Sendable {
-    enum Core: Sendable {
-        case float32(Run<Float>)
-        case float64(Run<Double>)
-        case moved
-    }
-
-    var core: Core
+    // Exactly one is non-nil. Optional chaining mutates the run in place, so a step copies no arrays.
+    var float32: Run<Float>?
+    var float64: Run<Double>?
     public let start: StartRecord
 
     /// Validates the spec (throws the first `SpecError`) and prepares the run.
@@ -20,11 +16,11 @@ public struct Trainer: Sendable {
         case .float32:
             let run = Run<Float>(spec: spec, kernel: initial.kernel, bias: initial.bias, fingerprint: fingerprint)
             start = run.startRecord(origin: initial.origin)
-            core = .float32(run)
+            float32 = run
         case .float64:
             let run = Run<Double>(spec: spec, kernel: initial.kernel, bias: initial.bias, fingerprint: fingerprint)
             start = run.startRecord(origin: initial.origin)
-            core = .float64(run)
+            float64 = run
         }
     }
 
@@ -33,49 +29,28 @@ public struct Trainer: Sendable {
     /// checkpoint belongs to another spec or is inconsistent.
     public init(spec: JobSpec, resuming checkpoint: TrainerCheckpoint) throws(SpecError) {
         try self.init(spec: spec)
-        switch core {
-        case var .float32(run): core = .moved; try run.restore(checkpoint, spec: spec); core = .float32(run)
-        case var .float64(run): core = .moved; try run.restore(checkpoint, spec: spec); core = .float64(run)
-        case .moved: break
-        }
+        try float32?.restore(checkpoint, spec: spec)
+        try float64?.restore(checkpoint, spec: spec)
     }
 
+    /// The whole state; see `TrainerCheckpoint`.
     public var checkpoint: TrainerCheckpoint {
-        switch core {
-        case let .float32(run): run.checkpoint
-        case let .float64(run): run.checkpoint
-        case .moved: TrainerCheckpoint(specFingerprint: 0, precision: .float32, epoch: 0, stepInEpoch: 0, iteration: 0,
-                                       phase: .done, weights: [], kernelSlots: [], biasSlots: [], metrics: [],
-                                       lastValidation: [], divergenceMessage: nil)
-        }
+        if let run = float32 { return run.checkpoint }
+        if let run = float64 { return run.checkpoint }
+        return TrainerCheckpoint(specFingerprint: 0, precision: .float32, epoch: 0, stepInEpoch: 0, iteration: 0,
+                                 phase: .done, weights: [], kernelSlots: [], biasSlots: [], metrics: [],
+                                 lastValidation: [], divergenceMessage: nil)
     }
 
     /// True once `.finished` or `.diverged` has been handed out.
     public var isFinished: Bool {
-        switch core {
-        case let .float32(run): run.phase == .done
-        case let .float64(run): run.phase == .done
-        case .moved: true
-        }
+        (float32?.phase ?? float64?.phase ?? .done) == .done
     }
 
     /// The next event, or nil after the final one.
     public mutating func next() -> TrainerEvent? {
-        // Move the run out of the enum so its arrays stay uniquely referenced while it mutates.
-        switch core {
-        case var .float32(run):
-            core = .moved
-            let event = run.next()
-            core = .float32(run)
-            return event
-        case var .float64(run):
-            core = .moved
-            let event = run.next()
-            core = .float64(run)
-            return event
-        case .moved:
-            return nil
-        }
+        if float32 != nil { return float32?.next() ?? nil }
+        return float64?.next() ?? nil
     }
 }
 
