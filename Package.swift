@@ -31,7 +31,8 @@ let package = Package(
         .executableTarget(name: "ltctl", dependencies: [
             "LTClient", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .testTarget(name: "LTEngineTests", dependencies: ["LTEngine"]),
+        // Fixtures are read through #filePath, not bundled as resources.
+        .testTarget(name: "LTEngineTests", dependencies: ["LTEngine"], exclude: ["Initializers/Fixtures"]),
         .testTarget(name: "LTProtocolTests", dependencies: ["LTProtocol"]),
         .testTarget(name: "EndToEndTests", dependencies: ["LTProtocol", "LTClient"]),
     ],
