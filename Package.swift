@@ -31,8 +31,9 @@ let package = Package(
         .executableTarget(name: "ltctl", dependencies: [
             "LTClient", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        // Fixtures are read through #filePath, not bundled as resources.
-        .testTarget(name: "LTEngineTests", dependencies: ["LTEngine"], exclude: ["Initializers/Fixtures"]),
+        // Benchmarks: swift run -c release LTBench engine (results in docs/BENCHMARKS.md).
+        .executableTarget(name: "LTBench", dependencies: ["LTEngine"]),
+        .testTarget(name: "LTEngineTests", dependencies: ["LTEngine"], exclude: ["Golden", "Initializers/Fixtures"]),
         .testTarget(name: "LTProtocolTests", dependencies: ["LTProtocol"]),
         .testTarget(name: "EndToEndTests", dependencies: ["LTProtocol", "LTClient"]),
     ],
