@@ -31,6 +31,8 @@ let package = Package(
         .executableTarget(name: "ltctl", dependencies: [
             "LTClient", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        // Micro-benchmark of event encoding: swift run -c release LTCodecBench (results in docs/BENCHMARKS.md).
+        .executableTarget(name: "LTCodecBench", dependencies: ["LTProtocol"]),
         .testTarget(name: "LTEngineTests", dependencies: ["LTEngine"], exclude: ["Golden"]),
         .testTarget(name: "LTProtocolTests", dependencies: ["LTProtocol"]),
         .testTarget(name: "EndToEndTests", dependencies: ["LTProtocol", "LTClient"]),

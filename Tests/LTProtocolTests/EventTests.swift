@@ -216,3 +216,43 @@ extension JobStatus {
         return s
     }
 }
+
+/// The real trainer's events, encoded: every line parses, carries its type, job and contiguous seq, and its numbers
+/// read back to the exact values the trainer produced.
+@Suite struct TrainerStreamTests {
+    @Test(arguments: [Precision.float32, .float64])
+    func wholeRunEncodes(_ precision: Precision) throws {
+        var spec = try JobSpec(json: try JSONParser.parse(classicSpec()))
+        spec.precision = precision
+        var trainer = try Trainer(spec: spec)
+        var seq = 1
+        let start = try parse(EventEncoder.start(job: "job1", seq: seq, spec: spec, record: trainer.start))
+        #expect(start.type == .start && start.double("w") == 0.5)
+        var steps = 0
+        while let event = trainer.next() {
+            seq += 1
+            switch event {
+            case .step(let r):
+                steps += 1
+                let e = try parse(EventEncoder.step(job: "job1", seq: seq, record: r, spec: spec))
+                #expect(e.type == .step && e.seq == seq && e.int("iteration") == r.iteration)
+                for (key, value) in [("w_after", r.wAfter), ("b_after", r.bAfter), ("grad_w", r.gradW), ("loss", r.loss),
+                                     ("val_rmse", r.valRmse)] {
+                    let read = try #require(e.double(key))
+                    #expect(precision == .float32 ? Float(read) == Float(value) : read == value, "\(key)")
+                }
+                #expect(e.ints("batch.indices") == r.batch.indices)
+            case .epoch(let r):
+                let e = try parse(EventEncoder.epoch(job: "job1", seq: seq, record: r, precision: precision))
+                #expect(e.type == .epoch && e.int("epoch") == r.epoch)
+            case .finished(let w, let b):
+                let e = try parse(EventEncoder.end(job: "job1", seq: seq, state: .finished, iteration: steps, epoch: spec.epochs,
+                                                   w: w, b: b, message: nil, precision: precision))
+                #expect(e.type == .end && e.state == .finished)
+            case .diverged(_, let message):
+                Issue.record("unexpected divergence: \(message)")
+            }
+        }
+        #expect(steps == 12)
+    }
+}

@@ -143,6 +143,43 @@ import LTEngine
         }
     }
 
+    @Test func writerNumbersAndIntegersRoundTrip() throws {
+        var rng = SystemRandomNumberGenerator()
+        var floats: [Double] = [0, -0.0, .nan, .infinity, -.infinity, 1e300]
+        var doubles: [Double] = [0, -0.0, .nan, .infinity, -.infinity]
+        var ints: [Int] = [0, 1, 9, 10, -1, -10, Int.max, Int.min, 1234567890]
+        for _ in 0..<5_000 {
+            floats.append(Double(Float(bitPattern: UInt32.random(in: .min ... .max, using: &rng))))
+            doubles.append(Double(bitPattern: UInt64.random(in: .min ... .max, using: &rng)))
+            ints.append(Int.random(in: .min ... .max, using: &rng))
+        }
+        var w32 = JSONWriter(precision: .float32), w64 = JSONWriter(precision: .float64), wi = JSONWriter()
+        w32.numbers(floats); w64.numbers(doubles); wi.integers(ints)
+        let f = try #require(try JSONParser.parse(w32.bytes).arrayValue)
+        let d = try #require(try JSONParser.parse(w64.bytes).arrayValue)
+        for (x, v) in zip(floats, f) {
+            let back = try #require(v.doubleValue)
+            #expect(Float(back).bitPattern == Float(x).bitPattern || (x.isNaN && back.isNaN), "\(x)")
+        }
+        for (x, v) in zip(doubles, d) {
+            let back = try #require(v.doubleValue)
+            #expect(back.bitPattern == x.bitPattern || (x.isNaN && back.isNaN), "\(x)")
+        }
+        let parsedInts = try #require(try JSONParser.parse(wi.bytes).arrayValue).map(\.int64Value)
+        #expect(parsedInts == ints.map { Int64($0) })
+        var wu = JSONWriter()
+        wu.integer(UInt64.max)
+        #expect(String(decoding: wu.bytes, as: UTF8.self) == "18446744073709551615")
+    }
+
+    @Test func writerEscapesStrings() throws {
+        for text in ["plain", "", "quote\"", "back\\slash", "nl\n", "\u{1}\u{1f}", "é😀", "a\u{7f}b"] {
+            var w = JSONWriter()
+            w.string(text)
+            #expect(try JSONParser.parse(w.bytes) == .string(text))
+        }
+    }
+
     @Test func float32IsShortest() {
         #expect(JSONNumber.format(Double(Float(8.8)), precision: .float32) == "8.8")
         #expect(JSONNumber.format(Double(Float(0.05)), precision: .float32) == "0.05")

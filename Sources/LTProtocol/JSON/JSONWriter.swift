@@ -63,15 +63,44 @@ public struct JSONWriter: Sendable {
 
     public mutating func string(_ value: String) { separate(); appendEscaped(value) }
 
-    public mutating func number(_ value: Double) {
-        separate()
-        bytes.append(contentsOf: JSONNumber.format(value, precision: precision).utf8)
-    }
+    public mutating func number(_ value: Double) { number(value, precision: precision) }
 
     /// A number in the given precision, whatever the writer's.
     public mutating func number(_ value: Double, precision: Precision) {
         separate()
-        bytes.append(contentsOf: JSONNumber.format(value, precision: precision).utf8)
+        // The stdlib's shortest round-trip spelling; short ones are small strings, so no allocation.
+        var text: String
+        switch precision {
+        case .float32:
+            let f = Float(value)
+            guard f.isFinite else { appendNonFinite(f.isNaN, f > 0); return }
+            text = f.description
+        case .float64:
+            guard value.isFinite else { appendNonFinite(value.isNaN, value > 0); return }
+            text = value.description
+        }
+        text.withUTF8 { bytes.append(contentsOf: $0) }
+    }
+
+    private mutating func appendNonFinite(_ isNaN: Bool, _ positive: Bool) {
+        let text: StaticString = isNaN ? "\"NaN\"" : (positive ? "\"Infinity\"" : "\"-Infinity\"")
+        text.withUTF8Buffer { bytes.append(contentsOf: $0) }
+    }
+
+    /// Decimal digits without an intermediate String.
+    private mutating func appendDecimal(_ magnitude: UInt64, negative: Bool) {
+        if negative { bytes.append(UInt8(ascii: "-")) }
+        if magnitude < 10 { bytes.append(0x30 &+ UInt8(truncatingIfNeeded: magnitude)); return }
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
+            var v = magnitude
+            var i = 20
+            while v > 0 {
+                i -= 1
+                digits[i] = 0x30 &+ UInt8(truncatingIfNeeded: v % 10)
+                v /= 10
+            }
+            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: digits[i...]))
+        }
     }
 
     /// A string known to need no escaping.
@@ -82,8 +111,8 @@ public struct JSONWriter: Sendable {
         bytes.append(UInt8(ascii: "\""))
     }
 
-    public mutating func integer(_ value: Int) { separate(); bytes.append(contentsOf: String(value).utf8) }
-    public mutating func integer(_ value: UInt64) { separate(); bytes.append(contentsOf: String(value).utf8) }
+    public mutating func integer(_ value: Int) { separate(); appendDecimal(value.magnitude.toUInt64, negative: value < 0) }
+    public mutating func integer(_ value: UInt64) { separate(); appendDecimal(value, negative: false) }
     public mutating func bool(_ value: Bool) { separate(); bytes.append(contentsOf: (value ? "true" : "false").utf8) }
     public mutating func null() { separate(); bytes.append(contentsOf: "null".utf8) }
 
@@ -122,6 +151,14 @@ public struct JSONWriter: Sendable {
 
     private mutating func appendEscaped(_ s: String) {
         bytes.append(UInt8(ascii: "\""))
+        var s = s
+        // Fast path: most strings (job names, keys, states) need no escaping.
+        let plain = s.withUTF8 { utf8 in
+            guard utf8.allSatisfy({ $0 >= 0x20 && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }) else { return false }
+            bytes.append(contentsOf: utf8)
+            return true
+        }
+        if plain { bytes.append(UInt8(ascii: "\"")); return }
         for b in s.utf8 {
             switch b {
             case UInt8(ascii: "\""): bytes.append(contentsOf: [0x5C, 0x22])
@@ -137,6 +174,10 @@ public struct JSONWriter: Sendable {
         }
         bytes.append(UInt8(ascii: "\""))
     }
+}
+
+extension UInt {
+    fileprivate var toUInt64: UInt64 { UInt64(truncatingIfNeeded: self) }
 }
 
 extension JSONValue {

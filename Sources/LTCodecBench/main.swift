@@ -1,0 +1,67 @@
+// Micro-benchmark of the event encoder (the daemon's hot path: one step event per optimizer step).
+//   swift run -c release LTCodecBench
+// Records come from the real Trainer, then each is encoded many times; prints ns per encoded event.
+import LTEngine
+import LTProtocol
+
+func records(_ spec: JobSpec, limit: Int) -> [StepRecord] {
+    guard var trainer = try? Trainer(spec: spec) else { print("spec rejected"); return [] }
+    var steps: [StepRecord] = []
+    while steps.count < limit, let event = trainer.next() {
+        if case .step(let r) = event { steps.append(r) }
+    }
+    return steps
+}
+
+func spec(points n: Int, batch: Int, precision: Precision = .float32, shuffle: Shuffle = .none) -> JobSpec {
+    JobSpec(data: Dataset(x: (0..<n).map { Double($0 % 97) * 0.37 + 1 }, y: (0..<n).map { Double($0 % 89) * 1.3 + 0.5 }),
+            initialization: .constant(kernel: 0.5, bias: 0), optimizer: OptimizerSpec(name: .rmsprop, learningRate: 0.05),
+            epochs: 1000, batchSize: batch, shuffle: shuffle, precision: precision)
+}
+
+var sink = 0
+
+/// Encodes `records` round-robin `total` times; returns (ns per event, bytes per event).
+@MainActor func measure(_ s: JobSpec, _ rs: [StepRecord], total: Int) -> (Double, Int) {
+    guard !rs.isEmpty else { return (0, 0) }
+    var bytes = 0
+    // Warm up.
+    for i in 0..<min(total, 1000) { bytes &+= EventEncoder.step(job: "job1", seq: i, record: rs[i % rs.count], spec: s).count }
+    bytes = 0
+    let clock = ContinuousClock()
+    let start = clock.now
+    for i in 0..<total {
+        bytes &+= EventEncoder.step(job: "job1", seq: i + 3, record: rs[i % rs.count], spec: s).count
+    }
+    let elapsed = clock.now - start
+    sink &+= bytes
+    let ns = Double(elapsed.components.seconds) * 1e9 + Double(elapsed.components.attoseconds) / 1e9
+    return (ns / Double(total), bytes / total)
+}
+
+let cases: [(String, JobSpec, Int)] = [
+    ("batch 1, float32 (x/y/pred, 1 index)", spec(points: 1000, batch: 1), 1_000_000),
+    ("batch 4, float32 (classic)", spec(points: 12, batch: 4), 1_000_000),
+    ("batch 1, float64", spec(points: 1000, batch: 1, precision: .float64), 1_000_000),
+    ("batch 64, float32 (largest with values)", spec(points: 6400, batch: 64), 100_000),
+    ("batch 4096 contiguous (range)", spec(points: 40960, batch: 4096), 1_000_000),
+    ("batch 1024 shuffled (1024 indices)", spec(points: 10240, batch: 1024, shuffle: .seeded(1)), 20_000),
+]
+
+print("| event | ns/event | bytes/event | events/s |")
+print("|---|---:|---:|---:|")
+for (name, s, total) in cases {
+    let (ns, bytes) = measure(s, records(s, limit: 1000), total: total)
+    print("| \(name) | \(Int(ns.rounded())) | \(bytes) | \(Int((1e9 / ns).rounded())) |")
+}
+
+// Request decoding, for scale (requests are rare).
+let status = Array("{\"op\":\"status\",\"id\":4,\"job\":\"job1\"}\n".utf8)
+let clock = ContinuousClock()
+let n = 500_000
+let t0 = clock.now
+for _ in 0..<n { if case .success = RequestLine.decode(status) { sink &+= 1 } }
+let d = clock.now - t0
+let ns = (Double(d.components.seconds) * 1e9 + Double(d.components.attoseconds) / 1e9) / Double(n)
+print("| decode status request | \(Int(ns.rounded())) | \(status.count) | \(Int((1e9 / ns).rounded())) |")
+if sink == 42 { print("") }
