@@ -154,3 +154,15 @@ func expectError(_ text: String, _ code: ErrorCode, field: String? = nil,
                 == "{\"type\":\"error\",\"code\":\"invalid_spec\",\"field\":\"optimizer.rho\",\"message\":\"x \\\"quoted\\\"\\n\"}\n")
     }
 }
+
+@Suite struct ProtocolDocExampleTests {
+    /// The invalid_spec example in docs/PROTOCOL.md is this line, byte for byte.
+    @Test func invalidSpecExample() throws {
+        let spec = classicSpec(replacing: "optimizer", with: "{\"name\":\"rmsprop\",\"rho\":1.5}")
+        guard case .failure(let e) = decode("{\"op\":\"start\",\"id\":2,\"job\":\"job1\",\"spec\":\(spec)}") else {
+            Issue.record("accepted rho 1.5"); return
+        }
+        #expect(String(decoding: e.line, as: UTF8.self)
+                == "{\"type\":\"error\",\"id\":2,\"code\":\"invalid_spec\",\"field\":\"optimizer.rho\",\"message\":\"optimizer.rho: 1.5 is not allowed; a number in [0, 1)\"}\n")
+    }
+}
