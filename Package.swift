@@ -31,8 +31,8 @@ let package = Package(
         .executableTarget(name: "ltctl", dependencies: [
             "LTClient", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        // Benchmarks: swift run -c release LTBench engine (results in docs/BENCHMARKS.md).
-        .executableTarget(name: "LTBench", dependencies: ["LTEngine"]),
+        // Benchmarks: swift run -c release LTBench engine|codec (results in docs/BENCHMARKS.md).
+        .executableTarget(name: "LTBench", dependencies: ["LTEngine", "LTProtocol"]),
         .testTarget(name: "LTEngineTests", dependencies: ["LTEngine"], exclude: ["Golden", "Initializers/Fixtures"]),
         .testTarget(name: "LTProtocolTests", dependencies: ["LTProtocol"]),
         .testTarget(name: "EndToEndTests", dependencies: ["LTProtocol", "LTClient"]),
