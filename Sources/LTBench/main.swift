@@ -1,4 +1,4 @@
-// ltd benchmarks. Run: swift run -c release LTBench engine
+// ltd benchmarks. Run: swift run -c release LTBench engine|codec
 // Prints a Markdown table; docs/BENCHMARKS.md records the numbers with the machine they ran on.
 import LTEngine
 
@@ -141,5 +141,6 @@ func engineBenchmarks() {
 let arguments = CommandLine.arguments.dropFirst()
 switch arguments.first {
 case "engine", nil: engineBenchmarks()
-default: print("usage: LTBench engine")
+case "codec": CodecBenchmarks.run()
+default: print("usage: LTBench engine|codec")
 }

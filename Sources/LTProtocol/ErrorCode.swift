@@ -1,0 +1,26 @@
+/// Every error the daemon can answer with. Shared by daemon and clients; the raw value is the wire `code`.
+/// Messages are built where the error happens and always say what to do next.
+public enum ErrorCode: String, Sendable, CaseIterable {
+    /// The line is not valid JSON, not an object, not UTF-8, or nested too deep. The connection stays open.
+    case badJSON = "bad_json"
+    /// The line exceeds the daemon's limit. The daemon closes the connection after this error.
+    case lineTooLong = "line_too_long"
+    case unknownOp = "unknown_op"
+    /// A request field is missing or has the wrong type or range.
+    case badRequest = "bad_request"
+    case invalidJobName = "invalid_job_name"
+    /// The spec failed validation; the error line also carries `field`.
+    case invalidSpec = "invalid_spec"
+    case unknownJob = "unknown_job"
+    case jobExists = "job_exists"
+    /// Only the job's owner or root may control it; the error line also carries `owner`.
+    case permissionDenied = "permission_denied"
+    /// The operation needs a paused job (step) or an active one (pause, resume, cancel).
+    case wrongState = "wrong_state"
+    /// delete needs a job in a final state.
+    case jobActive = "job_active"
+    case tooManyJobs = "too_many_jobs"
+    case alreadySubscribed = "already_subscribed"
+    case shuttingDown = "shutting_down"
+    case internalError = "internal"
+}

@@ -1,0 +1,190 @@
+import LTEngine
+
+/// Number spelling on the wire: the shortest decimal that round-trips to the exact value in the job's precision,
+/// and the strings "NaN", "Infinity", "-Infinity" for what JSON cannot spell.
+public enum JSONNumber {
+    public static func format(_ value: Double, precision: Precision = .float64) -> String {
+        switch precision {
+        case .float32:
+            // Round first: a finite double beyond float32's range is infinite as float32 (and Float.description
+            // would spell it "inf", which is not JSON).
+            let f = Float(value)
+            guard f.isFinite else { return nonFinite(f.isNaN, f > 0) }
+            return f.description
+        case .float64:
+            guard value.isFinite else { return nonFinite(value.isNaN, value > 0) }
+            return value.description
+        }
+    }
+
+    private static func nonFinite(_ isNaN: Bool, _ positive: Bool) -> String {
+        isNaN ? "\"NaN\"" : (positive ? "\"Infinity\"" : "\"-Infinity\"")
+    }
+}
+
+/// Appends compact JSON to a byte buffer, placing commas itself. Used for every event, so it avoids Foundation
+/// and intermediate strings: one event is encoded once into one buffer and shared by every subscriber.
+public struct JSONWriter: Sendable {
+    public private(set) var bytes: [UInt8]
+    public var precision: Precision
+    private var needsComma = false
+
+    public init(precision: Precision = .float64, capacity: Int = 512) {
+        self.precision = precision
+        bytes = []
+        bytes.reserveCapacity(capacity)
+    }
+
+    private mutating func separate() {
+        if needsComma { bytes.append(UInt8(ascii: ",")) }
+        needsComma = true
+    }
+
+    public mutating func beginObject() { separate(); bytes.append(UInt8(ascii: "{")); needsComma = false }
+    public mutating func endObject() { bytes.append(UInt8(ascii: "}")); needsComma = true }
+    public mutating func beginArray() { separate(); bytes.append(UInt8(ascii: "[")); needsComma = false }
+    public mutating func endArray() { bytes.append(UInt8(ascii: "]")); needsComma = true }
+
+    /// An object key; the next value call writes its value.
+    public mutating func key(_ name: StaticString) {
+        separate()
+        bytes.append(UInt8(ascii: "\""))
+        name.withUTF8Buffer { bytes.append(contentsOf: $0) }
+        bytes.append(contentsOf: [UInt8(ascii: "\""), UInt8(ascii: ":")])
+        needsComma = false
+    }
+
+    public mutating func key(_ name: String) {
+        separate()
+        appendEscaped(name)
+        bytes.append(UInt8(ascii: ":"))
+        needsComma = false
+    }
+
+    public mutating func string(_ value: String) { separate(); appendEscaped(value) }
+
+    public mutating func number(_ value: Double) { number(value, precision: precision) }
+
+    /// A number in the given precision, whatever the writer's.
+    public mutating func number(_ value: Double, precision: Precision) {
+        separate()
+        // The stdlib's shortest round-trip spelling; short ones are small strings, so no allocation.
+        var text: String
+        switch precision {
+        case .float32:
+            let f = Float(value)
+            guard f.isFinite else { appendNonFinite(f.isNaN, f > 0); return }
+            text = f.description
+        case .float64:
+            guard value.isFinite else { appendNonFinite(value.isNaN, value > 0); return }
+            text = value.description
+        }
+        text.withUTF8 { bytes.append(contentsOf: $0) }
+    }
+
+    private mutating func appendNonFinite(_ isNaN: Bool, _ positive: Bool) {
+        let text: StaticString = isNaN ? "\"NaN\"" : (positive ? "\"Infinity\"" : "\"-Infinity\"")
+        text.withUTF8Buffer { bytes.append(contentsOf: $0) }
+    }
+
+    /// Decimal digits without an intermediate String.
+    private mutating func appendDecimal(_ magnitude: UInt64, negative: Bool) {
+        if negative { bytes.append(UInt8(ascii: "-")) }
+        if magnitude < 10 { bytes.append(0x30 &+ UInt8(truncatingIfNeeded: magnitude)); return }
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
+            var v = magnitude
+            var i = 20
+            while v > 0 {
+                i -= 1
+                digits[i] = 0x30 &+ UInt8(truncatingIfNeeded: v % 10)
+                v /= 10
+            }
+            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: digits[i...]))
+        }
+    }
+
+    /// A string known to need no escaping.
+    public mutating func rawString(_ value: StaticString) {
+        separate()
+        bytes.append(UInt8(ascii: "\""))
+        value.withUTF8Buffer { bytes.append(contentsOf: $0) }
+        bytes.append(UInt8(ascii: "\""))
+    }
+
+    public mutating func integer(_ value: Int) { separate(); appendDecimal(value.magnitude.toUInt64, negative: value < 0) }
+    public mutating func integer(_ value: UInt64) { separate(); appendDecimal(value, negative: false) }
+    public mutating func bool(_ value: Bool) { separate(); bytes.append(contentsOf: (value ? "true" : "false").utf8) }
+    public mutating func null() { separate(); bytes.append(contentsOf: "null".utf8) }
+
+    public mutating func field(_ name: StaticString, _ value: Double) { key(name); number(value) }
+    public mutating func field(_ name: StaticString, _ value: Int) { key(name); integer(value) }
+    public mutating func field(_ name: StaticString, _ value: String) { key(name); string(value) }
+    public mutating func field(_ name: StaticString, _ value: Bool) { key(name); bool(value) }
+
+    public mutating func numbers(_ values: some Sequence<Double>) {
+        beginArray()
+        for v in values { number(v) }
+        endArray()
+    }
+
+    public mutating func integers(_ values: some Sequence<Int>) {
+        beginArray()
+        for v in values { integer(v) }
+        endArray()
+    }
+
+    /// Writes any parsed value back out (numbers keep their source text).
+    public mutating func value(_ v: JSONValue) {
+        switch v {
+        case .null: null()
+        case .bool(let b): bool(b)
+        case .number(let text): separate(); bytes.append(contentsOf: text.utf8)
+        case .string(let s): string(s)
+        case .array(let a):
+            beginArray(); for e in a { value(e) }; endArray()
+        case .object(let members):
+            beginObject(); for m in members { key(m.key); value(m.value) }; endObject()
+        }
+    }
+
+    public mutating func newline() { bytes.append(0x0A); needsComma = false }
+
+    private mutating func appendEscaped(_ s: String) {
+        bytes.append(UInt8(ascii: "\""))
+        var s = s
+        // Fast path: most strings (job names, keys, states) need no escaping.
+        let plain = s.withUTF8 { utf8 in
+            guard utf8.allSatisfy({ $0 >= 0x20 && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }) else { return false }
+            bytes.append(contentsOf: utf8)
+            return true
+        }
+        if plain { bytes.append(UInt8(ascii: "\"")); return }
+        for b in s.utf8 {
+            switch b {
+            case UInt8(ascii: "\""): bytes.append(contentsOf: [0x5C, 0x22])
+            case UInt8(ascii: "\\"): bytes.append(contentsOf: [0x5C, 0x5C])
+            case 0x0A: bytes.append(contentsOf: [0x5C, UInt8(ascii: "n")])
+            case 0x0D: bytes.append(contentsOf: [0x5C, UInt8(ascii: "r")])
+            case 0x09: bytes.append(contentsOf: [0x5C, UInt8(ascii: "t")])
+            case 0x00..<0x20:
+                let hex: [UInt8] = Array("0123456789abcdef".utf8)
+                bytes.append(contentsOf: [0x5C, UInt8(ascii: "u"), 0x30, 0x30, hex[Int(b >> 4)], hex[Int(b & 0xF)]])
+            default: bytes.append(b)
+            }
+        }
+        bytes.append(UInt8(ascii: "\""))
+    }
+}
+
+extension UInt {
+    fileprivate var toUInt64: UInt64 { UInt64(truncatingIfNeeded: self) }
+}
+
+extension JSONValue {
+    /// Compact JSON text of this value.
+    public var serialized: String {
+        var w = JSONWriter()
+        w.value(self)
+        return String(decoding: w.bytes, as: UTF8.self)
+    }
+}
