@@ -1,5 +1,7 @@
 #if canImport(Glibc)
 import Glibc
+// With CLibUV in the module, clang attributes the socket constants (SOCK_STREAM, …) to it rather than Glibc.
+import CLibUV
 #endif
 
 /// Sockets handed over by socket activation (`sd_listen_fds(3)`): systemd, or `systemd-socket-activate`, passes

@@ -1,5 +1,7 @@
 #if canImport(Glibc)
 import Glibc
+// With CLibUV in the module, clang attributes the socket constants (SOCK_STREAM, …) to it rather than Glibc.
+import CLibUV
 #endif
 
 /// Talks to the service manager through `$NOTIFY_SOCKET`, as `sd_notify(3)` does: each message is one datagram
