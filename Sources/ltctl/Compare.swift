@@ -1,0 +1,7 @@
+import ArgumentParser
+
+extension LTCtl {
+    struct Compare: ParsableCommand {
+        func run() throws {}
+    }
+}

@@ -1,0 +1,7 @@
+import ArgumentParser
+
+extension LTCtl {
+    struct Demo: ParsableCommand {
+        func run() throws {}
+    }
+}

@@ -1,0 +1,7 @@
+import ArgumentParser
+
+extension LTCtl {
+    struct Explain: ParsableCommand {
+        func run() throws {}
+    }
+}

@@ -1,0 +1,7 @@
+import ArgumentParser
+
+extension LTCtl {
+    struct Export: ParsableCommand {
+        func run() throws {}
+    }
+}
