@@ -43,14 +43,13 @@ final class EventPrinter {
     }
 
     /// The text for one event (possibly several lines, each ending in a newline; empty for unknown events).
-    func render(_ event: JSONValue) -> String {
-        switch event["type"]?.stringValue {
-        case "start": return renderStart(event)
-        case "step": return renderStep(event)
-        case "epoch": return renderEpoch(event)
-        case "state": return renderState(event)
-        case "end": return renderEnd(event)
-        default: return ""
+    func render(_ event: Event) -> String {
+        switch event.type {
+        case .start: return renderStart(event.raw)
+        case .step: return renderStep(event.raw)
+        case .epoch: return renderEpoch(event.raw)
+        case .state: return renderState(event.raw)
+        case .end: return renderEnd(event.raw)
         }
     }
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import LTClient
+import LTProtocol
 
 /// ltctl's exit codes. `tail` (and `start --follow`, `demo`) end with the job's final state.
 enum ExitStatus: Int32 {
@@ -29,12 +30,13 @@ enum ExitStatus: Int32 {
         """
 
     /// The exit status for a job that ended in `state`.
-    static func forFinalState(_ state: String) -> ExitStatus {
+    static func forFinalState(_ state: JobState?) -> ExitStatus {
         switch state {
-        case "cancelled": return .cancelled
-        case "diverged": return .diverged
-        case "failed": return .failed
-        default: return .success
+        case .cancelled?: return .cancelled
+        case .diverged?: return .diverged
+        case .failed?: return .failed
+        case .finished?, .running?, .paused?: return .success
+        case nil: return .protocolError
         }
     }
 

@@ -81,7 +81,7 @@ struct Tailer {
         // With --no-follow, a filtered-out last event would leave us waiting for a later one; filter here instead.
         let filterHere = options.noFollow && options.every > 1
         let subscription = try connection.subscribe(job: job, from: from, every: filterHere ? 1 : options.every)
-        if subscription.isComplete { return ExitStatus.forFinalState(subscription.state) }
+        if subscription.isComplete { return ExitStatus.forFinalState(JobState(rawValue: subscription.state)) }
         let stopSeq: Int? = options.noFollow ? subscription.lastSeq : nil
         if let stopSeq, stopSeq < from { return .success }
         if options.json {
@@ -127,7 +127,7 @@ struct Tailer {
                 }
                 position = lineEnd
                 if type == "end" {
-                    result = ExitStatus.forFinalState(try parse()["state"]?.stringValue ?? "")
+                    result = ExitStatus.forFinalState(try parse()["state"]?.stringValue.flatMap(JobState.init(rawValue:)))
                     break
                 }
                 if let stopSeq, (try EventLine.seq(of: line) ?? parse()["seq"]?.intValue ?? 0) >= stopSeq {
@@ -158,22 +158,21 @@ struct Tailer {
                 progress.draw()
             }
             guard let line = try reader.readLine() else { break }
-            let event = try JSONParser.parseOrThrow(line, path: connection.socketPath)
-            let type = event["type"]?.stringValue ?? ""
-            let seq = event["seq"]?.intValue ?? lastSeq
-            if let stopSeq, seq > stopSeq { break }
-            if type == "error" { throw Connection.daemonError(event) }
-            lastSeq = seq
-            if type == "step", let iteration = event["iteration"]?.intValue {
-                progress.update(iteration: iteration, epoch: event["epoch"]?.intValue ?? 0)
+            let value = try JSONParser.parseOrThrow(line, path: connection.socketPath)
+            if value["type"]?.stringValue == "error" { throw Connection.daemonError(value) }
+            let event = try Event.decode(value, path: connection.socketPath)
+            if let stopSeq, event.seq > stopSeq { break }
+            lastSeq = event.seq
+            if event.type == .step, let iteration = event.int("iteration") {
+                progress.update(iteration: iteration, epoch: event.int("epoch") ?? 0)
                 if iteration % every != 0 { continue }
             }
-            if type == "start", let total = event["total_steps"]?.intValue { progress.total = total }
+            if event.type == .start, let total = event.int("total_steps") { progress.total = total }
             try out.write(printer.render(event))
-            if type == "end" || (stopSeq.map { seq >= $0 } ?? false) {
+            if event.type == .end || (stopSeq.map { event.seq >= $0 } ?? false) {
                 progress.finish()
                 try out.flush()
-                return type == "end" ? ExitStatus.forFinalState(event["state"]?.stringValue ?? "") : .success
+                return event.type == .end ? ExitStatus.forFinalState(event.state) : .success
             }
         }
         progress.finish()
@@ -181,6 +180,17 @@ struct Tailer {
         if stopSeq != nil { return .success }
         throw ClientError.protocolViolation(path: connection.socketPath,
             detail: "the connection ended before the job's end event (last seq \(lastSeq)); resume with `ltctl tail \(job) --since \(lastSeq + 1)`")
+    }
+}
+
+extension Event {
+    /// An event from a parsed line, or a protocol error naming the socket.
+    static func decode(_ value: JSONValue, path: String) throws -> Event {
+        do {
+            return try Event(json: value)
+        } catch {
+            throw ClientError.protocolViolation(path: path, detail: "not an event: \(error)")
+        }
     }
 }
 
