@@ -31,9 +31,9 @@ let package = Package(
         .executableTarget(name: "ltctl", dependencies: [
             "LTClient", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .testTarget(name: "LTEngineTests", dependencies: ["LTEngine"]),
+        .testTarget(name: "LTEngineTests", dependencies: ["LTEngine"], exclude: ["Golden"]),
         .testTarget(name: "LTProtocolTests", dependencies: ["LTProtocol"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["LTProtocol", "LTClient"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["LTProtocol", "LTClient", "LTDaemon"]),
     ],
     swiftLanguageModes: [.v6]
 )
