@@ -30,17 +30,17 @@ public final class BufferedOutput {
 
     public func flush() throws {
         if buffer.isEmpty { return }
-        try buffer.withUnsafeBytes { try writeAll($0) }
-        buffer.removeAll(keepingCapacity: true)
+        defer { buffer.removeAll(keepingCapacity: true) }
+        try buffer.withUnsafeBytes { try writeDirectly($0) }
     }
 
     /// Writes the bytes directly (after anything buffered), looping over partial writes. `outputClosed` on EPIPE.
     public func writeAll(_ bytes: UnsafeRawBufferPointer) throws {
-        if !buffer.isEmpty {
-            let pending = buffer
-            buffer.removeAll(keepingCapacity: true)
-            try pending.withUnsafeBytes { try writeAll($0) }
-        }
+        try flush()
+        try writeDirectly(bytes)
+    }
+
+    private func writeDirectly(_ bytes: UnsafeRawBufferPointer) throws {
         guard var p = bytes.baseAddress else { return }
         var left = bytes.count
         while left > 0 {

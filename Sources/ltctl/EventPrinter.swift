@@ -66,9 +66,7 @@ final class EventPrinter {
         if let optimum = e["optimum"] {
             lines += "; least-squares optimum w \(Format.fixed(optimum["w"], 4)), b \(Format.fixed(optimum["b"], 4)) (mse \(Format.fixed(optimum["mse"], 4)))"
         }
-        lines += "\n"
-        if !headerPrinted { headerPrinted = true; lines += header() }
-        return lines
+        return lines + "\n"
     }
 
     private func renderStep(_ e: JSONValue) -> String {
@@ -149,8 +147,11 @@ enum StatusText {
             + " (epoch \(s["epoch"]?.intValue ?? 0) of \(s["epochs"]?.intValue ?? 0), step \(s["step"]?.intValue ?? 0) of \(s["steps_per_epoch"]?.intValue ?? 0))"
         if let progress = s["progress"]?.doubleValue { text += ", \(Format.fixed(progress * 100, 1))% done" }
         text += ", last event seq \(s["seq"]?.intValue ?? 0)"
-        if s["w"] != nil {
-            text += "\n  w \(Format.exact(s["w"])), b \(Format.exact(s["b"]))"
+        if let w = s["w"]?.doubleValue, let b = s["b"]?.doubleValue {
+            // Shown in the job's precision: a float32 job's weights are float32 values.
+            let isFloat32 = s["precision"]?.stringValue != "float64"
+            let show = { (v: Double) in isFloat32 ? Float(v).description : v.description }
+            text += "\n  w \(show(w)), b \(show(b))"
         }
         if s["loss"] != nil {
             text += "\n  keras loss \(Format.fixed(s["loss"], 4)), rmse \(Format.fixed(s["rmse"], 4)) (running, before updates); "
