@@ -76,7 +76,7 @@ struct Comparison {
                        kerasRMSE: e.value("rmse") ?? .null,
                        batchRMSE: history.number(history.squareRoot(batchLoss)),
                        valRMSE: e.value("val_rmse") ?? .null,
-                       difference: JSONValue(keras - val), batchLoss: batchLoss,
+                       difference: history.number(history.rounded(keras - val)), batchLoss: batchLoss,
                        wBefore: e.value("w_before") ?? .null, wAfter: e.value("w_after") ?? .null, bAfter: e.value("b_after") ?? .null)
         }
     }
