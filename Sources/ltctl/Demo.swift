@@ -45,8 +45,15 @@ extension LTCtl {
                 ]))])
                 let status = try Tailer(connection: conn, job: name, options: TailSettings(json: json)).run()
                 if !json {
-                    let again = privateDaemon == nil ? "ltctl compare \(name)" : "(the private daemon stops now; with `ltd &` running, jobs stay)"
-                    print("\nWhy does Keras print a different RMSE than the final model's? Ask: \(again)")
+                    // The question the demo exists for, answered with this run's own figures.
+                    let history = try JobHistory.read(job: name, socketPath: socketPath, types: [.start, .step, .epoch])
+                    let out = BufferedOutput(fd: STDOUT_FILENO)
+                    try out.write("\n" + Palette(fd: STDOUT_FILENO).bold("Why Keras's RMSE is not the RMSE of the final model") + "\n")
+                    for sentence in Comparison(job: name, history: history).explanation { try out.write("- " + sentence + "\n") }
+                    try out.write(privateDaemon == nil
+                        ? "\nEvery figure: ltctl compare \(name); one step by hand: ltctl explain \(name) --iteration 5\n"
+                        : "\n(The private daemon stops now. Run `ltd &` to keep jobs, then try `ltctl compare` and `ltctl explain`.)\n")
+                    try out.flush()
                 }
                 return status
             }

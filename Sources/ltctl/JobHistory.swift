@@ -13,7 +13,11 @@ struct JobHistory {
 
     /// Replays the job's events from seq 1 to the seq current at subscribe time; `types` limits what is kept.
     static func read(job: String, connection: ConnectionOptions, types: Set<EventType> = Set(EventType.allCases)) throws -> JobHistory {
-        let conn = try connection.connect()
+        try read(job: job, socketPath: connection.socketPath, types: types)
+    }
+
+    static func read(job: String, socketPath: String, types: Set<EventType> = Set(EventType.allCases)) throws -> JobHistory {
+        let conn = try Connection(socketPath: socketPath)
         let subscription = try conn.subscribe(job: job, from: 1, types: types.union([.end]).map(\.rawValue).sorted())
         var history = JobHistory(state: subscription.state)
         if subscription.isComplete { return history }
