@@ -33,7 +33,7 @@ let package = Package(
         ]),
         .testTarget(name: "LTEngineTests", dependencies: ["LTEngine"], exclude: ["Golden"]),
         .testTarget(name: "LTProtocolTests", dependencies: ["LTProtocol"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["LTProtocol", "LTClient", "LTDaemon"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["LTProtocol", "LTClient", "LTDaemon"], exclude: ["Fixtures", "Snapshots"]),
     ],
     swiftLanguageModes: [.v6]
 )

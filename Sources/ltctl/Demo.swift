@@ -106,7 +106,18 @@ final class PrivateDaemon {
         var pid: pid_t = 0
         var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
         defer { for p in argv { free(p) } }
-        let result = posix_spawn(&pid, path, nil, nil, &argv, environ)
+        // A clean signal state for the daemon: no blocked signals (we may run under a runner that blocks them) and
+        // SIGPIPE back to its default (ltctl ignores it, and ignored signals survive exec).
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var signals = sigset_t()
+        sigemptyset(&signals)
+        posix_spawnattr_setsigmask(&attributes, &signals)
+        sigaddset(&signals, SIGPIPE)
+        posix_spawnattr_setsigdefault(&attributes, &signals)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        let result = posix_spawn(&pid, path, nil, &attributes, &argv, environ)
         guard result == 0 else {
             try? FileManager.default.removeItem(atPath: directory)
             throw InputError("cannot start \(path): \(String(cString: strerror(result)))")
