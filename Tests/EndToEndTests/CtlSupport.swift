@@ -1,0 +1,178 @@
+import Foundation
+import LTClient
+import LTProtocol
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A real `ltd` on a private socket, and the real `ltctl` run against it, for the ltctl end-to-end tests.
+/// Binaries and temporary directories come from `SystemdTestSupport`.
+final class CtlHarness {
+    struct Failure: Error, CustomStringConvertible {
+        let description: String
+        init(_ description: String) { self.description = description }
+    }
+
+    struct Result {
+        var status: Int32
+        var stdout: String
+        var stderr: String
+        var stdoutBytes: Data
+    }
+
+    let directory: String
+    let socketPath: String
+    let daemonPID: pid_t
+
+    static var ltctlPath: String { SystemdTestSupport.productsDirectory.appendingPathComponent("ltctl").path }
+    static let testsDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+
+    init() throws {
+        directory = try SystemdTestSupport.temporaryDirectory("ctl")
+        socketPath = directory + "/ltd.sock"
+        daemonPID = try Self.spawn(SystemdTestSupport.ltdPath,
+                                   ["--socket", socketPath, "--state-dir", directory + "/state", "--log-level", "warning"])
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline {
+            if (try? Connection(socketPath: socketPath).hello()) != nil { return }
+            usleep(20_000)
+        }
+        stopDaemon()
+        throw Failure("ltd did not answer on \(socketPath) within 10 s")
+    }
+
+    deinit {
+        stopDaemon()
+        SystemdTestSupport.removeTree(directory)
+    }
+
+    /// SIGTERM, then SIGKILL if it has not exited within 5 s.
+    private func stopDaemon() {
+        kill(daemonPID, SIGTERM)
+        var status: Int32 = 0
+        for _ in 0..<500 {
+            if waitpid(daemonPID, &status, WNOHANG) == daemonPID { return }
+            usleep(10_000)
+        }
+        kill(daemonPID, SIGKILL)
+        waitpid(daemonPID, &status, 0)
+    }
+
+    /// posix_spawn with an empty signal mask: the test runner's threads block most signals, and a child inherits
+    /// that mask, which would make the daemon deaf to SIGTERM.
+    static func spawn(_ path: String, _ arguments: [String]) throws -> pid_t {
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK))
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        var argv: [UnsafeMutablePointer<CChar>?] = ([path] + arguments).map { strdup($0) } + [nil]
+        defer { for p in argv { free(p) } }
+        var pid: pid_t = 0
+        let result = posix_spawn(&pid, path, &actions, &attributes, &argv, environ)
+        guard result == 0 else { throw Failure("cannot start \(path): \(String(cString: strerror(result)))") }
+        return pid
+    }
+
+    /// Runs ltctl with `--socket`-free arguments (LTD_SOCKET points at this harness's daemon) and NO_COLOR.
+    @discardableResult
+    func ltctl(_ arguments: [String], stdin: Data? = nil, environment extra: [String: String] = [:], timeout: TimeInterval = 60) throws -> Result {
+        var environment = ProcessInfo.processInfo.environment
+        environment["LTD_SOCKET"] = socketPath
+        environment["NO_COLOR"] = "1"
+        for (k, v) in extra { environment[k] = v }
+        return try Self.run(Self.ltctlPath, arguments, environment: environment, stdin: stdin, timeout: timeout)
+    }
+
+    static func run(_ path: String, _ arguments: [String], environment: [String: String], stdin: Data? = nil,
+                    timeout: TimeInterval = 60) throws -> Result {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: path)
+        process.arguments = arguments
+        process.environment = environment
+        let out = Pipe(), err = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        let input = Pipe()
+        process.standardInput = stdin == nil ? FileHandle.nullDevice : input
+        try process.run()
+        if let stdin {
+            input.fileHandleForWriting.write(stdin)
+            try input.fileHandleForWriting.close()
+        }
+        // Read both pipes concurrently, so a chatty child never blocks on a full pipe.
+        let errorData = ReadBox()
+        let reader = Thread { errorData.set(err.fileHandleForReading.readDataToEndOfFile()) }
+        reader.start()
+        let timer = DispatchWorkItem { if process.isRunning { process.terminate() } }
+        DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: timer)
+        let outputData = out.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        timer.cancel()
+        let stderrData = errorData.wait()
+        return Result(status: process.terminationStatus, stdout: String(decoding: outputData, as: UTF8.self),
+                      stderr: String(decoding: stderrData, as: UTF8.self), stdoutBytes: outputData)
+    }
+
+    /// Starts the classic twelve-point job (epochs 4, batch 4) and waits until it is over.
+    func startColab(_ name: String, extra: [String] = []) throws {
+        let result = try ltctl(["start", name, "--example", "colab"] + extra)
+        guard result.status == 0 else { throw Failure("ltctl start failed (\(result.status)): \(result.stderr)") }
+    }
+
+    /// Waits for a job to reach a final state, by tailing it (which exits then).
+    @discardableResult
+    func waitFinished(_ name: String) throws -> Int32 {
+        try ltctl(["tail", name, "--json"]).status
+    }
+
+    /// The job's events exactly as a raw protocol subscription from seq 1 delivers them, up to and including `end`.
+    func rawSubscription(_ name: String) throws -> Data {
+        let connection = try Connection(socketPath: socketPath)
+        _ = try connection.subscribe(job: name, from: 1)
+        var bytes = Data()
+        while let line = try connection.reader.readLine() {
+            bytes.append(contentsOf: line)
+            bytes.append(0x0A)
+            if (try? Event(line: line))?.type == .end { break }
+        }
+        return bytes
+    }
+
+    /// A snapshot file under Snapshots/. With LTCTL_UPDATE_SNAPSHOTS=1 the actual text is written instead
+    /// (review it by hand against the golden trace before committing).
+    static func snapshot(_ name: String, actual: String) throws -> String {
+        let url = testsDirectory.appendingPathComponent("Snapshots").appendingPathComponent(name)
+        if ProcessInfo.processInfo.environment["LTCTL_UPDATE_SNAPSHOTS"] == "1" {
+            try actual.write(to: url, atomically: true, encoding: .utf8)
+        }
+        return try String(contentsOf: url, encoding: .utf8)
+    }
+
+    /// The golden Keras trace of the twelve-point example at epochs 4, batch 4.
+    static func goldenSteps() throws -> [JSONValue] {
+        let url = testsDirectory.appendingPathComponent("Fixtures").appendingPathComponent("seed_e4_b4.trace.ndjson")
+        let text = try String(contentsOf: url, encoding: .utf8)
+        return try text.split(separator: "\n").map { try JSONParser.parse(String($0)) }.filter { $0["type"]?.stringValue == "step" }
+    }
+}
+
+/// A value handed from a reader thread to the test thread.
+final class ReadBox: @unchecked Sendable {
+    private let lock = NSCondition()
+    private var value: Data?
+    func set(_ data: Data) { lock.lock(); value = data; lock.signal(); lock.unlock() }
+    func wait() -> Data {
+        lock.lock()
+        while value == nil { lock.wait() }
+        let v = value ?? Data()
+        lock.unlock()
+        return v
+    }
+}
