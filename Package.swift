@@ -25,6 +25,8 @@ let package = Package(
         .target(name: "LTDaemon", dependencies: ["LTProtocol", "CLibUV"]),
         // A small blocking Unix-socket client; needs no libuv.
         .target(name: "LTClient", dependencies: ["LTProtocol"]),
+        // Pictures of a training run: SVG and terminal charts. Pure values in, text out; no I/O.
+        .target(name: "LTPlot"),
         .executableTarget(name: "ltd", dependencies: [
             "LTDaemon", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
@@ -34,6 +36,7 @@ let package = Package(
         // Fixtures are read through #filePath, not bundled as resources.
         .testTarget(name: "LTEngineTests", dependencies: ["LTEngine"], exclude: ["Initializers/Fixtures"]),
         .testTarget(name: "LTProtocolTests", dependencies: ["LTProtocol"]),
+        .testTarget(name: "LTPlotTests", dependencies: ["LTPlot"], exclude: ["Fixtures"]),
         .testTarget(name: "EndToEndTests", dependencies: ["LTProtocol", "LTClient"]),
     ],
     swiftLanguageModes: [.v6]
