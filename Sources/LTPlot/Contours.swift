@@ -78,3 +78,32 @@ struct ContourGrid {
         return out
     }
 }
+
+enum ContourChains {
+    /// Joins segments that share an end (compared by `key`) into polylines, so a contour is written once per vertex.
+    static func join(_ segments: [(Point, Point)], key: (Point) -> String) -> [[Point]] {
+        var byEnd: [String: [Int]] = [:]
+        for (i, s) in segments.enumerated() {
+            byEnd[key(s.0), default: []].append(i)
+            byEnd[key(s.1), default: []].append(i)
+        }
+        var used = Array(repeating: false, count: segments.count)
+        var chains: [[Point]] = []
+        func next(from p: Point) -> Point? {
+            for i in byEnd[key(p)] ?? [] where !used[i] {
+                used[i] = true
+                return key(segments[i].0) == key(p) ? segments[i].1 : segments[i].0
+            }
+            return nil
+        }
+        for i in segments.indices where !used[i] {
+            used[i] = true
+            var forward = [segments[i].0, segments[i].1]
+            while let last = forward.last, let p = next(from: last) { forward.append(p) }
+            var backward: [Point] = []
+            while let first = backward.last ?? forward.first, let p = next(from: first) { backward.append(p) }
+            chains.append(backward.reversed() + forward)
+        }
+        return chains
+    }
+}

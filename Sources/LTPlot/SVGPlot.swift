@@ -112,7 +112,10 @@ private struct Picture {
         clipCount += 1
         let id = "plot-area-\(clipCount)"
         svg.start("clipPath", ["id": id])
-        svg.empty("rect", ["x": c(frame.x), "y": c(frame.y), "width": c(frame.width), "height": c(frame.height)])
+        // A little wider than the plot area: lines are already cut to the axes' range, and this leaves room for
+        // the markers at its edges. It only hides animation frames that are parked outside.
+        let margin = 6.0
+        svg.empty("rect", ["x": c(frame.x - margin), "y": c(frame.y - margin), "width": c(frame.width + 2 * margin), "height": c(frame.height + 2 * margin)])
         svg.end()
         return "url(#\(id))"
     }
@@ -144,14 +147,40 @@ private struct Picture {
 
     enum Swatch { case dot(String), line(String, dash: String?), cross(String), ring(String) }
 
-    /// A legend box at the plot area's top-left (or top-right) corner.
-    mutating func legend(_ frame: Frame, alignRight: Bool = false, _ entries: [(Swatch, String)]) {
+    enum LegendPlacement {
+        /// Inside the plot area, in the corner that covers the fewest of these pixels.
+        case corner(avoiding: [Point])
+        /// Outside the plot area, top-left at this position.
+        case at(x: Double, y: Double)
+    }
+
+    /// A legend box with one line per entry.
+    mutating func legend(_ frame: Frame, _ placement: LegendPlacement, _ entries: [(Swatch, String)]) {
         guard !entries.isEmpty else { return }
         let longest = entries.map { $0.1.count }.max() ?? 0
-        let boxWidth = min(frame.width - 12, 40 + Double(longest) * 6.2)
+        let boxWidth = min(frame.width - 12, 42 + Double(longest) * 6.5)
         let boxHeight = 8 + Double(entries.count) * 16
-        let x0 = alignRight ? frame.maxX - boxWidth - 6 : frame.x + 6
-        let y0 = frame.y + 6
+        var x0 = frame.x + 6
+        var y0 = frame.y + 6
+        switch placement {
+        case .at(let x, let y):
+            x0 = x
+            y0 = y
+        case .corner(let avoid):
+            let corners = [(frame.x + 6, frame.y + 6), (frame.maxX - boxWidth - 6, frame.y + 6),
+                           (frame.maxX - boxWidth - 6, frame.maxY - boxHeight - 6), (frame.x + 6, frame.maxY - boxHeight - 6)]
+            var best = Int.max
+            for (cx, cy) in corners {
+                let covered = avoid.reduce(0) { n, p in
+                    n + (p.x >= cx - 6 && p.x <= cx + boxWidth + 6 && p.y >= cy - 6 && p.y <= cy + boxHeight + 6 ? 1 : 0)
+                }
+                if covered < best {
+                    best = covered
+                    x0 = cx
+                    y0 = cy
+                }
+            }
+        }
         svg.start("g", ["class": "legend", "font-size": "11"])
         svg.empty("rect", ["x": c(x0), "y": c(y0), "width": c(boxWidth), "height": c(boxHeight), "fill": Palette.background, "fill-opacity": "0.88", "stroke": Palette.grid])
         for (k, entry) in entries.enumerated() {
@@ -220,6 +249,14 @@ private struct Picture {
             return ((xs(p.x), ys(p.y)), (xs(q.x), ys(q.y)))
         }
 
+        // Pixels the legend should not hide: the points and samples along every line drawn.
+        var occupied: [Point] = []
+        func occupy(_ segment: (Point, Point)) {
+            for k in 0...24 {
+                let t = Double(k) / 24
+                occupied.append((segment.0.x + (segment.1.x - segment.0.x) * t, segment.0.y + (segment.1.y - segment.0.y) * t))
+            }
+        }
         var nonFinite = 0
         if animate {
             // One line whose ends jump from step to step; outside the panel it becomes a point outside the clip.
@@ -244,6 +281,7 @@ private struct Picture {
                 let s = run.steps[i]
                 guard s.wAfter.isFinite, s.bAfter.isFinite else { nonFinite += 1; continue }
                 guard let (p, q) = segment(s.wAfter, s.bAfter) else { continue }
+                occupy((p, q))
                 let t = progress(position)
                 svg.empty("line", ["class": "step-line", "x1": c(p.x), "y1": c(p.y), "x2": c(q.x), "y2": c(q.y),
                                    "stroke": Colour.mix(Palette.stepEarly, Palette.stepLate, t), "stroke-opacity": NumberText.compact(0.35 + 0.45 * t)])
@@ -252,15 +290,19 @@ private struct Picture {
         }
         if nonFinite > 0 { notes.append("\(nonFinite) step\(nonFinite == 1 ? "" : "s") with non-finite weights not drawn.") }
         if let opt = optimum, let (p, q) = segment(opt.w, opt.b) {
+            occupy((p, q))
             svg.empty("line", ["class": "optimum-line", "x1": c(p.x), "y1": c(p.y), "x2": c(q.x), "y2": c(q.y),
                                "stroke": Palette.optimum, "stroke-width": "2", "stroke-dasharray": "7 5"])
         }
         if let fin = last, let (p, q) = segment(fin.w, fin.b) {
+            occupy((p, q))
             svg.empty("line", ["class": "final-line", "x1": c(p.x), "y1": c(p.y), "x2": c(q.x), "y2": c(q.y),
                                "stroke": Palette.stepLate, "stroke-width": "2.5"])
         }
         svg.start("g", ["class": "points", "fill": Palette.point, "stroke": Palette.background, "stroke-width": "1"])
         for (x, y) in pairs {
+            // A data point weighs as much as a whole line.
+            occupied += Array(repeating: (xs(x), ys(y)), count: 25)
             svg.empty("circle", ["class": "point", "cx": c(xs(x)), "cy": c(ys(y)), "r": "4.5"])
         }
         svg.end()
@@ -273,7 +315,7 @@ private struct Picture {
         }
         if let fin = last, fin.w.isFinite, fin.b.isFinite { entries.append((.line(Palette.stepLate, dash: nil), "final: \(equation(fin.w, fin.b))")) }
         if let opt = optimum { entries.append((.line(Palette.optimum, dash: "7 5"), "least squares: \(equation(opt.w, opt.b))")) }
-        legend(frame, entries)
+        legend(frame, .corner(avoiding: occupied), entries)
         svg.end()
     }
 
@@ -290,7 +332,8 @@ private struct Picture {
     // MARK: - Panel 2: the curves
 
     mutating func curvesPanel(_ outer: Frame) {
-        let frame = outer.inset(left: 70, top: 34, right: 18, bottom: 50)
+        // The legend sits to the right of the plot, where it cannot hide a curve.
+        let frame = outer.inset(left: 70, top: 34, right: 300, bottom: 50)
         let steps = run.steps
         let lastIteration = steps.last?.iteration ?? 1
         let firstIteration = steps.first.map { $0.iteration - 1 } ?? 0
@@ -349,8 +392,8 @@ private struct Picture {
         svg.end()
 
         let series: [(String, String, String, KeyPath<StepPoint, Double>, Double)] = [
-            ("curve-batch", Palette.batch, "batch RMSE, before the update (sqrt of batch_loss)", \.batchRmse, 1.5),
-            ("curve-keras", Palette.keras, "RMSE Keras reports (running over the epoch, before each update)", \.kerasRmse, 2.2),
+            ("curve-batch", Palette.batch, "batch RMSE: this batch, before its update", \.batchRmse, 1.5),
+            ("curve-keras", Palette.keras, "Keras RMSE: running, before each update", \.kerasRmse, 2.2),
             ("curve-val", Palette.validation, "validation RMSE after the update", \.valRmse, 2.2),
         ]
         let markers = drawn.count <= 60
@@ -386,7 +429,7 @@ private struct Picture {
         svg.end()  // clipped group
         var entries = series.map { (Swatch.line($0.1, dash: nil), $0.2) }
         if spans.count > 1 { entries.append((.line(Palette.epoch, dash: "3 4"), "epoch boundary")) }
-        legend(frame, alignRight: true, entries)
+        legend(Frame(x: frame.maxX + 14, y: frame.y, width: outer.maxX - frame.maxX - 20, height: frame.height), .at(x: frame.maxX + 14, y: frame.y), entries)
         svg.end()
     }
 
@@ -452,11 +495,15 @@ private struct Picture {
         }
         svg.end()  // clipped group
 
-        var entries: [(Swatch, String)] = [(.ring(Palette.stepLate), "start: w \(NumberText.short(run.initial.w)), b \(NumberText.short(run.initial.b))")]
+        var entries: [(Swatch, String)] = [(.ring(Palette.stepLate), "start: w=\(NumberText.short(run.initial.w)), b=\(NumberText.short(run.initial.b))")]
         entries.append((.dot(Palette.stepLate), "(w, b) after each step"))
-        if let opt = optimum { entries.append((.cross(Palette.optimum), "least squares: w \(NumberText.short(opt.w)), b \(NumberText.short(opt.b))")) }
-        if let levels { entries.append((.line(Palette.contour, dash: nil), "MSE contours \(NumberText.short(levels.lo)) … \(NumberText.short(levels.hi)) (log-spaced)")) }
-        legend(frame, alignRight: true, entries)
+        if let opt = optimum { entries.append((.cross(Palette.optimum), "least squares: w=\(NumberText.short(opt.w)), b=\(NumberText.short(opt.b))")) }
+        if let levels { entries.append((.line(Palette.contour, dash: nil), "MSE = \(NumberText.short(levels.lo)) … \(NumberText.short(levels.hi)), log-spaced")) }
+        // The start and the optimum matter most; the path's points next.
+        var occupied = joined
+        if let start = pixels.first ?? nil { occupied += Array(repeating: start, count: 20) }
+        if let opt = optimum, opt.w.isFinite, opt.b.isFinite { occupied += Array(repeating: (xs(opt.w), ys(opt.b)), count: 20) }
+        legend(frame, .corner(avoiding: occupied), entries)
         svg.end()
     }
 
@@ -464,7 +511,7 @@ private struct Picture {
     mutating func contours(_ frame: Frame, xs: LinearScale, ys: LinearScale, w: (Double, Double), b: (Double, Double)) -> (lo: Double, hi: Double)? {
         guard data.count > 0 else { return nil }
         let surface = data
-        let grid = ContourGrid(columns: 72, rows: 72, x: w, y: b) { surface.mse(w: $0, b: $1) }
+        let grid = ContourGrid(columns: 121, rows: 121, x: w, y: b) { surface.mse(w: $0, b: $1) }
         let finite = grid.values.filter(\.isFinite)
         guard let top = finite.max(), let bottom = finite.min() else { return nil }
         // The floor is the optimum's MSE: contours are log-spaced in the excess over it, which makes them
@@ -483,10 +530,12 @@ private struct Picture {
         for (k, level) in levels.enumerated() {
             let segments = grid.segments(at: level)
             guard !segments.isEmpty else { continue }
+            let pixels = segments.map { (p, q) -> (Point, Point) in ((xs(p.x), ys(p.y)), (xs(q.x), ys(q.y))) }
             var d = ""
-            d.reserveCapacity(segments.count * 28)
-            for (p, q) in segments {
-                d += "M\(c(xs(p.x))) \(c(ys(p.y)))L\(c(xs(q.x))) \(c(ys(q.y)))"
+            for chain in ContourChains.join(pixels, key: { "\(NumberText.compact($0.x, decimals: 1)) \(NumberText.compact($0.y, decimals: 1))" }) {
+                for (n, p) in chain.enumerated() {
+                    d += (n == 0 ? "M" : (n == 1 ? "L" : " ")) + NumberText.compact(p.x, decimals: 1) + " " + NumberText.compact(p.y, decimals: 1)
+                }
             }
             let opacity = 0.3 + 0.5 * Double(count - k) / Double(count)
             svg.empty("path", ["class": "contour", "d": d, "stroke-opacity": NumberText.compact(opacity)])
