@@ -34,10 +34,10 @@ let package = Package(
             "LTClient", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Fixtures are read through #filePath, not bundled as resources.
-        .testTarget(name: "LTEngineTests", dependencies: ["LTEngine"], exclude: ["Initializers/Fixtures"]),
+        .testTarget(name: "LTEngineTests", dependencies: ["LTEngine"], exclude: ["Golden", "Initializers/Fixtures"]),
         .testTarget(name: "LTProtocolTests", dependencies: ["LTProtocol"]),
         .testTarget(name: "LTPlotTests", dependencies: ["LTPlot"], exclude: ["Fixtures"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["LTProtocol", "LTClient"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["LTProtocol", "LTClient", "LTDaemon"]),
     ],
     swiftLanguageModes: [.v6]
 )

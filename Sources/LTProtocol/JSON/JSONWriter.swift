@@ -4,11 +4,21 @@ import LTEngine
 /// and the strings "NaN", "Infinity", "-Infinity" for what JSON cannot spell.
 public enum JSONNumber {
     public static func format(_ value: Double, precision: Precision = .float64) -> String {
-        guard value.isFinite else { return value.isNaN ? "\"NaN\"" : (value > 0 ? "\"Infinity\"" : "\"-Infinity\"") }
         switch precision {
-        case .float32: return Float(value).description
-        case .float64: return value.description
+        case .float32:
+            // Round first: a finite double beyond float32's range is infinite as float32 (and Float.description
+            // would spell it "inf", which is not JSON).
+            let f = Float(value)
+            guard f.isFinite else { return nonFinite(f.isNaN, f > 0) }
+            return f.description
+        case .float64:
+            guard value.isFinite else { return nonFinite(value.isNaN, value > 0) }
+            return value.description
         }
+    }
+
+    private static func nonFinite(_ isNaN: Bool, _ positive: Bool) -> String {
+        isNaN ? "\"NaN\"" : (positive ? "\"Infinity\"" : "\"-Infinity\"")
     }
 }
 
@@ -56,6 +66,20 @@ public struct JSONWriter: Sendable {
     public mutating func number(_ value: Double) {
         separate()
         bytes.append(contentsOf: JSONNumber.format(value, precision: precision).utf8)
+    }
+
+    /// A number in the given precision, whatever the writer's.
+    public mutating func number(_ value: Double, precision: Precision) {
+        separate()
+        bytes.append(contentsOf: JSONNumber.format(value, precision: precision).utf8)
+    }
+
+    /// A string known to need no escaping.
+    public mutating func rawString(_ value: StaticString) {
+        separate()
+        bytes.append(UInt8(ascii: "\""))
+        value.withUTF8Buffer { bytes.append(contentsOf: $0) }
+        bytes.append(UInt8(ascii: "\""))
     }
 
     public mutating func integer(_ value: Int) { separate(); bytes.append(contentsOf: String(value).utf8) }
