@@ -31,7 +31,7 @@ let package = Package(
             "LTDaemon", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "ltctl", dependencies: [
-            "LTClient", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "LTClient", "LTPlot", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Fixtures are read through #filePath, not bundled as resources.
         .testTarget(name: "LTEngineTests", dependencies: ["LTEngine"], exclude: ["Golden", "Initializers/Fixtures"]),

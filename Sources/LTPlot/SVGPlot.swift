@@ -12,6 +12,8 @@
 public enum SVGPlot {
     /// At most this many steps are drawn per panel; the first, the last and the epoch ends are always among them.
     public static let maxDrawnSteps = 500
+    /// At most this many data points are drawn, evenly spread over the rows.
+    public static let maxDrawnPoints = 500
 
     /// The SVG document for `run`.
     /// - Parameters:
@@ -223,11 +225,14 @@ private struct Picture {
 
     mutating func dataPanel(_ outer: Frame) {
         let frame = outer.inset(left: 70, top: 34, right: 18, bottom: 50)
-        let pairs = zip(run.x, run.y).filter { $0.0.isFinite && $0.1.isFinite }
-        let skipped = min(run.x.count, run.y.count) - pairs.count
+        let finitePairs = zip(run.x, run.y).filter { $0.0.isFinite && $0.1.isFinite }
+        let skipped = min(run.x.count, run.y.count) - finitePairs.count
         if skipped > 0 { notes.append("\(skipped) data point\(skipped == 1 ? "" : "s") with a non-finite value not drawn.") }
-        let xs0 = pairs.map(\.0)
-        var ys0 = pairs.map(\.1)
+        let pairs = StepSampling.evenly(Array(finitePairs.indices), count: SVGPlot.maxDrawnPoints).map { finitePairs[$0] }
+        if pairs.count < finitePairs.count { notes.append("\(pairs.count) of the \(finitePairs.count) data points drawn, evenly spread.") }
+        // The axes cover every point, drawn or not.
+        let xs0 = finitePairs.map(\.0)
+        var ys0 = finitePairs.map(\.1)
         let xTicks = Ticks(lo: xs0.min() ?? 0, hi: xs0.max() ?? 1)
         // The final and the least-squares lines must fit; the earlier ones may leave the panel and are clipped.
         let last = run.steps.last.map { (w: $0.wAfter, b: $0.bAfter) }
@@ -308,7 +313,7 @@ private struct Picture {
         svg.end()
         svg.end()  // clipped group
 
-        var entries: [(Swatch, String)] = [(.dot(Palette.point), "training data (\(pairs.count) points)")]
+        var entries: [(Swatch, String)] = [(.dot(Palette.point), "training data (\(finitePairs.count) points)")]
         if !run.steps.isEmpty {
             entries.append((.line(Colour.mix(Palette.stepEarly, Palette.stepLate, 0.4), dash: nil),
                             animate ? "the line after each step (animated)" : "the line after each step, light → dark"))

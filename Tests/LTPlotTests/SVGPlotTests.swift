@@ -155,6 +155,16 @@ import Testing
         #expect(note.contains("10000 steps, \(picked.count) of them drawn"))
     }
 
+    @Test func manyDataPointsAreThinnedEvenly() {
+        let x = (0..<100_000).map { Double($0) / 1000 }
+        let run = TrainingRun(title: "big", settings: "", x: x, y: x.map { 2 * $0 + 1 }, initial: (0, 0), optimum: nil, steps: [])
+        let doc = SVGDocument(SVGPlot.render(run))
+        #expect(doc.error == nil)
+        #expect(doc.count("circle", class: "point") == SVGPlot.maxDrawnPoints)
+        #expect(doc.all("text", class: "note").first?.text.contains("500 of the 100000 data points drawn") == true)
+        #expect(doc.all("text", class: "legend-label").first?.text == "training data (100000 points)")
+    }
+
     @Test func emptyAndDegenerateRunsStillRender() {
         let empty = TrainingRun(title: "empty", settings: "", x: [], y: [], initial: (0, 0), optimum: nil, steps: [])
         let same = TrainingRun(title: "same x", settings: "", x: [2, 2, 2], y: [1, 2, 3], initial: (0.5, 0), optimum: nil,
