@@ -95,15 +95,22 @@ private struct Picture {
         svg.leaf("desc", [:], text: "Three panels: the data with the line after each step, the RMSE curves per iteration, and the path of (w, b) over contour lines of the training MSE.")
         svg.empty("rect", ["class": "background", "x": "0", "y": "0", "width": NumberText.compact(w), "height": NumberText.compact(h), "fill": Palette.background])
         svg.leaf("text", ["class": "title", "x": "24", "y": "32", "font-size": "20", "font-weight": "bold"], text: run.title)
-        svg.leaf("text", ["class": "settings", "x": "24", "y": "54", "font-size": "13", "fill": Palette.muted], text: run.settings)
+        // Long settings get a smaller font, and past that are cut, so the line never runs off the picture.
+        let room = w - 48
+        let glyph = 0.6  // a generous average advance of a sans-serif glyph, in ems
+        var settings = run.settings
+        let fontSize = max(9, min(13, room / (glyph * Double(max(1, settings.count)))))
+        let fitting = Int(room / (glyph * fontSize))
+        if settings.count > fitting { settings = String(settings.prefix(max(1, fitting - 1))) + "…" }
+        svg.leaf("text", ["class": "settings", "x": "24", "y": "54", "font-size": NumberText.compact(fontSize, decimals: 1), "fill": Palette.muted], text: settings)
 
         dataPanel(Frame(x: 0, y: 64, width: w / 2, height: 390))
         pathPanel(Frame(x: w / 2, y: 64, width: w / 2, height: 390))
         curvesPanel(Frame(x: 0, y: 454, width: w, height: 318))
 
-        let caption = notes.isEmpty
-            ? "\(run.steps.count) steps\(drawn.count < run.steps.count ? ", \(drawn.count) of them drawn (first, last, epoch ends and evenly spaced)" : "")."
-            : notes.joined(separator: " ")
+        let stepsDrawn = "\(run.steps.count) step\(run.steps.count == 1 ? "" : "s")"
+            + (drawn.count < run.steps.count ? ", \(drawn.count) of them drawn (first, last, epoch ends and evenly spaced)." : ".")
+        let caption = ([stepsDrawn] + notes).joined(separator: " ")
         svg.leaf("text", ["class": "note", "x": "24", "y": NumberText.compact(h - 12), "font-size": "11", "fill": Palette.muted], text: caption)
         return svg.finish()
     }

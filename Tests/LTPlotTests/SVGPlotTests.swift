@@ -130,6 +130,18 @@ import Testing
         #expect(doc.all("text", class: "settings").first?.text == "]]> <!-- -->")
     }
 
+    @Test func longSettingsShrinkAndAreCutToFit() throws {
+        var run = try GoldenRun.load()
+        run.settings = String(repeating: "adam (learning_rate 0.1, beta_1 0.9) · ", count: 4)
+        let medium = SVGDocument(SVGPlot.render(run)).all("text", class: "settings").first
+        #expect(medium?.text == run.settings)
+        #expect((medium?.attributes["font-size"]).flatMap(Double.init).map { $0 < 13 && $0 >= 9 } == true)
+        run.settings = String(repeating: "x", count: 1000)
+        let long = SVGDocument(SVGPlot.render(run)).all("text", class: "settings").first
+        #expect(long?.attributes["font-size"] == "9")
+        #expect(long.map { $0.text.count < 200 && $0.text.hasSuffix("…") } == true)
+    }
+
     @Test func longRunsAreSampledKeepingFirstLastAndEpochEnds() {
         // 40 epochs of 250 steps; the weights walk towards the optimum.
         var steps: [StepPoint] = []
