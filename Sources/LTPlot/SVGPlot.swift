@@ -100,8 +100,8 @@ private struct Picture {
         let glyph = 0.6  // a generous average advance of a sans-serif glyph, in ems
         var settings = run.settings
         let fontSize = max(9, min(13, room / (glyph * Double(max(1, settings.count)))))
-        let fitting = Int(room / (glyph * fontSize))
-        if settings.count > fitting { settings = String(settings.prefix(max(1, fitting - 1))) + "…" }
+        let fitting = Int(room / (glyph * 9))
+        if fontSize <= 9 && settings.count > fitting { settings = String(settings.prefix(max(1, fitting - 1))) + "…" }
         svg.leaf("text", ["class": "settings", "x": "24", "y": "54", "font-size": NumberText.compact(fontSize, decimals: 1), "fill": Palette.muted], text: settings)
 
         dataPanel(Frame(x: 0, y: 64, width: w / 2, height: 390))
