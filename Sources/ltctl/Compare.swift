@@ -18,9 +18,11 @@ extension LTCtl {
         @OptionGroup var job: JobArgument
         @Flag(help: "Print JSON: {job, rows: [...], explanation: [...]}.") var json = false
         @Flag(help: "Print CSV: iteration,epoch,step,rows,keras_rmse,batch_rmse,val_rmse,difference.") var csv = false
+        @Flag(help: "Also draw the Keras RMSE and the validation RMSE as a chart, within the terminal's width.") var chart = false
 
         func validate() throws {
             if json && csv { throw ValidationError("--json and --csv exclude each other") }
+            if chart && (json || csv) { throw ValidationError("--chart draws for a terminal; it does not go with --json or --csv") }
         }
 
         func run() throws {
@@ -34,6 +36,7 @@ extension LTCtl {
                     try out.write(comparison.csv)
                 } else {
                     try out.write(comparison.text(palette: Palette(fd: STDOUT_FILENO)))
+                    if chart { try out.write("\n" + RMSEChart.text(history: history, fd: STDOUT_FILENO, color: Palette(fd: STDOUT_FILENO).enabled)) }
                 }
                 try out.flush()
                 return .success

@@ -24,7 +24,7 @@ struct LTCtl: ParsableCommand {
         subcommands: [
             Start.self, Tail.self, List.self, Status.self,
             Pause.self, Resume.self, Step.self, Cancel.self, Delete.self,
-            Compare.self, Explain.self, Export.self, Demo.self,
+            Compare.self, Explain.self, Export.self, Plot.self, Demo.self,
         ]
     )
 
