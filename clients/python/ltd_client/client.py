@@ -184,20 +184,14 @@ class Client:
             request = {"op": op, "id": request_id}
             request.update({k: v for k, v in fields.items() if v is not None})
             conn = self._conn
-            if conn is not None:
-                try:
-                    conn.send(request)
-                except OSError:
-                    # The daemon closed our idle connection (restart, shutdown): nothing was delivered, so retry once.
-                    self._drop()
-                    conn = None
+            if conn is not None and not self._send(conn, request, request_id, op):
+                # The daemon had closed our idle connection (restart, shutdown): nothing was read, so retry once.
+                conn = None
             if conn is None:
                 conn = self._conn = _Connection(self.socket_path, self.timeout)
-                try:
-                    conn.send(request)
-                except OSError as exc:
-                    self._drop()
-                    raise ConnectionLost("could not send %r to ltd at %s: %s" % (op, self.socket_path, exc)) from None
+                if not self._send(conn, request, request_id, op):
+                    raise ConnectionLost("ltd at %s closed the connection while %r was being sent"
+                                         % (self.socket_path, op))
             try:
                 return _read_reply(conn, request_id, op)
             except LtdError as exc:
@@ -207,6 +201,26 @@ class Client:
             except OSError:
                 self._drop()
                 raise
+
+    def _send(self, conn: _Connection, request: Dict[str, Any], request_id: int, op: str) -> bool:
+        """Send `request`; False (connection dropped) if the daemon had closed the connection. When the daemon
+        answered before closing (line_too_long on a huge request), its error is raised instead."""
+        try:
+            conn.send(request)
+            return True
+        except OSError:
+            pass
+        try:
+            _read_reply(conn, request_id, op)
+        except ConnectionLost:
+            pass
+        except LtdError:
+            self._drop()
+            raise
+        except OSError:
+            pass
+        self._drop()
+        return False
 
     def _drop(self) -> None:
         conn, self._conn = self._conn, None

@@ -75,8 +75,9 @@ class Daemon:
     """A real ltd on a private socket and state directory. The socket's directory is world-searchable so that
     tests can connect as another uid (setpriv)."""
 
-    def __init__(self, binary, directory=None):
+    def __init__(self, binary, directory=None, args=()):
         self.binary = binary
+        self.args = list(args)
         self.directory = directory or tempfile.mkdtemp(prefix="ltdpy-")
         os.chmod(self.directory, 0o755)
         self.socket_path = os.path.join(self.directory, "ltd.sock")
@@ -92,7 +93,8 @@ class Daemon:
 
     def start(self, timeout=30.0):
         log = open(self.log_path, "ab")
-        self.process = subprocess.Popen([self.binary, "--socket", self.socket_path, "--state-dir", self.state_dir],
+        self.process = subprocess.Popen([self.binary, "--socket", self.socket_path, "--state-dir", self.state_dir]
+                                        + self.args,
                                         stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=self.env)
         log.close()
         deadline = time.monotonic() + timeout
@@ -145,8 +147,8 @@ def fresh_ltd(ltd_bin):
     """A daemon of this test's own, for tests that stop, kill or restart it."""
     daemons = []
 
-    def make(directory=None):
-        daemon = Daemon(ltd_bin, directory)
+    def make(directory=None, args=()):
+        daemon = Daemon(ltd_bin, directory, args)
         daemons.append(daemon)
         return daemon
 

@@ -12,8 +12,8 @@ import time
 import pytest
 
 from ltd_client import (AlreadySubscribed, BadJSON, BadRequest, Client, ConnectionLost, DaemonUnavailable,
-                        InvalidJobName, InvalidSpec, JobActive, JobExists, LtdError, PermissionDenied, ShuttingDown,
-                        UnknownJob, UnknownOp, WrongState, decode_line, float32, to_rows)
+                        InvalidJobName, InvalidSpec, JobActive, JobExists, LineTooLong, LtdError, PermissionDenied, ShuttingDown,
+                        TooManyJobs, UnknownJob, UnknownOp, WrongState, decode_line, float32, to_rows)
 from ltd_client.spec import colab_example
 
 import golden
@@ -320,6 +320,35 @@ def test_permission_denied_for_another_uid(ltd, client, job_name):
     client.cancel(job_name)  # the owner may
 
 
+def test_line_too_long_closes_only_that_connection(fresh_ltd):
+    daemon = fresh_ltd(args=["--max-line-bytes", "4096"]).start()
+    with daemon.client() as c:
+        big = colab_example(data={"x": [float(i) for i in range(2000)], "y": [2.0 * i for i in range(2000)]})
+        with pytest.raises(LineTooLong) as caught:
+            c.start("big", big)
+        assert caught.value.code == "line_too_long"
+        assert c.hello()["protocol"] == 1  # the client reconnects; the daemon is fine
+        # Far beyond the limit: the daemon hangs up while we are still sending, yet its error line still wins.
+        huge = colab_example(data={"x": [float(i) for i in range(300000)], "y": [2.0 * i for i in range(300000)]})
+        with pytest.raises(LineTooLong):
+            c.start("huge", huge)
+        with pytest.raises(UnknownJob):
+            c.status("big")
+
+
+def test_too_many_jobs(fresh_ltd):
+    daemon = fresh_ltd(args=["--max-jobs", "2"]).start()
+    with daemon.client() as c:
+        c.start("one", colab_example())
+        c.start("two", colab_example())
+        with pytest.raises(TooManyJobs) as caught:
+            c.start("three", colab_example())
+        assert caught.value.code == "too_many_jobs"
+        list(c.tail("one", timeout=WAIT))
+        c.delete("one")
+        c.start("three", colab_example())  # room again
+
+
 def test_connection_refused_and_missing_socket(fresh_ltd):
     daemon = fresh_ltd().start()
     path = daemon.socket_path
@@ -342,6 +371,8 @@ def test_shutdown_ends_a_subscription_and_since_resumes_after_restart(fresh_ltd)
         c.start(name, colab_example(paused=True))
         c.step(name, 2)
         wait_for(c, name, lambda s: s["iteration"] == 2)
+    keeper = daemon.client()  # an idle request connection that lives across the restart
+    assert keeper.hello()["pid"] == daemon.process.pid
     sub = daemon.client().tail(name, timeout=WAIT)
     seen = []
     while len(seen) < 4:  # start, state paused, step 1, step 2
@@ -351,6 +382,8 @@ def test_shutdown_ends_a_subscription_and_since_resumes_after_restart(fresh_ltd)
         for event in sub:
             seen.append(event)
     restarted = fresh_ltd(daemon.directory).start()
+    assert keeper.hello()["pid"] == restarted.process.pid  # reconnects by itself
+    keeper.close()
     with restarted.client() as c:
         assert name in [job["job"] for job in c.list()]
         c.resume(name)
