@@ -10,7 +10,7 @@ import socket
 import threading
 from typing import Any, Dict, Iterable, List, Mapping, Optional
 
-from .errors import ConnectionLost, DaemonUnavailable, LtdError, ProtocolError, error_from_reply
+from .errors import ConnectionLost, DaemonUnavailable, LtdError, ProtocolError, ShuttingDown, error_from_reply
 from .wire import decode_line, default_socket_path, encode_request
 
 __all__ = ["Client", "Subscription"]
@@ -184,7 +184,7 @@ class Client:
             request = {"op": op, "id": request_id}
             request.update({k: v for k, v in fields.items() if v is not None})
             conn = self._conn
-            if conn is not None and not self._send(conn, request, request_id, op):
+            if conn is not None and not self._send(conn, request, request_id, op, idle=True):
                 # The daemon had closed our idle connection (restart, shutdown): nothing was read, so retry once.
                 conn = None
             if conn is None:
@@ -202,9 +202,10 @@ class Client:
                 self._drop()
                 raise
 
-    def _send(self, conn: _Connection, request: Dict[str, Any], request_id: int, op: str) -> bool:
+    def _send(self, conn: _Connection, request: Dict[str, Any], request_id: int, op: str, idle: bool = False) -> bool:
         """Send `request`; False (connection dropped) if the daemon had closed the connection. When the daemon
-        answered before closing (line_too_long on a huge request), its error is raised instead."""
+        answered before closing (line_too_long on a huge request), its error is raised instead. On an `idle`
+        connection, a `shutting_down` notice the daemon left before it went away is stale, not an answer."""
         try:
             conn.send(request)
             return True
@@ -214,6 +215,10 @@ class Client:
             _read_reply(conn, request_id, op)
         except ConnectionLost:
             pass
+        except ShuttingDown:
+            if not idle:
+                self._drop()
+                raise
         except LtdError:
             self._drop()
             raise
