@@ -31,7 +31,9 @@ let package = Package(
         .executableTarget(name: "ltctl", dependencies: [
             "LTClient", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .testTarget(name: "LTEngineTests", dependencies: ["LTEngine"]),
+        // Benchmarks: swift run -c release LTBench engine|codec (results in docs/BENCHMARKS.md).
+        .executableTarget(name: "LTBench", dependencies: ["LTEngine", "LTProtocol"]),
+        .testTarget(name: "LTEngineTests", dependencies: ["LTEngine"], exclude: ["Golden", "Initializers/Fixtures"]),
         .testTarget(name: "LTProtocolTests", dependencies: ["LTProtocol"]),
         .testTarget(name: "EndToEndTests", dependencies: ["LTProtocol", "LTClient"]),
     ],

@@ -4,11 +4,21 @@ import LTEngine
 /// and the strings "NaN", "Infinity", "-Infinity" for what JSON cannot spell.
 public enum JSONNumber {
     public static func format(_ value: Double, precision: Precision = .float64) -> String {
-        guard value.isFinite else { return value.isNaN ? "\"NaN\"" : (value > 0 ? "\"Infinity\"" : "\"-Infinity\"") }
         switch precision {
-        case .float32: return Float(value).description
-        case .float64: return value.description
+        case .float32:
+            // Round first: a finite double beyond float32's range is infinite as float32 (and Float.description
+            // would spell it "inf", which is not JSON).
+            let f = Float(value)
+            guard f.isFinite else { return nonFinite(f.isNaN, f > 0) }
+            return f.description
+        case .float64:
+            guard value.isFinite else { return nonFinite(value.isNaN, value > 0) }
+            return value.description
         }
+    }
+
+    private static func nonFinite(_ isNaN: Bool, _ positive: Bool) -> String {
+        isNaN ? "\"NaN\"" : (positive ? "\"Infinity\"" : "\"-Infinity\"")
     }
 }
 
@@ -53,13 +63,56 @@ public struct JSONWriter: Sendable {
 
     public mutating func string(_ value: String) { separate(); appendEscaped(value) }
 
-    public mutating func number(_ value: Double) {
+    public mutating func number(_ value: Double) { number(value, precision: precision) }
+
+    /// A number in the given precision, whatever the writer's.
+    public mutating func number(_ value: Double, precision: Precision) {
         separate()
-        bytes.append(contentsOf: JSONNumber.format(value, precision: precision).utf8)
+        // The stdlib's shortest round-trip spelling; short ones are small strings, so no allocation.
+        var text: String
+        switch precision {
+        case .float32:
+            let f = Float(value)
+            guard f.isFinite else { appendNonFinite(f.isNaN, f > 0); return }
+            text = f.description
+        case .float64:
+            guard value.isFinite else { appendNonFinite(value.isNaN, value > 0); return }
+            text = value.description
+        }
+        text.withUTF8 { bytes.append(contentsOf: $0) }
     }
 
-    public mutating func integer(_ value: Int) { separate(); bytes.append(contentsOf: String(value).utf8) }
-    public mutating func integer(_ value: UInt64) { separate(); bytes.append(contentsOf: String(value).utf8) }
+    private mutating func appendNonFinite(_ isNaN: Bool, _ positive: Bool) {
+        let text: StaticString = isNaN ? "\"NaN\"" : (positive ? "\"Infinity\"" : "\"-Infinity\"")
+        text.withUTF8Buffer { bytes.append(contentsOf: $0) }
+    }
+
+    /// Decimal digits without an intermediate String.
+    private mutating func appendDecimal(_ magnitude: UInt64, negative: Bool) {
+        if negative { bytes.append(UInt8(ascii: "-")) }
+        if magnitude < 10 { bytes.append(0x30 &+ UInt8(truncatingIfNeeded: magnitude)); return }
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
+            var v = magnitude
+            var i = 20
+            while v > 0 {
+                i -= 1
+                digits[i] = 0x30 &+ UInt8(truncatingIfNeeded: v % 10)
+                v /= 10
+            }
+            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: digits[i...]))
+        }
+    }
+
+    /// A string known to need no escaping.
+    public mutating func rawString(_ value: StaticString) {
+        separate()
+        bytes.append(UInt8(ascii: "\""))
+        value.withUTF8Buffer { bytes.append(contentsOf: $0) }
+        bytes.append(UInt8(ascii: "\""))
+    }
+
+    public mutating func integer(_ value: Int) { separate(); appendDecimal(value.magnitude.toUInt64, negative: value < 0) }
+    public mutating func integer(_ value: UInt64) { separate(); appendDecimal(value, negative: false) }
     public mutating func bool(_ value: Bool) { separate(); bytes.append(contentsOf: (value ? "true" : "false").utf8) }
     public mutating func null() { separate(); bytes.append(contentsOf: "null".utf8) }
 
@@ -98,6 +151,14 @@ public struct JSONWriter: Sendable {
 
     private mutating func appendEscaped(_ s: String) {
         bytes.append(UInt8(ascii: "\""))
+        var s = s
+        // Fast path: most strings (job names, keys, states) need no escaping.
+        let plain = s.withUTF8 { utf8 in
+            guard utf8.allSatisfy({ $0 >= 0x20 && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }) else { return false }
+            bytes.append(contentsOf: utf8)
+            return true
+        }
+        if plain { bytes.append(UInt8(ascii: "\"")); return }
         for b in s.utf8 {
             switch b {
             case UInt8(ascii: "\""): bytes.append(contentsOf: [0x5C, 0x22])
@@ -113,6 +174,10 @@ public struct JSONWriter: Sendable {
         }
         bytes.append(UInt8(ascii: "\""))
     }
+}
+
+extension UInt {
+    fileprivate var toUInt64: UInt64 { UInt64(truncatingIfNeeded: self) }
 }
 
 extension JSONValue {

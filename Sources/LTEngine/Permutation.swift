@@ -1,0 +1,57 @@
+/// Shuffle orders: a small documented PRNG so that seeded runs are reproducible across machines and restarts.
+///
+/// SplitMix64 (Steele, Lea & Flood 2014) feeds an unbiased bounded draw (Lemire's multiply-shift with rejection),
+/// which feeds a Fisher–Yates shuffle from the last position down: for i in n-1 down to 1, swap(i, draw(i+1)).
+/// TensorFlow's own shuffle is not reproduced (golden runs replay their recorded order with `.order`).
+struct SplitMix64 {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    /// Uniform in 0..<bound (bound ≥ 1), without modulo bias.
+    mutating func next(below bound: UInt64) -> UInt64 {
+        var m = next().multipliedFullWidth(by: bound)
+        if m.low < bound {
+            let threshold = (0 &- bound) % bound
+            while m.low < threshold { m = next().multipliedFullWidth(by: bound) }
+        }
+        return m.high
+    }
+}
+
+enum Permutation {
+    /// Fisher–Yates permutation of 0..<n drawn from `seed`.
+    static func shuffled(count n: Int, seed: UInt64) -> [Int] {
+        var order = Array(0..<n)
+        var rng = SplitMix64(seed: seed)
+        var i = n - 1
+        while i > 0 {
+            let j = Int(rng.next(below: UInt64(i + 1)))
+            order.swapAt(i, j)
+            i -= 1
+        }
+        return order
+    }
+
+    /// The seed of epoch `epoch` (1-based) for `.everyEpoch(seed)`: one SplitMix64 step over (seed, epoch), so any
+    /// epoch's order can be rebuilt from the spec alone (the checkpoint needs no RNG state).
+    static func epochSeed(_ seed: UInt64, epoch: Int) -> UInt64 {
+        var rng = SplitMix64(seed: seed ^ (UInt64(truncatingIfNeeded: epoch) &* 0xD1B5_4A32_D192_ED03))
+        return rng.next()
+    }
+
+    /// The row order of epoch `epoch` (1-based), or nil for dataset order.
+    static func order(for shuffle: Shuffle, count n: Int, epoch: Int) -> [Int]? {
+        switch shuffle {
+        case .none: nil
+        case let .seeded(seed): shuffled(count: n, seed: seed)
+        case let .everyEpoch(seed): shuffled(count: n, seed: epochSeed(seed, epoch: epoch))
+        case let .order(orders): orders.isEmpty ? nil : orders[min(epoch - 1, orders.count - 1)]
+        }
+    }
+}

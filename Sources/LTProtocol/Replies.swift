@@ -1,0 +1,173 @@
+import LTEngine
+
+/// A job as `status`, `list` and `started` describe it (docs/PROTOCOL.md, "The status object").
+public struct JobStatus: Sendable, Equatable {
+    public var job: String
+    public var state: JobState
+    public var owner: UInt32
+    /// ISO-8601 UTC, e.g. "2026-11-29T08:40:00Z".
+    public var created: String
+    /// Optimizer steps taken (0 before the first).
+    public var iteration: Int
+    /// Epoch of the latest step (0 before the first).
+    public var epoch: Int
+    /// Step within that epoch (0 before the first).
+    public var step: Int
+    public var stepsPerEpoch: Int
+    public var epochs: Int
+    public var totalSteps: Int
+    /// The last event's sequence number.
+    public var seq: Int
+    public var w: Double
+    public var b: Double
+    /// Metrics of the latest step; nil before it.
+    public var loss: Double?
+    public var rmse: Double?
+    public var valLoss: Double?
+    public var valRmse: Double?
+    /// Why a job diverged or failed.
+    public var message: String?
+    public var precision: Precision
+
+    public init(job: String, state: JobState, owner: UInt32, created: String, iteration: Int = 0, epoch: Int = 0,
+                step: Int = 0, stepsPerEpoch: Int, epochs: Int, totalSteps: Int, seq: Int, w: Double, b: Double,
+                loss: Double? = nil, rmse: Double? = nil, valLoss: Double? = nil, valRmse: Double? = nil,
+                message: String? = nil, precision: Precision) {
+        self.job = job; self.state = state; self.owner = owner; self.created = created; self.iteration = iteration
+        self.epoch = epoch; self.step = step; self.stepsPerEpoch = stepsPerEpoch; self.epochs = epochs
+        self.totalSteps = totalSteps; self.seq = seq; self.w = w; self.b = b; self.loss = loss; self.rmse = rmse
+        self.valLoss = valLoss; self.valRmse = valRmse; self.message = message; self.precision = precision
+    }
+
+    /// iteration / total_steps, rounded to 4 decimals (1 for a job with no steps).
+    public var progress: Double {
+        guard totalSteps > 0 else { return 1 }
+        return (Double(iteration) / Double(totalSteps) * 10_000).rounded() / 10_000
+    }
+
+    public var json: JSONValue {
+        var w = JSONWriter(precision: precision, capacity: 384)
+        write(to: &w)
+        // Our own output always parses; the fallback keeps this total without a force-try.
+        return (try? JSONParser.parse(w.bytes)) ?? .null
+    }
+
+    func write(to out: inout JSONWriter) {
+        out.beginObject()
+        out.field("job", job)
+        out.field("state", state.rawValue)
+        out.key("owner"); out.integer(UInt64(owner))
+        out.field("created", created)
+        out.field("iteration", iteration)
+        out.field("epoch", epoch)
+        out.field("step", step)
+        out.field("steps_per_epoch", stepsPerEpoch)
+        out.field("epochs", epochs)
+        out.field("total_steps", totalSteps)
+        out.key("progress"); out.number(progress, precision: .float64)
+        out.field("seq", seq)
+        out.field("precision", precision.rawValue)
+        out.field("w", w)
+        out.field("b", b)
+        if let loss { out.field("loss", loss) }
+        if let rmse { out.field("rmse", rmse) }
+        if let valLoss { out.field("val_loss", valLoss) }
+        if let valRmse { out.field("val_rmse", valRmse) }
+        out.key("message")
+        if let message { out.string(message) } else { out.null() }
+        out.endObject()
+    }
+
+    public init(json: JSONValue) throws(JSONShapeError) {
+        let r = JSONShapeReader(json)
+        let stateText = try r.string("state")
+        guard let state = JobState(rawValue: stateText) else {
+            throw JSONShapeError(path: "state", reason: "unknown state \"\(stateText)\"")
+        }
+        let precisionText = try r.optionalString("precision") ?? "float32"
+        guard let precision = Precision(rawValue: precisionText) else {
+            throw JSONShapeError(path: "precision", reason: "unknown precision \"\(precisionText)\"")
+        }
+        guard let owner = UInt32(exactly: try r.int("owner")) else {
+            throw JSONShapeError(path: "owner", reason: "not a uid")
+        }
+        // A float32 job's numbers are the shortest float32 decimals: round them back to the exact float32 values.
+        func exact(_ x: Double) -> Double { precision == .float32 ? Double(Float(x)) : x }
+        self.init(job: try r.string("job"), state: state, owner: owner, created: try r.string("created"),
+                  iteration: try r.int("iteration"), epoch: try r.int("epoch"), step: try r.int("step"),
+                  stepsPerEpoch: try r.int("steps_per_epoch"), epochs: try r.int("epochs"),
+                  totalSteps: try r.int("total_steps"), seq: try r.int("seq"), w: exact(try r.double("w")),
+                  b: exact(try r.double("b")), loss: try r.optionalDouble("loss").map(exact),
+                  rmse: try r.optionalDouble("rmse").map(exact), valLoss: try r.optionalDouble("val_loss").map(exact),
+                  valRmse: try r.optionalDouble("val_rmse").map(exact), message: try r.optionalString("message"),
+                  precision: precision)
+    }
+}
+
+/// Reply lines, each `\n`-terminated. `id` is the request's id, echoed when it had one.
+public enum Reply {
+    private static func begin(_ type: StaticString, id: JSONValue?, capacity: Int = 256) -> JSONWriter {
+        var w = JSONWriter(precision: .float64, capacity: capacity)
+        w.beginObject()
+        w.key("type"); w.rawString(type)
+        if let id { w.key("id"); w.value(id) }
+        return w
+    }
+
+    private static func finish(_ w: inout JSONWriter) -> [UInt8] {
+        w.endObject()
+        w.newline()
+        return w.bytes
+    }
+
+    public static func hello(id: JSONValue?, pid: Int32, uid: UInt32) -> [UInt8] {
+        var w = begin("hello", id: id)
+        w.field("protocol", DefaultPaths.protocolVersion)
+        w.field("version", DefaultPaths.daemonVersion)
+        w.field("pid", Int(pid))
+        w.key("uid"); w.integer(UInt64(uid))
+        return finish(&w)
+    }
+
+    public static func started(id: JSONValue?, job: String, status: JobStatus) -> [UInt8] {
+        var w = begin("started", id: id)
+        w.field("job", job)
+        w.key("status"); status.write(to: &w)
+        return finish(&w)
+    }
+
+    public static func jobs(id: JSONValue?, _ jobs: [JobStatus]) -> [UInt8] {
+        var w = begin("jobs", id: id, capacity: 64 + 384 * jobs.count)
+        w.key("jobs"); w.beginArray()
+        for j in jobs { j.write(to: &w) }
+        w.endArray()
+        return finish(&w)
+    }
+
+    public static func status(id: JSONValue?, _ status: JobStatus) -> [UInt8] {
+        var w = begin("status", id: id)
+        w.key("status"); status.write(to: &w)
+        return finish(&w)
+    }
+
+    /// `{"type":"ok","op":…,"job":…,"state":…}`; `job` and `state` are left out when nil (unsubscribe).
+    public static func ok(id: JSONValue?, op: String, job: String?, state: JobState?) -> [UInt8] {
+        var w = begin("ok", id: id)
+        w.field("op", op)
+        if let job { w.field("job", job) }
+        if let state { w.field("state", state.rawValue) }
+        return finish(&w)
+    }
+
+    /// `last_seq` is the job's last event so far; `complete` is true when the job is over and `from` is past it,
+    /// so no events follow.
+    public static func subscribed(id: JSONValue?, job: String, from: Int, lastSeq: Int, state: JobState, complete: Bool) -> [UInt8] {
+        var w = begin("subscribed", id: id)
+        w.field("job", job)
+        w.field("from", from)
+        w.field("last_seq", lastSeq)
+        w.field("state", state.rawValue)
+        w.field("complete", complete)
+        return finish(&w)
+    }
+}

@@ -1,0 +1,252 @@
+import LTEngine
+
+/// One client request (docs/PROTOCOL.md, "Requests").
+public enum Request: Sendable, Equatable {
+    case hello
+    case start(job: String, spec: JobSpec)
+    case list
+    case status(job: String)
+    /// `types` nil means every type; `end` is delivered whatever `types` says.
+    case subscribe(job: String, from: Int, every: Int, types: Set<EventType>?)
+    case unsubscribe
+    case pause(job: String)
+    case resume(job: String)
+    case step(job: String, count: Int)
+    case cancel(job: String)
+    case delete(job: String)
+
+    /// The wire `op`.
+    public var op: String {
+        switch self {
+        case .hello: return "hello"
+        case .start: return "start"
+        case .list: return "list"
+        case .status: return "status"
+        case .subscribe: return "subscribe"
+        case .unsubscribe: return "unsubscribe"
+        case .pause: return "pause"
+        case .resume: return "resume"
+        case .step: return "step"
+        case .cancel: return "cancel"
+        case .delete: return "delete"
+        }
+    }
+
+    /// The job the request names, if any.
+    public var job: String? {
+        switch self {
+        case .hello, .list, .unsubscribe: return nil
+        case .start(let job, _), .status(let job), .subscribe(let job, _, _, _), .pause(let job), .resume(let job),
+             .step(let job, _), .cancel(let job), .delete(let job):
+            return job
+        }
+    }
+
+    public static let ops = ["hello", "start", "list", "status", "subscribe", "unsubscribe", "pause", "resume", "step",
+                             "cancel", "delete"]
+
+    /// Fields each op takes besides `op` and `id`.
+    public static func fields(of op: String) -> [String] {
+        switch op {
+        case "start": return ["job", "spec"]
+        case "status", "pause", "resume", "cancel", "delete": return ["job"]
+        case "subscribe": return ["job", "from", "every", "types"]
+        case "step": return ["job", "count"]
+        default: return []
+        }
+    }
+
+    public static let maxStepCount = 1_000_000_000
+}
+
+/// A request with the `id` to echo in its reply.
+public struct RequestLine: Sendable, Equatable {
+    public var id: JSONValue?
+    public var request: Request
+
+    public init(id: JSONValue? = nil, request: Request) { self.id = id; self.request = request }
+
+    /// Parses and checks one request line (the trailing `\n` may be included). Never traps, whatever the bytes.
+    public static func decode(_ line: some Collection<UInt8>) -> Result<RequestLine, ProtocolError> {
+        let value: JSONValue
+        do {
+            value = try JSONParser.parse(line)
+        } catch {
+            return .failure(ProtocolError(.badJSON, "the line is not valid JSON (\(error.description)); send one JSON object per line, e.g. {\"op\":\"hello\"}"))
+        }
+        guard case .object(let members) = value else {
+            return .failure(ProtocolError(.badJSON, "a request must be a JSON object such as {\"op\":\"list\"}, not \(value.typeName)"))
+        }
+        let id = value["id"]
+        do throws(ProtocolError) {
+            return .success(RequestLine(id: id, request: try decodeRequest(value, members)))
+        } catch {
+            var e = error
+            e.id = id
+            return .failure(e)
+        }
+    }
+
+    private static func decodeRequest(_ value: JSONValue, _ members: [(key: String, value: JSONValue)]) throws(ProtocolError) -> Request {
+        let opList = Request.ops.joined(separator: ", ")
+        guard let opValue = value["op"] else {
+            throw ProtocolError(.unknownOp, "the request has no \"op\"; use one of: \(opList)")
+        }
+        guard case .string(let op) = opValue, Request.ops.contains(op) else {
+            throw ProtocolError(.unknownOp, "unknown op \(SpecReader.describe(opValue)); use one of: \(opList)")
+        }
+        let fields = Request.fields(of: op)
+        for m in members where m.key != "op" && m.key != "id" && !fields.contains(m.key) {
+            let takes = fields.isEmpty ? "no fields besides op and id" : "only: \(fields.joined(separator: ", ")) (and op, id)"
+            throw ProtocolError(.badRequest, "unknown field \"\(m.key)\" for op \(op); \(op) takes \(takes)", field: m.key)
+        }
+        switch op {
+        case "hello": return .hello
+        case "list": return .list
+        case "unsubscribe": return .unsubscribe
+        case "start":
+            let job = try jobName(value, op: op)
+            guard let specValue = value["spec"] else {
+                throw ProtocolError(.badRequest, "start needs \"spec\", the job's spec object (see docs/PROTOCOL.md)", field: "spec")
+            }
+            guard case .object = specValue else {
+                throw ProtocolError(.badRequest, "\"spec\" must be an object, not \(specValue.typeName)", field: "spec")
+            }
+            do throws(SpecError) {
+                return .start(job: job, spec: try JobSpec(json: specValue))
+            } catch {
+                throw ProtocolError(.invalidSpec, error.description, field: error.field)
+            }
+        case "status": return .status(job: try jobName(value, op: op))
+        case "pause": return .pause(job: try jobName(value, op: op))
+        case "resume": return .resume(job: try jobName(value, op: op))
+        case "cancel": return .cancel(job: try jobName(value, op: op))
+        case "delete": return .delete(job: try jobName(value, op: op))
+        case "step":
+            let job = try jobName(value, op: op)
+            let count = try integer(value, "count", in: 1...Request.maxStepCount) ?? 1
+            return .step(job: job, count: count)
+        case "subscribe":
+            let job = try jobName(value, op: op)
+            let from = try integer(value, "from", in: 1...Int.max) ?? 1
+            let every = try integer(value, "every", in: 1...Int.max) ?? 1
+            return .subscribe(job: job, from: from, every: every, types: try eventTypes(value["types"]))
+        default:
+            throw ProtocolError(.unknownOp, "unknown op \"\(op)\"; use one of: \(opList)")
+        }
+    }
+
+    private static func jobName(_ value: JSONValue, op: String) throws(ProtocolError) -> String {
+        guard let v = value["job"] else {
+            throw ProtocolError(.badRequest, "\(op) needs \"job\", the job's name", field: "job")
+        }
+        guard case .string(let name) = v else {
+            throw ProtocolError(.badRequest, "\"job\" must be a string (the job's name), not \(v.typeName)", field: "job")
+        }
+        guard JobName.isValid(name) else {
+            throw ProtocolError(.invalidJobName, "job name \(SpecReader.describe(v)) is not valid; use \(JobName.rule)", field: "job")
+        }
+        return name
+    }
+
+    private static func integer(_ value: JSONValue, _ key: String, in range: ClosedRange<Int>) throws(ProtocolError) -> Int? {
+        guard let v = value[key], !v.isNull else { return nil }
+        guard case .number = v, let i = v.intValue, range.contains(i) else {
+            let upper = range.upperBound == Int.max ? "or more" : "to \(range.upperBound)"
+            throw ProtocolError(.badRequest, "\"\(key)\" must be an integer from \(range.lowerBound) \(upper), not \(SpecReader.describe(v))", field: key)
+        }
+        return i
+    }
+
+    private static func eventTypes(_ v: JSONValue?) throws(ProtocolError) -> Set<EventType>? {
+        guard let v, !v.isNull else { return nil }
+        let names = EventType.allCases.map(\.rawValue).joined(separator: ", ")
+        guard case .array(let elements) = v else {
+            throw ProtocolError(.badRequest, "\"types\" must be a list of event types (\(names)), not \(v.typeName)", field: "types")
+        }
+        var types = Set<EventType>()
+        for (i, e) in elements.enumerated() {
+            guard case .string(let s) = e, let t = EventType(rawValue: s) else {
+                throw ProtocolError(.badRequest, "types[\(i)] is \(SpecReader.describe(e)); event types are \(names)", field: "types[\(i)]")
+            }
+            types.insert(t)
+        }
+        return types
+    }
+
+    /// The request as one `\n`-terminated line (what ltctl and tests send).
+    public var line: [UInt8] {
+        var w = JSONWriter(precision: .float64)
+        w.beginObject()
+        w.field("op", request.op)
+        if let id { w.key("id"); w.value(id) }
+        switch request {
+        case .hello, .list, .unsubscribe: break
+        case let .start(job, spec):
+            w.field("job", job); w.key("spec"); w.value(spec.json)
+        case .status(let job), .pause(let job), .resume(let job), .cancel(let job), .delete(let job):
+            w.field("job", job)
+        case let .step(job, count):
+            w.field("job", job); w.field("count", count)
+        case let .subscribe(job, from, every, types):
+            w.field("job", job); w.field("from", from); w.field("every", every)
+            if let types {
+                w.key("types"); w.beginArray()
+                for t in EventType.allCases where types.contains(t) { w.string(t.rawValue) }
+                w.endArray()
+            }
+        }
+        w.endObject()
+        w.newline()
+        return w.bytes
+    }
+}
+
+/// An error reply. `line` is the `\n`-terminated error line the daemon writes.
+public struct ProtocolError: Error, Sendable, Equatable, CustomStringConvertible {
+    public var code: ErrorCode
+    public var message: String
+    /// The request field or spec path at fault (`bad_request`, `invalid_job_name`, `invalid_spec`).
+    public var field: String?
+    /// The job's owner, for `permission_denied`.
+    public var owner: UInt32?
+    /// The request's `id`, echoed.
+    public var id: JSONValue?
+
+    public init(_ code: ErrorCode, _ message: String, field: String? = nil, owner: UInt32? = nil, id: JSONValue? = nil) {
+        self.code = code; self.message = message; self.field = field; self.owner = owner; self.id = id
+    }
+
+    public init(code: ErrorCode, message: String, field: String? = nil, owner: UInt32? = nil, id: JSONValue? = nil) {
+        self.init(code, message, field: field, owner: owner, id: id)
+    }
+
+    /// `{"type":"error","id":…,"code":…,"field":…,"owner":…,"message":…}\n`; absent parts are left out.
+    public var line: [UInt8] {
+        var w = JSONWriter(precision: .float64, capacity: 128 + message.utf8.count)
+        w.beginObject()
+        w.field("type", "error")
+        if let id { w.key("id"); w.value(id) }
+        w.field("code", code.rawValue)
+        if let field { w.field("field", field) }
+        if let owner { w.key("owner"); w.integer(UInt64(owner)) }
+        w.field("message", message)
+        w.endObject()
+        w.newline()
+        return w.bytes
+    }
+
+    public var description: String { "\(code.rawValue): \(message)" }
+
+    /// Reads an error line back (client side).
+    public init(json: JSONValue) throws(JSONShapeError) {
+        let r = JSONShapeReader(json)
+        guard try r.string("type") == "error" else { throw JSONShapeError(path: "type", reason: "not an error line") }
+        let codeText = try r.string("code")
+        guard let code = ErrorCode(rawValue: codeText) else {
+            throw JSONShapeError(path: "code", reason: "unknown error code \"\(codeText)\"")
+        }
+        self.init(code, try r.string("message"), field: try r.optionalString("field"),
+                  owner: try r.optionalInt("owner").flatMap { UInt32(exactly: $0) }, id: json["id"])
+    }
+}
