@@ -35,7 +35,7 @@ let package = Package(
         .executableTarget(name: "LTBench", dependencies: ["LTEngine", "LTProtocol"]),
         .testTarget(name: "LTEngineTests", dependencies: ["LTEngine"], exclude: ["Golden", "Initializers/Fixtures"]),
         .testTarget(name: "LTProtocolTests", dependencies: ["LTProtocol"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["LTProtocol", "LTClient"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["LTProtocol", "LTClient", "LTDaemon"]),
     ],
     swiftLanguageModes: [.v6]
 )

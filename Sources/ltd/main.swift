@@ -1,1 +1,86 @@
-print("ltd")
+import ArgumentParser
+import LTDaemon
+import LTProtocol
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `ltd`: the training daemon. Parses flags, resolves defaults, and hands over to `Daemon`.
+@main
+struct LTD: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ltd",
+        abstract: "Train a one-feature linear regression exactly as Keras does, and stream every optimizer step.",
+        discussion: """
+        ltd listens on a Unix socket and speaks newline-delimited JSON (protocol v1, docs/PROTOCOL.md). Clients \
+        such as `ltctl` start jobs, watch them step by step, and pause, resume, step or cancel them. Every job \
+        runs on its own thread; every event goes to an append-only log under the state directory, so any number \
+        of watchers see every event, in order, however slowly they read, and jobs survive a restart.
+
+        Defaults:
+          socket      $LTD_SOCKET, else /run/ltd/ltd.sock as root, else $XDG_RUNTIME_DIR/ltd/ltd.sock
+          state dir   $LTD_STATE_DIR, else $STATE_DIRECTORY (systemd), else /var/lib/ltd as root,
+                      else $XDG_STATE_HOME/ltd (~/.local/state/ltd)
+
+        Signals: SIGTERM or SIGINT checkpoints every job, delivers what they wrote to the watchers, and exits 0.
+        Under systemd, ltd accepts a socket passed by socket activation and reports READY/STATUS/STOPPING.
+
+        Examples:
+          ltd                                        # user daemon on the default socket
+          ltd --socket /tmp/ltd.sock --state-dir /tmp/ltd-state --log-level debug
+          LTD_SOCKET=/tmp/ltd.sock ltctl hello       # then talk to it
+        """,
+        version: DefaultPaths.daemonVersion
+    )
+
+    @Option(name: .long, help: ArgumentHelp("Unix socket to listen on (must fit in 107 bytes).", valueName: "path"))
+    var socket: String?
+
+    @Option(name: .customLong("state-dir"), help: ArgumentHelp("Directory for job specs, event logs and checkpoints.", valueName: "dir"))
+    var stateDir: String?
+
+    @Option(name: .customLong("max-line-bytes"), help: ArgumentHelp("Longest request line accepted; longer lines get line_too_long and the connection is closed.", valueName: "bytes"))
+    var maxLineBytes: Int = DaemonConfiguration.defaultMaxLineBytes
+
+    @Option(name: .customLong("max-jobs"), help: ArgumentHelp("Most jobs kept at once (running or finished); start beyond it gets too_many_jobs.", valueName: "n"))
+    var maxJobs: Int = DaemonConfiguration.defaultMaxJobs
+
+    @Option(name: .customLong("log-level"), help: ArgumentHelp("How much to log on stderr: error, warning, info or debug.", valueName: "level"))
+    var logLevel: String = "info"
+
+    func validate() throws {
+        guard maxLineBytes >= 1024, maxLineBytes <= 1 << 30 else {
+            throw ValidationError("--max-line-bytes must be between 1024 and 1073741824 (1 GiB); got \(maxLineBytes)")
+        }
+        guard maxJobs >= 1, maxJobs <= 1_000_000 else {
+            throw ValidationError("--max-jobs must be between 1 and 1000000; got \(maxJobs)")
+        }
+        guard Log.Level(name: logLevel) != nil else {
+            throw ValidationError("--log-level must be one of: error, warning, info, debug; got \(logLevel)")
+        }
+    }
+
+    func run() throws {
+        var environment: [String: String] = [:]
+        var pointer = environ
+        while let entry = pointer.pointee {
+            let text = String(cString: entry)
+            if let equals = text.firstIndex(of: "=") {
+                environment[String(text[..<equals])] = String(text[text.index(after: equals)...])
+            }
+            pointer += 1
+        }
+        Log.configure(level: Log.Level(name: logLevel) ?? .info, journal: environment["JOURNAL_STREAM"] != nil)
+        let configuration = DaemonConfiguration(
+            socketPath: socket ?? DefaultPaths.socket(environment: environment),
+            stateDirectory: stateDir ?? DefaultPaths.stateDirectory(environment: environment),
+            maxLineBytes: maxLineBytes,
+            maxJobs: maxJobs)
+        do {
+            try Daemon(configuration: configuration).run(environment: environment)
+        } catch {
+            Log.error(error.message)
+            throw ExitCode(1)
+        }
+    }
+}

@@ -1,0 +1,393 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CLibUV
+import LTProtocol
+
+/// One client connection, owned by the loop thread: line framing with a size limit, the caller's credentials,
+/// queued replies and events, and at most one subscription.
+///
+/// Writes are coalesced: at most one `uv_write` is in flight, and it carries everything queued since the last one.
+/// `queuedBytes` counts what is queued or in flight; a subscription pulls events only while it is under
+/// `highWater`, so a reader that stops reading costs at most about `highWater` bytes, however long the job runs.
+final class Connection {
+    let pipe: UnsafeMutablePointer<uv_pipe_t>
+    unowned let daemon: Daemon
+    private(set) var peerUID: UInt32 = UInt32.max
+    private(set) var peerPID: Int32 = 0
+    private var partial: [UInt8] = []
+    private var outbox: [ByteSlice] = []
+    private var outboxBytes = 0
+    private var inFlightBytes = 0
+    private var writing = false
+    private(set) var subscription: Subscription?
+    private var readStopped = false
+    private var sawEOF = false
+    private var closeWhenFlushed = false
+    private(set) var closing = false
+
+    static let highWater = 1024 * 1024
+    /// How much of a job's log one pump may scan before yielding to other work.
+    static let scanBudget = 1024 * 1024
+    static let readChunk = 256 * 1024
+
+    var queuedBytes: Int { outboxBytes + inFlightBytes }
+    var id: ObjectIdentifier { ObjectIdentifier(self) }
+
+    init(daemon: Daemon, pipe: UnsafeMutablePointer<uv_pipe_t>) {
+        self.daemon = daemon
+        self.pipe = pipe
+    }
+
+    /// Reads the peer's credentials and starts reading. Returns false (and closes) when libuv refuses.
+    func begin() -> Bool {
+        pipe.pointee.data = Unmanaged.passUnretained(self).toOpaque()
+        var fd = uv_os_fd_t()
+        if uv_fileno(ltd_handle(pipe), &fd) == 0 {
+            var credentials = ltd_ucred()
+            if ltd_peer_credentials(fd, &credentials) == 0 {
+                peerUID = credentials.uid
+                peerPID = credentials.pid
+            }
+        }
+        return startReading()
+    }
+
+    private func startReading() -> Bool {
+        let result = uv_read_start(ltd_stream(pipe), { handle, suggested, buffer in
+            guard let handle, let buffer, let data = handle.pointee.data else { return }
+            let connection = Unmanaged<Connection>.fromOpaque(data).takeUnretainedValue()
+            buffer.pointee = uv_buf_init(connection.daemon.readBuffer.assumingMemoryBound(to: CChar.self),
+                                         UInt32(Daemon.readBufferSize))
+        }, { stream, count, buffer in
+            guard let stream, let data = stream.pointee.data else { return }
+            let connection = Unmanaged<Connection>.fromOpaque(data).takeUnretainedValue()
+            connection.didRead(count: count, buffer: buffer)
+        })
+        if result < 0 {
+            Log.warning("connection: cannot read: \(uvErrorText(result))")
+            close()
+            return false
+        }
+        return true
+    }
+
+    // MARK: Reading and framing
+
+    private func didRead(count: Int, buffer: UnsafePointer<uv_buf_t>?) {
+        if count < 0 {
+            if count == Int(UV_EOF.rawValue) {
+                sawEOF = true
+                uv_read_stop(ltd_stream(pipe))
+                partial = []
+                if subscription == nil { closeWhenFlushed = true; closeIfDone() }
+            } else {
+                Log.debug("connection uid \(peerUID): read failed: \(uvErrorText(Int32(count)))")
+                close()
+            }
+            return
+        }
+        guard count > 0, let base = buffer?.pointee.base else { return }
+        received(UnsafeRawBufferPointer(start: base, count: count))
+        if !closing && !readStopped && !sawEOF && queuedBytes > Connection.highWater {
+            uv_read_stop(ltd_stream(pipe))
+            readStopped = true
+        }
+    }
+
+    /// Splits bytes into lines and handles each. A line longer than the limit, terminated or not, gets
+    /// `line_too_long` and closes the connection; memory never holds more than the limit for one connection.
+    private func received(_ bytes: UnsafeRawBufferPointer) {
+        guard let base = bytes.baseAddress else { return }
+        let limit = daemon.configuration.maxLineBytes
+        var start = 0
+        while start < bytes.count, !closing, !closeWhenFlushed {
+            guard let hit = memchr(base + start, 0x0A, bytes.count - start) else { break }
+            let end = base.distance(to: UnsafeRawPointer(hit))
+            let length = partial.count + (end - start)
+            if length > limit {
+                refuseLongLine(length: length)
+                return
+            }
+            if partial.isEmpty {
+                daemon.handle(line: UnsafeRawBufferPointer(rebasing: bytes[start..<end]), from: self)
+            } else {
+                partial.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[start..<end]))
+                let line = partial
+                partial = []
+                line.withUnsafeBytes { daemon.handle(line: $0, from: self) }
+            }
+            start = end + 1
+        }
+        guard start < bytes.count, !closing, !closeWhenFlushed else { return }
+        let rest = bytes.count - start
+        if partial.count + rest > limit {
+            refuseLongLine(length: partial.count + rest)
+            return
+        }
+        partial.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[start...]))
+    }
+
+    private func refuseLongLine(length: Int) {
+        partial = []
+        let limit = daemon.configuration.maxLineBytes
+        Log.warning("connection uid \(peerUID) pid \(peerPID): line of more than \(limit) bytes refused; closing")
+        send(ProtocolError(.lineTooLong, "a request line is longer than this daemon's limit of \(limit) bytes (seen \(length) so far without a newline); send smaller requests, or start ltd with a larger --max-line-bytes").line)
+        finishAfterFlush()
+    }
+
+    /// Stops reading, sends what is queued, then closes.
+    func finishAfterFlush() {
+        if !readStopped && !sawEOF { uv_read_stop(ltd_stream(pipe)) }
+        readStopped = true
+        closeWhenFlushed = true
+        endSubscription()
+        flush()
+        closeIfDone()
+    }
+
+    // MARK: Subscriptions
+
+    func subscribe(_ subscription: Subscription) {
+        self.subscription = subscription
+        subscription.stream.subscribers[id] = self
+    }
+
+    func endSubscription() {
+        guard let subscription else { return }
+        subscription.stream.subscribers[id] = nil
+        self.subscription = nil
+        if sawEOF { closeWhenFlushed = true }
+    }
+
+    /// Queues events for the subscription until the queue reaches `highWater`, the subscriber has everything
+    /// published, or this pump has scanned `scanBudget` bytes of log (then the daemon pumps again soon).
+    func pump() {
+        guard let subscription, !closing else { return }
+        let stream = subscription.stream
+        var scanned = 0
+        while queuedBytes < Connection.highWater, subscription.cursor <= stream.publishedSeq {
+            if scanned >= Connection.scanBudget {
+                daemon.pumpSoon(self)
+                break
+            }
+            let budget = Connection.highWater - queuedBytes
+            if let (chunk, line) = stream.locate(subscription.cursor) {
+                scanned += serveFromMemory(subscription, chunk: chunk, line: line, budget: budget)
+            } else {
+                guard let read = serveFromLog(subscription, budget: budget) else {
+                    send(ProtocolError(.internalError, "cannot read the log of job \(stream.name); subscribe again from seq \(subscription.cursor)").line)
+                    endSubscription()
+                    break
+                }
+                scanned += read
+            }
+        }
+        if stream.ended, subscription.cursor > stream.publishedSeq {
+            subscription.complete = true
+            endSubscription()
+        }
+        flush()
+    }
+
+    /// Serves events from one in-memory chunk. Returns the bytes examined.
+    private func serveFromMemory(_ subscription: Subscription, chunk: EventChunk, line first: Int, budget: Int) -> Int {
+        let startOffset = chunk.lineStart(first)
+        var last = first
+        while last + 1 < chunk.count, chunk.lineEnds[last] - startOffset < budget { last += 1 }
+        let endOffset = chunk.lineEnds[last]
+        if subscription.isFiltered {
+            var selected: [UInt8] = []
+            for line in first...last where subscription.wants(chunk.kinds[line], iteration: chunk.iterations[line]) {
+                let from = chunk.lineStart(line)
+                selected.append(contentsOf: UnsafeRawBufferPointer(start: chunk.bytes.base + from, count: chunk.lineEnds[line] - from))
+            }
+            if !selected.isEmpty { enqueue(ByteSlice(chunk: ByteChunk(copying: selected), offset: 0, count: selected.count)) }
+        } else {
+            enqueue(ByteSlice(chunk: chunk.bytes, offset: startOffset, count: endOffset - startOffset))
+        }
+        subscription.cursor = chunk.firstSeq + last + 1
+        subscription.filePosition = (subscription.cursor, chunk.fileOffset + endOffset)
+        return endOffset - startOffset
+    }
+
+    /// Serves events from the job's log file, starting at the subscription's file position (or the nearest indexed
+    /// one before its cursor). Reads at most `readChunk` bytes, more only for a single longer line. Returns the bytes
+    /// read, or nil when the log cannot be read as expected.
+    private func serveFromLog(_ subscription: Subscription, budget: Int) -> Int? {
+        let stream = subscription.stream
+        let limit = stream.tailStartOffset
+        var position = subscription.filePosition ?? stream.indexedPosition(atOrBefore: subscription.cursor)
+        if position.seq > subscription.cursor || position.offset >= limit {
+            position = stream.indexedPosition(atOrBefore: subscription.cursor)
+        }
+        guard position.offset < limit else { return nil }
+        let fd = open(stream.record.logPath, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else {
+            Log.error("job \(stream.name): cannot open \(stream.record.logPath): \(errnoText(errno))")
+            return nil
+        }
+        defer { Glibc.close(fd) }
+        var size = min(Connection.readChunk, limit - position.offset)
+        while true {
+            let buffer = ByteChunk.allocate(size)
+            let chunk = ByteChunk(takingMalloced: buffer, count: size)
+            var got = 0
+            while got < size {
+                let n = pread(fd, buffer + got, size - got, off_t(position.offset + got))
+                if n < 0 { if errno == EINTR { continue }; return nil }
+                if n == 0 { break }
+                got += n
+            }
+            guard got == size else {
+                Log.error("job \(stream.name): log is shorter than expected (\(position.offset + got) < \(limit) bytes)")
+                return nil
+            }
+            // Walk complete lines.
+            var offset = 0
+            var deliveredStart = -1
+            var deliveredEnd = 0
+            var selected: [UInt8] = []
+            var delivered = 0
+            while offset < got, delivered < budget {
+                guard let hit = memchr(buffer + offset, 0x0A, got - offset) else { break }
+                let end = buffer.distance(to: hit) + 1
+                if position.seq >= subscription.cursor {
+                    if subscription.isFiltered {
+                        let line = UnsafeRawBufferPointer(start: buffer + offset, count: end - offset)
+                        let kind = EventKind.of(line: line) ?? .state
+                        let iteration = kind == .step ? (EventLineScan.integerValue(of: "\"iteration\":", in: line) ?? 0) : 0
+                        if subscription.wants(kind, iteration: iteration) { selected.append(contentsOf: line) }
+                    } else if deliveredStart < 0 {
+                        deliveredStart = offset
+                    }
+                    deliveredEnd = end
+                    delivered += end - offset
+                    subscription.cursor = position.seq + 1
+                }
+                position.seq += 1
+                position.offset += end - offset
+                stream.noteIndex(seq: position.seq, offset: position.offset)
+                offset = end
+            }
+            if offset == 0 {
+                // One line longer than the buffer: read it whole.
+                guard size < limit - position.offset else {
+                    Log.error("job \(stream.name): log has no line end before offset \(limit)")
+                    return nil
+                }
+                size = min(size * 2, limit - position.offset)
+                continue
+            }
+            subscription.filePosition = position
+            if subscription.isFiltered {
+                if !selected.isEmpty { enqueue(ByteSlice(chunk: ByteChunk(copying: selected), offset: 0, count: selected.count)) }
+            } else if deliveredStart >= 0 {
+                enqueue(ByteSlice(chunk: chunk, offset: deliveredStart, count: deliveredEnd - deliveredStart))
+            }
+            return offset
+        }
+    }
+
+    // MARK: Writing
+
+    /// Queues a whole line (a reply or an error) for this connection.
+    func send(_ line: [UInt8]) {
+        guard !closing else { return }
+        enqueue(ByteSlice(chunk: ByteChunk(copying: line), offset: 0, count: line.count))
+    }
+
+    private func enqueue(_ slice: ByteSlice) {
+        guard slice.count > 0 else { return }
+        outbox.append(slice)
+        outboxBytes += slice.count
+    }
+
+    /// Starts one write with everything queued, unless a write is already in flight (its callback flushes again).
+    func flush() {
+        guard !writing, !outbox.isEmpty, !closing else { return }
+        let request = WriteRequest(connection: self, slices: outbox)
+        outbox = []
+        inFlightBytes = outboxBytes
+        outboxBytes = 0
+        writing = true
+        request.request.pointee.data = Unmanaged.passRetained(request).toOpaque()
+        let result = uv_write(request.request, ltd_stream(pipe), request.buffers, UInt32(request.count)) { request, status in
+            guard let request, let data = request.pointee.data else { return }
+            let write = Unmanaged<WriteRequest>.fromOpaque(data).takeRetainedValue()
+            write.connection.didWrite(status: status)
+        }
+        if result < 0 {
+            Unmanaged<WriteRequest>.fromOpaque(request.request.pointee.data).release()
+            writing = false
+            inFlightBytes = 0
+            Log.debug("connection uid \(peerUID): write failed: \(uvErrorText(result))")
+            close()
+        }
+    }
+
+    private func didWrite(status: Int32) {
+        writing = false
+        inFlightBytes = 0
+        guard !closing else { return }
+        if status < 0 {
+            Log.debug("connection uid \(peerUID) pid \(peerPID): client went away (\(uvErrorText(status)))")
+            close()
+            return
+        }
+        pump()
+        flush()
+        if readStopped, !closeWhenFlushed, !sawEOF, queuedBytes <= Connection.highWater / 2 {
+            readStopped = false
+            _ = startReading()
+        }
+        closeIfDone()
+    }
+
+    private func closeIfDone() {
+        if closeWhenFlushed, !writing, outbox.isEmpty { close() }
+    }
+
+    /// Closes the connection; the handle's memory goes in the close callback.
+    func close() {
+        guard !closing else { return }
+        closing = true
+        endSubscription()
+        outbox = []
+        outboxBytes = 0
+        daemon.connectionClosing(self)
+        uv_close(ltd_handle(pipe)) { handle in
+            guard let handle, let data = handle.pointee.data else { return }
+            let connection = Unmanaged<Connection>.fromOpaque(data).takeUnretainedValue()
+            connection.daemon.connectionClosed(connection)
+            UnsafeMutableRawPointer(handle).deallocate()
+        }
+    }
+
+    var hasPendingOutput: Bool { writing || !outbox.isEmpty }
+}
+
+/// One `uv_write`: the slices it sends (kept alive until the callback) and libuv's request and buffer array.
+final class WriteRequest {
+    let connection: Connection
+    let slices: [ByteSlice]
+    let request: UnsafeMutablePointer<uv_write_t>
+    let buffers: UnsafeMutablePointer<uv_buf_t>
+    let count: Int
+
+    init(connection: Connection, slices: [ByteSlice]) {
+        self.connection = connection
+        self.slices = slices
+        count = slices.count
+        request = .allocate(capacity: 1)
+        buffers = .allocate(capacity: max(slices.count, 1))
+        for (i, slice) in slices.enumerated() {
+            buffers[i] = uv_buf_init(slice.start.assumingMemoryBound(to: CChar.self), UInt32(slice.count))
+        }
+    }
+
+    deinit {
+        request.deallocate()
+        buffers.deallocate()
+    }
+}

@@ -1,0 +1,239 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import LTEngine
+import LTProtocol
+
+/// Runs one job on its own thread: takes events from the Trainer, encodes each once, appends it to the job's log,
+/// hands the bytes to the loop, keeps the summary current, and checkpoints. Nothing here touches a socket.
+///
+/// Events are buffered and written to the log in batches (at most 64 KiB or 2 ms old, and always before the thread
+/// sleeps), and a batch is published to the loop only after it is in the log: so everything a subscriber can see in
+/// memory is also on disk, and a subscriber that falls behind memory finds it in the file.
+final class JobRunner: @unchecked Sendable {
+    // @unchecked: after `start()` this object is used only by its own thread.
+    private let record: JobRecord
+    private let spec: JobSpec
+    private var trainer: Trainer
+    private let inbox: Inbox
+    private let startRecord: StartRecord
+    private var seq: Int
+    private var fileOffset: Int
+    private var paused: Bool
+    private let fresh: Bool
+    private var logFD: Int32 = -1
+    private var builder = EventBatchBuilder()
+    private var builderFirstSeq = 1
+    private var builderOffset = 0
+    private var oldestBuffered: UInt64 = 0
+    private var stepsSinceCheckpoint = 0
+    private var lastCheckpoint: UInt64 = 0
+    private var lastEpoch = 0
+    private var lastStep = 0
+    private var logBroken = false
+
+    static let flushBytes = 64 * 1024
+    static let flushAgeNanoseconds: UInt64 = 2_000_000
+    static let checkpointSteps = 10_000
+    static let checkpointMinimumIntervalNanoseconds: UInt64 = 200_000_000
+
+    /// `seq` and `offset` are the position of the log (0, 0 for a new job, else the checkpoint's); `paused` is the
+    /// state the job is in (for a new job, the spec's `paused`).
+    init(record: JobRecord, trainer: Trainer, inbox: Inbox, seq: Int, offset: Int, paused: Bool) {
+        self.record = record
+        self.spec = record.spec
+        self.trainer = trainer
+        self.inbox = inbox
+        self.startRecord = trainer.start
+        self.seq = seq
+        self.fileOffset = offset
+        self.paused = paused
+        self.fresh = seq == 0
+        let summary = record.summary.withLock { $0 }
+        lastEpoch = summary.epoch
+        lastStep = summary.step
+    }
+
+    /// Starts the thread. Returns the pthread to join, or an errno.
+    func start() -> Result<pthread_t, SystemError> {
+        let fd = open(record.logPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { return .failure(SystemError(operation: "open", path: record.logPath, code: errno)) }
+        logFD = fd
+        var thread = pthread_t()
+        let context = Unmanaged.passRetained(self).toOpaque()
+        let result = pthread_create(&thread, nil, { context in
+            guard let context else { return nil }
+            let runner = Unmanaged<JobRunner>.fromOpaque(context).takeRetainedValue()
+            runner.run()
+            return nil
+        }, context)
+        guard result == 0 else {
+            Unmanaged<JobRunner>.fromOpaque(context).release()
+            close(fd)
+            return .failure(SystemError(operation: "pthread_create", path: record.name, code: result))
+        }
+        return .success(thread)
+    }
+
+    private func run() {
+        lastCheckpoint = Clock.monotonicNanoseconds()
+        if fresh {
+            emit(EventEncoder.start(job: record.name, seq: seq + 1, spec: spec, record: startRecord), .start, 0)
+            emitState(paused ? .paused : .running, message: nil)
+            flush()
+            checkpoint()
+        }
+        var paceUntil: UInt64? = nil
+        loop: while true {
+            if paused || paceUntil != nil { flush() }
+            switch record.control.next(paused: paused, paceUntil: paceUntil) {
+            case .shutdown:
+                flush()
+                checkpoint()
+                break loop
+            case .cancel:
+                finish(.cancelled, message: nil)
+                break loop
+            case .pause:
+                paused = true
+                emitState(.paused, message: nil)
+                flush()
+                checkpoint()
+            case .resume:
+                paused = false
+                emitState(.running, message: nil)
+            case .step:
+                if takeStep() { break loop }
+                if spec.paceMs > 0, !paused {
+                    paceUntil = Clock.monotonicNanoseconds() &+ UInt64(spec.paceMs) * 1_000_000
+                } else {
+                    paceUntil = nil
+                }
+                continue loop
+            }
+            paceUntil = nil
+        }
+        flush()
+        close(logFD)
+        builder.release()
+        inbox.exited(record)
+    }
+
+    /// Takes one optimizer step, plus the events that follow it without computation (an epoch's end, the end of the
+    /// run). Returns true when the job is over.
+    private func takeStep() -> Bool {
+        var tookStep = false
+        while true {
+            if tookStep && !followsWithoutComputation() { return false }
+            guard let event = trainer.next() else {
+                finish(.failed, message: "the trainer stopped without a final event")
+                return true
+            }
+            switch event {
+            case .step(let step):
+                tookStep = true
+                lastEpoch = step.epoch
+                lastStep = step.step
+                emit(EventEncoder.step(job: record.name, seq: seq + 1, record: step, spec: spec), .step, step.iteration)
+                record.summary.withLock { s in
+                    s.iteration = step.iteration; s.epoch = step.epoch; s.step = step.step; s.seq = seq
+                    s.w = step.wAfter; s.b = step.bAfter
+                    s.loss = step.loss; s.rmse = step.rmse; s.valLoss = step.valLoss; s.valRmse = step.valRmse
+                }
+                stepsSinceCheckpoint += 1
+                if stepsSinceCheckpoint >= JobRunner.checkpointSteps { checkpointIfDue() }
+                divergencePending = spec.onDivergence == .stop && !step.loss.isFinite
+                pendingAfterStep = step.step == startRecord.stepsPerEpoch || divergencePending
+            case .epoch(let epoch):
+                emit(EventEncoder.epoch(job: record.name, seq: seq + 1, record: epoch, precision: spec.precision), .epoch, 0)
+                record.summary.withLock { $0.seq = seq }
+                pendingAfterStep = epoch.epoch >= spec.epochs || divergencePending
+                checkpointIfDue()
+            case .finished:
+                finish(.finished, message: nil)
+                return true
+            case .diverged(_, let message):
+                finish(.diverged, message: message)
+                return true
+            }
+        }
+    }
+
+    /// Whether the trainer's next event needs no computation (so a `step 1` on a paused job also delivers the epoch
+    /// or end events that close it).
+    private var pendingAfterStep = false
+    private var divergencePending = false
+    private func followsWithoutComputation() -> Bool {
+        let pending = pendingAfterStep
+        pendingAfterStep = false
+        return pending
+    }
+
+    private func emitState(_ state: JobState, message: String?) {
+        emit(EventEncoder.state(job: record.name, seq: seq + 1, state: state, message: message), .state, 0)
+        record.summary.withLock { $0.state = state; $0.seq = seq; $0.message = message }
+    }
+
+    /// The final `state` and `end` events, then a final checkpoint.
+    private func finish(_ state: JobState, message: String?) {
+        let summary = record.summary.withLock { $0 }
+        emitState(state, message: message)
+        emit(EventEncoder.end(job: record.name, seq: seq + 1, state: state, iteration: summary.iteration,
+                              epoch: summary.epoch, w: summary.w, b: summary.b, message: message,
+                              precision: spec.precision), .end, 0)
+        record.summary.withLock { $0.seq = seq }
+        flush()
+        checkpoint(final: true)
+    }
+
+    private func emit(_ line: [UInt8], _ kind: EventKind, _ iteration: Int) {
+        if builder.isEmpty {
+            builderFirstSeq = seq + 1
+            builderOffset = fileOffset
+            oldestBuffered = Clock.monotonicNanoseconds()
+        }
+        seq += 1
+        builder.append(line, kind: kind, iteration: iteration)
+        fileOffset += line.count
+        if builder.count >= JobRunner.flushBytes
+            || Clock.monotonicNanoseconds() &- oldestBuffered >= JobRunner.flushAgeNanoseconds {
+            flush()
+        }
+    }
+
+    /// Appends the buffered events to the log, then hands them to the loop.
+    private func flush() {
+        guard !builder.isEmpty else { return }
+        let chunk = builder.take(firstSeq: builderFirstSeq, fileOffset: builderOffset)
+        if !logBroken, let failure = FileIO.writeAll(fd: logFD, chunk.bytes.base, chunk.bytes.count) {
+            // The stream stays correct for live subscribers (they get the chunk from memory); only durability is
+            // lost. Say so once, loudly.
+            logBroken = true
+            Log.error("job \(record.name): cannot append to \(record.logPath): \(errnoText(failure)); events are no longer durable")
+        }
+        inbox.publish(chunk, of: record)
+    }
+
+    private func checkpointIfDue() {
+        let now = Clock.monotonicNanoseconds()
+        guard now &- lastCheckpoint >= JobRunner.checkpointMinimumIntervalNanoseconds else { return }
+        flush()
+        checkpoint()
+    }
+
+    /// Writes the checkpoint for the current position. Call after `flush()`, so the log holds every event up to `seq`.
+    private func checkpoint(final: Bool = false) {
+        let summary = record.summary.withLock { $0 }
+        let state: JobState = final ? summary.state : (paused ? .paused : .running)
+        let value = JobCheckpoint(seq: seq, offset: fileOffset, state: state, summary: summary,
+                                  trainer: final ? nil : trainer.checkpoint)
+        do {
+            let bytes = try value.encoded()
+            try FileIO.writeAtomically(bytes, to: record.checkpointPath, directory: record.directory)
+        } catch {
+            Log.error("job \(record.name): checkpoint failed: \(error)")
+        }
+        stepsSinceCheckpoint = 0
+        lastCheckpoint = Clock.monotonicNanoseconds()
+    }
+}

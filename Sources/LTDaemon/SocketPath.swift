@@ -1,0 +1,85 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CLibUV
+
+/// Why the daemon could not start, in words a person can act on.
+public struct StartupError: Error, CustomStringConvertible {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// Preparing the listening socket's path, as tmux does: refuse a path `sun_path` cannot hold (libuv 1.44 would
+/// silently truncate it), create a missing directory 0700, refuse to start when a live daemon answers, and replace
+/// a stale socket left by one that died.
+enum SocketPath {
+    enum Probe: Equatable { case absent, live, stale, notSocket }
+
+    static func checkLength(_ path: String) throws(StartupError) {
+        let capacity = ltd_sun_path_capacity()
+        let length = path.utf8.count
+        guard length > 0 else { throw StartupError("the socket path is empty; pass --socket PATH") }
+        guard length < capacity else {
+            throw StartupError("socket path is \(length) bytes, but a Unix socket path must be shorter than \(capacity) bytes: \(path). Choose a shorter --socket path (or LTD_SOCKET)")
+        }
+    }
+
+    /// Creates the socket's directory with mode 0700 when it does not exist.
+    static func prepareDirectory(of path: String) throws(StartupError) {
+        guard let slash = path.lastIndex(of: "/") else { return }
+        let directory = String(path[..<slash])
+        guard !directory.isEmpty, !FileIO.exists(directory) else { return }
+        do { try FileIO.makeDirectories(directory, mode: 0o700) } catch {
+            throw StartupError("cannot create the socket directory: \(error)")
+        }
+        Log.info("created socket directory \(directory) (mode 0700)")
+    }
+
+    /// What is at `path` now: nothing, a socket a process listens on, a socket nobody listens on, or something else.
+    static func probe(_ path: String) throws(StartupError) -> Probe {
+        var info = stat()
+        if lstat(path, &info) != 0 {
+            if errno == ENOENT { return .absent }
+            throw StartupError("cannot inspect \(path): \(errnoText(errno))")
+        }
+        guard (info.st_mode & S_IFMT) == S_IFSOCK else { return .notSocket }
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw StartupError("socket(): \(errnoText(errno))") }
+        defer { close(fd) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            for (i, byte) in bytes.enumerated() where i < raw.count - 1 { raw[i] = byte }
+        }
+        let connected = withUnsafePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
+        if connected == 0 { return .live }
+        switch errno {
+        case ECONNREFUSED: return .stale
+        case ENOENT: return .absent
+        default: throw StartupError("cannot check whether a daemon listens on \(path): \(errnoText(errno))")
+        }
+    }
+
+    /// Makes `path` free to bind: refuses a live socket or a non-socket file, removes a stale socket.
+    static func claim(_ path: String) throws(StartupError) {
+        switch try probe(path) {
+        case .absent:
+            return
+        case .live:
+            throw StartupError("another ltd is already listening on \(path); stop it first (ltctl hello shows its pid), or choose another --socket")
+        case .notSocket:
+            throw StartupError("\(path) exists and is not a socket; remove it or choose another --socket")
+        case .stale:
+            guard unlink(path) == 0 || errno == ENOENT else {
+                throw StartupError("cannot remove the stale socket \(path): \(errnoText(errno))")
+            }
+            Log.info("removed stale socket \(path) (nothing was listening)")
+        }
+    }
+}
