@@ -100,6 +100,8 @@ def test_two_python_subscribers_and_ltctl_get_equal_events(ltd, client, ltctl_bi
     out, err = ltctl.communicate(timeout=WAIT)
     assert ltctl.returncode == 0, err.decode()
     lines = out.decode().splitlines()
+    assert lines and all(line.startswith("{") for line in lines), (
+        "%s tail --json did not print NDJSON (is it the real ltctl, from branch ctl?): %r" % (ltctl_bin, out[:300]))
     events_ltctl = [decode_line(line) for line in lines]
     check_stream_shape(events_first, job_name)
     assert events_first == events_second
