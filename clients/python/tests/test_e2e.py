@@ -259,6 +259,16 @@ def test_bad_requests_through_the_generic_request(client, job_name):
         client.request("status")  # no job
     with pytest.raises(BadRequest):
         client.request("status", job=job_name, colour="blue")  # unknown field
+    client.start(job_name, colab_example(paused=True))
+    with pytest.raises(BadRequest):
+        client.tail(job_name, every=0)
+    with pytest.raises(BadRequest):
+        client.tail(job_name, types=["bogus"])
+    with pytest.raises(BadRequest):
+        client.tail(job_name, since=0)
+    with pytest.raises(BadRequest):
+        client.step(job_name, 0)
+    client.cancel(job_name)
     assert client.hello()["protocol"] == 1  # the connection stayed open
 
 
