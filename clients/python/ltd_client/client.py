@@ -16,7 +16,6 @@ from .wire import decode_line, default_socket_path, encode_request
 __all__ = ["Client", "Subscription"]
 
 
-
 def _how_to_start(path: str) -> str:
     return ("Start ltd there with `ltd --socket %s &` (a daemon of your own; plain `ltd &` uses the default path), "
             "or start the system service with `sudo systemctl start ltd`; or point LTD_SOCKET (or "

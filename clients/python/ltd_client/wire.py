@@ -51,6 +51,9 @@ def decode_line(line: Any) -> Dict[str, Any]:
 
 
 def _finite_or_string(value: Any) -> Any:
+    if not isinstance(value, (str, bytes, dict, list, tuple)) and callable(getattr(value, "tolist", None)):
+        # numpy arrays and scalars, pandas Series, array.array: their plain Python values.
+        value = value.tolist()
     if isinstance(value, float) and not math.isfinite(value):
         return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
     if isinstance(value, dict):
@@ -62,7 +65,8 @@ def _finite_or_string(value: Any) -> Any:
 
 def encode_request(request: Mapping[str, Any]) -> bytes:
     """One request line: compact JSON, UTF-8, newline-terminated. Non-finite floats become the protocol's strings
-    (the daemon then rejects them in data with a message naming the field, rather than failing to parse)."""
+    (the daemon then rejects them in data with a message naming the field, rather than failing to parse). Anything
+    with a ``tolist()`` (numpy arrays and scalars, pandas Series) is sent as its plain values."""
     text = json.dumps(_finite_or_string(dict(request)), separators=(",", ":"), ensure_ascii=False, allow_nan=False)
     return text.encode("utf-8") + b"\n"
 

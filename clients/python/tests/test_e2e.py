@@ -421,3 +421,13 @@ def test_shutdown_ends_a_subscription_and_since_resumes_after_restart(fresh_ltd)
     check_stream_shape(whole, name)
     rows = to_rows(whole)
     assert [r["rmse"] for r in rows] == [s["logs"]["root_mean_squared_error"] for s in golden.golden_steps()]
+
+
+def test_numpy_data_trains_the_same_job(client, job_name):
+    numpy = pytest.importorskip("numpy", reason="numpy is optional; install it to check numpy data in specs")
+    from ltd_client.spec import COLAB_X, COLAB_Y
+    spec = colab_example(data={"x": numpy.array(COLAB_X, dtype=numpy.float32),
+                               "y": numpy.array(COLAB_Y, dtype=numpy.float32)})
+    client.start(job_name, spec)
+    rows = to_rows(client.tail(job_name, timeout=WAIT))
+    assert [r["rmse"] for r in rows] == [s["logs"]["root_mean_squared_error"] for s in golden.golden_steps()]

@@ -89,6 +89,21 @@ def test_requests_are_one_compact_line_with_non_finite_as_strings():
     assert json.loads(line) == {"op": "start", "job": "j", "spec": {"data": {"x": [1.0, "NaN"], "y": ["Infinity", 2]}}}
 
 
+def test_requests_accept_array_likes():
+    import array
+    line = encode_request({"op": "start", "spec": {"data": {"x": array.array("d", [1.0, 2.5]), "y": (3, math.inf)}}})
+    assert json.loads(line)["spec"]["data"] == {"x": [1.0, 2.5], "y": [3, "Infinity"]}
+
+
+def test_requests_accept_numpy_and_pandas():
+    numpy = pytest.importorskip("numpy", reason="numpy is optional; install it to check numpy data in specs")
+    x = numpy.arange(1, 4, dtype=numpy.float32)
+    line = encode_request({"op": "start", "spec": {"data": {"x": x, "y": x * 2}, "epochs": numpy.int64(2),
+                                                    "init": {"kernel": numpy.float32(0.5)}}})
+    spec = json.loads(line)["spec"]
+    assert spec == {"data": {"x": [1.0, 2.0, 3.0], "y": [2.0, 4.0, 6.0]}, "epochs": 2, "init": {"kernel": 0.5}}
+
+
 def test_float32_rounds_like_a_float32_conversion():
     assert float32(8.8) == 8.800000190734863
     assert float32(8.595638) == 8.595638275146484
@@ -151,6 +166,13 @@ def test_stale_socket_file_is_connection_refused():
         Client(path).list()
     assert caught.value.errno == errno.ECONNREFUSED
     assert "refused" in str(caught.value) and path in str(caught.value)
+
+
+def test_socket_path_too_long_is_explained():
+    path = "/tmp/" + "x" * 200 + ".sock"
+    with pytest.raises(DaemonUnavailable) as caught:
+        Client(path).hello()
+    assert "too long" in caught.value.message and path in caught.value.message
 
 
 def test_tail_on_a_missing_socket_fails_at_the_call():
