@@ -67,11 +67,10 @@ import Glibc
         #expect(socket.contains("\nListenStream=/run/ltd/ltd.sock\n") && socket.contains("\nSocketGroup=ltd\n"))
     }
 
-    /// PENDING (branch `ctl`): completions come from `ltctl --generate-completion-script` and man
-    /// pages from swift-argument-parser's generate-manual, which need the real ltctl and ltd. Until both are
-    /// merged this is a known issue; once it passes, Swift Testing fails it until the wrapper is removed.
-    @Test func installsCompletionsAndManPages() {
-        withKnownIssue("ltctl is still a placeholder without swift-argument-parser commands (branch ctl)") {
+    /// Completions come from `ltctl --generate-completion-script`, man pages from swift-argument-parser's
+    /// generate-manual over the real ltctl and ltd.
+    @Test func installsCompletionsAndManPages() throws {
+        do {
             let (destdir, _) = try Self.install([])
             defer { SystemdTestSupport.removeTree(destdir) }
             let share = destdir + Self.prefix + "/share"

@@ -13,36 +13,13 @@ import Glibc
 
     /// Starts ltd in a fresh directory, runs the Colab example to its end, and hands the socket to `body`.
     func withFinishedColabJob(_ body: (_ directory: String, _ ltctl: ([String], [String: String]) throws -> (status: Int32, output: String)) throws -> Void) throws {
-        let directory = try Support.temporaryDirectory("plot")
-        defer { Support.removeTree(directory) }
-        let socket = directory + "/ltd.sock"
-        let daemon = Process()
-        daemon.executableURL = URL(fileURLWithPath: Support.ltdPath)
-        daemon.arguments = ["--socket", socket, "--state-dir", directory + "/state"]
-        daemon.standardOutput = FileHandle.nullDevice
-        daemon.standardError = FileHandle.nullDevice
-        // The test runner's threads block SIGTERM, and a child inherits the mask: unblock it for the daemon,
-        // or it would never hear the SIGTERM that ends it. (systemd resets the mask; ltd itself does not yet.)
-        do {
-            var termination = sigset_t()
-            var previous = sigset_t()
-            sigemptyset(&termination)
-            sigaddset(&termination, SIGTERM)
-            sigaddset(&termination, SIGINT)
-            pthread_sigmask(SIG_UNBLOCK, &termination, &previous)
-            defer { pthread_sigmask(SIG_SETMASK, &previous, nil) }
-            try daemon.run()
-        }
-        defer {
-            kill(daemon.processIdentifier, SIGTERM)
-            _ = Support.waitForExit(daemon, timeout: .seconds(10))
-        }
-        let deadline = ContinuousClock.now + .seconds(10)
-        while !FileManager.default.fileExists(atPath: socket) && ContinuousClock.now < deadline { usleep(20_000) }
+        let daemon = try DaemonProcess.launch(tag: "plot")
+        defer { daemon.cleanUp() }
+        let directory = daemon.directory
         let ltctlPath = Support.productsDirectory.appendingPathComponent("ltctl").path
         let ltctl = { (arguments: [String], environment: [String: String]) in
             var env = ProcessInfo.processInfo.environment
-            env["LTD_SOCKET"] = socket
+            env["LTD_SOCKET"] = daemon.socketPath
             env.merge(environment) { $1 }
             return try Support.run([ltctlPath] + arguments, environment: env)
         }
