@@ -60,7 +60,7 @@ final class CtlHarness {
 
     /// posix_spawn with an empty signal mask: the test runner's threads block most signals, and a child inherits
     /// that mask, which would make the daemon deaf to SIGTERM.
-    static func spawn(_ path: String, _ arguments: [String]) throws -> pid_t {
+    static func spawn(_ path: String, _ arguments: [String], stdout: String = "/dev/null") throws -> pid_t {
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
@@ -71,7 +71,7 @@ final class CtlHarness {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, stdout, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         var argv: [UnsafeMutablePointer<CChar>?] = ([path] + arguments).map { strdup($0) } + [nil]
         defer { for p in argv { free(p) } }
         var pid: pid_t = 0
@@ -118,6 +118,18 @@ final class CtlHarness {
         let stderrData = errorData.wait()
         return Result(status: process.terminationStatus, stdout: String(decoding: outputData, as: UTF8.self),
                       stderr: String(decoding: stderrData, as: UTF8.self), stdoutBytes: outputData)
+    }
+
+    /// Runs a command with a clean signal mask (see `spawn`) to completion; returns its status and stdout.
+    static func runClean(_ path: String, _ arguments: [String], scratch: String) throws -> (status: Int32, stdout: String) {
+        let output = scratch + "/run-\(UInt32.random(in: 0...UInt32.max)).out"
+        defer { try? FileManager.default.removeItem(atPath: output) }
+        let pid = try spawn(path, arguments, stdout: output)
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
+        // WEXITSTATUS, spelled out: Glibc's macro is not imported into Swift.
+        return ((status >> 8) & 0xFF, text)
     }
 
     /// Starts the classic twelve-point job (epochs 4, batch 4) and waits until it is over.
