@@ -143,7 +143,7 @@ struct EventBatchBuilder {
     private(set) var iterations: [Int] = []
     let initialCapacity: Int
 
-    init(capacity: Int = 128 * 1024) {
+    init(capacity: Int = 80 * 1024) {
         initialCapacity = capacity
         self.capacity = capacity
         base = ByteChunk.allocate(capacity)
@@ -170,6 +170,8 @@ struct EventBatchBuilder {
 
     /// Hands the buffered bytes to a chunk and starts a fresh buffer.
     mutating func take(firstSeq: Int, fileOffset: Int) -> EventChunk {
+        // Give back the unused capacity: a slow job publishes small chunks, and the tail holds thousands of them.
+        if count < capacity / 2 { base = ByteChunk.reallocate(base, count) }
         let chunk = EventChunk(bytes: ByteChunk(takingMalloced: base, count: count), firstSeq: firstSeq,
                                lineEnds: lineEnds, kinds: kinds, iterations: iterations, fileOffset: fileOffset)
         capacity = initialCapacity

@@ -87,6 +87,11 @@ public final class Daemon {
     /// returns after a graceful shutdown.
     public func run(environment: [String: String]) throws(StartupError) {
         signal(SIGPIPE, SIG_IGN)
+        // A parent may have spawned us with signals blocked (Foundation's Process does); SIGTERM must reach us.
+        var shutdownSignals = sigset_t()
+        sigemptyset(&shutdownSignals)
+        for number in [SIGTERM, SIGINT] { sigaddset(&shutdownSignals, number) }
+        pthread_sigmask(SIG_UNBLOCK, &shutdownSignals, nil)
         let activated = ListenFDs.take()
         guard uv_loop_init(loop) == 0 else { throw StartupError("cannot initialise the event loop") }
 
