@@ -5,8 +5,8 @@ import LTProtocol
 import Glibc
 #endif
 
-/// A real `ltd` on a private socket, and the real `ltctl` run against it, for the ltctl end-to-end tests.
-/// Binaries and temporary directories come from `SystemdTestSupport`.
+/// A real `ltd` on a private socket (the daemon tests' `DaemonProcess`), and the real `ltctl` run against it, for
+/// the ltctl end-to-end tests.
 final class CtlHarness {
     struct Failure: Error, CustomStringConvertible {
         let description: String
@@ -20,46 +20,25 @@ final class CtlHarness {
         var stdoutBytes: Data
     }
 
-    let directory: String
-    let socketPath: String
-    let daemonPID: pid_t
+    /// The real ltd, launched by the daemon tests' harness (Support/DaemonHarness.swift).
+    let daemon: DaemonProcess
+    var directory: String { daemon.directory }
+    var socketPath: String { daemon.socketPath }
 
-    static var ltctlPath: String { SystemdTestSupport.productsDirectory.appendingPathComponent("ltctl").path }
+    static var ltctlPath: String { Harness.ltctlPath }
     static let testsDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
 
     init() throws {
-        directory = try SystemdTestSupport.temporaryDirectory("ctl")
-        socketPath = directory + "/ltd.sock"
-        daemonPID = try Self.spawn(SystemdTestSupport.ltdPath,
-                                   ["--socket", socketPath, "--state-dir", directory + "/state", "--log-level", "warning"])
-        let deadline = Date().addingTimeInterval(10)
-        while Date() < deadline {
-            if (try? Connection(socketPath: socketPath).hello()) != nil { return }
-            usleep(20_000)
-        }
-        stopDaemon()
-        throw Failure("ltd did not answer on \(socketPath) within 10 s")
+        daemon = try DaemonProcess.launch(tag: "ctl", arguments: ["--log-level", "warning"])
     }
 
     deinit {
-        stopDaemon()
-        SystemdTestSupport.removeTree(directory)
+        _ = try? daemon.stop()
+        daemon.cleanUp()
     }
 
-    /// SIGTERM, then SIGKILL if it has not exited within 5 s.
-    private func stopDaemon() {
-        kill(daemonPID, SIGTERM)
-        var status: Int32 = 0
-        for _ in 0..<500 {
-            if waitpid(daemonPID, &status, WNOHANG) == daemonPID { return }
-            usleep(10_000)
-        }
-        kill(daemonPID, SIGKILL)
-        waitpid(daemonPID, &status, 0)
-    }
-
-    /// posix_spawn with an empty signal mask: the test runner's threads block most signals, and a child inherits
-    /// that mask, which would make the daemon deaf to SIGTERM.
+    /// posix_spawn with an empty signal mask: the test runner's threads block most signals and a child inherits
+    /// that mask; tmux's server (started by its first client) needs SIGCHLD and friends.
     static func spawn(_ path: String, _ arguments: [String], stdout: String = "/dev/null") throws -> pid_t {
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
