@@ -125,7 +125,11 @@ final class EventPrinter {
         case nil, .bool(false)?: return "no shuffle"
         case .bool(true)?: return "a new shuffle every epoch"
         case let value?:
-            if let seed = value["seed"] { return "shuffled with seed \(Format.exact(seed)) (same order every epoch)" }
+            if let seed = value["seed"] {
+                return value["every_epoch"]?.boolValue == true
+                    ? "a new shuffle every epoch (seed \(Format.exact(seed)))"
+                    : "shuffled with seed \(Format.exact(seed)) (the same order every epoch)"
+            }
             if value["order"] != nil { return "shuffled in a given order" }
             return "shuffle \(value.serialized)"
         }
@@ -136,7 +140,7 @@ final class EventPrinter {
         switch i["initializer"]?.stringValue {
         case "constant"?, nil: return "given"
         case "glorot_uniform"?: return "GlorotUniform(seed=\(Format.exact(i["seed"])))"
-        case "keras"?: return "Keras Dense default after set_random_seed(\(Format.exact(i["seed"])))"
+        case "keras"?, "keras_default"?: return "Keras Dense default after set_random_seed(\(Format.exact(i["seed"])))"
         case let other?: return other
         }
     }

@@ -170,8 +170,8 @@ struct StepExplanation {
             t += "   Given in the spec (init.kernel \(Format.exact(start.value("spec.init.kernel") ?? start.value("w"))), "
                 + "init.bias \(Format.exact(start.value("spec.init.bias") ?? start.value("b")))), as with "
                 + "Dense(1, kernel_initializer=Constant(\(w)), bias_initializer=Constant(\(b))).\n"
-        case "glorot_uniform", "keras":
-            let isKeras = start.string("init.initializer") == "keras"
+        case "glorot_uniform", "keras", "keras_default":
+            let isKeras = start.string("init.initializer") != "glorot_uniform"
             if isKeras {
                 t += "   A fresh Dense(1) after keras.utils.set_random_seed(\(seed ?? "?")): its default kernel initializer is GlorotUniform, "
                     + "whose seed Keras draws from Python's random module"
