@@ -155,8 +155,11 @@ final class Connection {
 
     func endSubscription() {
         guard let subscription else { return }
-        subscription.stream.subscribers[id] = nil
+        let stream = subscription.stream
+        stream.subscribers[id] = nil
         self.subscription = nil
+        // A finished job nobody follows needs no memory: later subscribers read its log.
+        if stream.ended, stream.thread == nil, stream.subscribers.isEmpty { stream.releaseTail() }
         if sawEOF { closeWhenFlushed = true }
     }
 

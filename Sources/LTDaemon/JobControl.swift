@@ -62,6 +62,13 @@ final class JobControl: @unchecked Sendable {
         return accepted
     }
 
+    /// Whether a paused job has used up its step budget (and would sleep now).
+    var hasNoStepsLeft: Bool {
+        pthread_mutex_lock(mutex)
+        defer { pthread_mutex_unlock(mutex) }
+        return stepBudget == 0
+    }
+
     /// Whether the loop asked for the job to be paused (what a `pause` reply reports, before the job acts on it).
     var isPauseRequested: Bool {
         pthread_mutex_lock(mutex)

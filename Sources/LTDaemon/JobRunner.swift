@@ -86,6 +86,8 @@ final class JobRunner: @unchecked Sendable {
         var paceUntil: UInt64? = nil
         loop: while true {
             if paused || paceUntil != nil { flush() }
+            // A paused job that was stepped is about to sleep: make its steps durable (cheap, it is idle).
+            if paused, stepsSinceCheckpoint > 0, record.control.hasNoStepsLeft { checkpoint() }
             switch record.control.next(paused: paused, paceUntil: paceUntil) {
             case .shutdown:
                 flush()

@@ -71,9 +71,10 @@ struct Comparison {
         self.job = job
         self.history = history
         rows = history.steps.map { e in
-            let keras = e.double("rmse") ?? .nan
-            let val = e.double("val_rmse") ?? .nan
-            let batchLoss = e.double("batch_loss") ?? .nan
+            // The job's own values: for float32, the exact float32 numbers (and float32 arithmetic for the difference).
+            let keras = history.exact(e.double("rmse") ?? .nan)
+            let val = history.exact(e.double("val_rmse") ?? .nan)
+            let batchLoss = history.exact(e.double("batch_loss") ?? .nan)
             return Row(iteration: e.int("iteration") ?? 0, epoch: e.int("epoch") ?? 0, step: e.int("step") ?? 0,
                        rows: Format.rows(e.value("batch")), batchSize: e.int("batch.size") ?? 0,
                        kerasRMSE: e.value("rmse") ?? .null,
@@ -122,8 +123,8 @@ struct Comparison {
         for r in rows {
             text += Format.padLeft(String(r.iteration), iterWidth) + "  " + Format.padLeft(String(r.epoch), 5) + "  "
                 + Format.padLeft(String(r.step), 4) + "  " + Format.padRight(r.rows, rowsWidth)
-                + palette.bold(Format.padLeft(Format.fixed(r.kerasRMSE, 4), 12)) + Format.padLeft(Format.fixed(r.batchRMSE, 4), 12)
-                + palette.cyan(Format.padLeft(Format.fixed(r.valRMSE, 4), 16)) + Format.padLeft(signed(r.difference.doubleValue), 13) + "\n"
+                + palette.bold(Format.padLeft(Format.fixed(r.kerasRMSE, 4, float32: history.isFloat32), 12)) + Format.padLeft(Format.fixed(r.batchRMSE, 4, float32: history.isFloat32), 12)
+                + palette.cyan(Format.padLeft(Format.fixed(r.valRMSE, 4, float32: history.isFloat32), 16)) + Format.padLeft(signed(r.difference.doubleValue.map(history.exact)), 13) + "\n"
         }
         if rows.isEmpty { text += "(no steps yet)\n" }
         text += "\n"
@@ -154,7 +155,7 @@ struct Comparison {
     /// Plain sentences about this job's own figures.
     var explanation: [String] {
         guard let last = rows.last else { return ["The job has taken no steps yet, so there is nothing to compare."] }
-        let f = { (v: JSONValue) in Format.fixed(v, 4) }
+        let f = { (v: JSONValue) in Format.fixed(v, 4, float32: history.isFloat32) }
         let epochRows = rows.filter { $0.epoch == last.epoch && $0.iteration <= last.iteration }
         let rowsSeen = epochRows.reduce(0) { $0 + $1.batchSize }
         let stepsPerEpoch = history.start?.int("steps_per_epoch")
@@ -181,13 +182,14 @@ struct Comparison {
             + (sameData ? " (the \(nTrain) training rows themselves, as no separate validation set was given)." : ".")
             + " That is what you get when you compute the RMSE of the final weights yourself, in a spreadsheet for example.")
 
-        if let keras = last.kerasRMSE.doubleValue, let val = last.valRMSE.doubleValue, keras.isFinite, val.isFinite {
-            let diff = Format.fixed(keras - val, 4)
+        if let k = last.kerasRMSE.doubleValue, let v = last.valRMSE.doubleValue, k.isFinite, v.isFinite {
+            let keras = history.exact(k), val = history.exact(v)
+            let diff = Format.fixed(history.rounded(keras - val), 4)
             if keras > val {
                 out.append("So Keras's figure is higher by \(diff): it is made of older models, each measured before it learned from its "
                     + "batch, while the validation figure already has the benefit of every update up to iteration \(last.iteration).")
             } else if keras < val {
-                out.append("Here Keras's figure is lower, by \(Format.fixed(val - keras, 4)): the rows of this epoch's batches fitted their "
+                out.append("Here Keras's figure is lower, by \(Format.fixed(history.rounded(val - keras), 4)): the rows of this epoch's batches fitted their "
                     + "pre-update models better than the whole validation set fits the model after iteration \(last.iteration).")
             } else {
                 out.append("Here the two figures happen to agree to 4 decimals.")
@@ -195,7 +197,7 @@ struct Comparison {
         }
 
         if epochRows.count > 1 {
-            let batchRMSEs = epochRows.map { Format.fixed($0.batchRMSE, 4) }.joined(separator: ", ")
+            let batchRMSEs = epochRows.map { Format.fixed($0.batchRMSE, 4, float32: history.isFloat32) }.joined(separator: ", ")
             let mean = epochRows.compactMap { $0.batchRMSE.doubleValue }.reduce(0, +) / Double(epochRows.count)
             let weighted = (epochRows.reduce(0.0) { $0 + $1.batchLoss * Double($1.batchSize) } / Double(max(rowsSeen, 1))).squareRoot()
             out.append("Nor is it the mean of the batch RMSEs (\(batchRMSEs); mean \(Format.fixed(mean, 4))): Keras adds up squared errors, "

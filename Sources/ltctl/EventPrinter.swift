@@ -11,6 +11,8 @@ final class EventPrinter {
     private var totalSteps: Int?
     private var headerPrinted = false
     private var lastIteration = 0
+    /// Numbers of a float32 job are shown from their exact float32 values.
+    private var isFloat32 = true
 
     init(job: String, status: JSONValue?, palette: Palette) {
         self.job = job
@@ -18,7 +20,10 @@ final class EventPrinter {
         epochs = status?["epochs"]?.intValue
         stepsPerEpoch = status?["steps_per_epoch"]?.intValue
         totalSteps = status?["total_steps"]?.intValue
+        isFloat32 = status?["precision"]?.stringValue != "float64"
     }
+
+    private func f(_ value: JSONValue?, _ decimals: Int) -> String { Format.fixed(value, decimals, float32: isFloat32) }
 
     private func digits(_ n: Int?) -> Int { String(n ?? 0).count }
     private var epochWidth: Int { max(5, 2 * digits(epochs) + 1) }
@@ -57,6 +62,7 @@ final class EventPrinter {
         epochs = e["epochs"]?.intValue ?? epochs
         stepsPerEpoch = e["steps_per_epoch"]?.intValue ?? stepsPerEpoch
         totalSteps = e["total_steps"]?.intValue ?? totalSteps
+        isFloat32 = e["precision"]?.stringValue != "float64"
         var lines = palette.bold("\(job):") + " " + Self.describeOptimizer(e["optimizer"])
             + ", " + (e["precision"]?.stringValue ?? "float32") + "\n"
         let shuffle = Self.describeShuffle(e["spec"]?["shuffle"])
@@ -64,7 +70,7 @@ final class EventPrinter {
             + "\(epochs ?? 0) epochs × \(stepsPerEpoch ?? 0) steps of batch \(e["batch_size"]?.intValue ?? 0) = \(totalSteps ?? 0) steps; \(shuffle)\n"
         lines += "  initial w \(Format.exact(e["w"])), b \(Format.exact(e["b"])) (\(Self.describeInit(e["init"])))"
         if let optimum = e["optimum"] {
-            lines += "; least-squares optimum w \(Format.fixed(optimum["w"], 4)), b \(Format.fixed(optimum["b"], 4)) (mse \(Format.fixed(optimum["mse"], 4)))"
+            lines += "; least-squares optimum w \(Format.fixed(optimum["w"], 4, float32: false)), b \(Format.fixed(optimum["b"], 4, float32: false)) (mse \(Format.fixed(optimum["mse"], 4, float32: false)))"
         }
         return lines + "\n"
     }
@@ -77,19 +83,19 @@ final class EventPrinter {
             + Format.padLeft(of(e["step"]?.intValue, stepsPerEpoch), stepWidth) + "  "
             + Format.padLeft(String(lastIteration), iterWidth) + "  "
             + Format.padRight(Format.rows(e["batch"]), Self.rowsWidth)
-            + Format.padLeft(Format.fixed(e["w_after"], 6), Self.weightWidth)
-            + Format.padLeft(Format.fixed(e["b_after"], 6), Self.weightWidth)
-            + Format.padLeft(Format.fixed(e["batch_loss"], 4), Self.metricWidth)
-            + palette.bold(Format.padLeft(Format.fixed(e["rmse"], 4), Self.metricWidth))
-            + palette.cyan(Format.padLeft(Format.fixed(e["val_rmse"], 4), Self.metricWidth))
+            + Format.padLeft(f(e["w_after"], 6), Self.weightWidth)
+            + Format.padLeft(f(e["b_after"], 6), Self.weightWidth)
+            + Format.padLeft(f(e["batch_loss"], 4), Self.metricWidth)
+            + palette.bold(Format.padLeft(f(e["rmse"], 4), Self.metricWidth))
+            + palette.cyan(Format.padLeft(f(e["val_rmse"], 4), Self.metricWidth))
         return prefix + text + "\n"
     }
 
     private func renderEpoch(_ e: JSONValue) -> String {
         let text = "── epoch \(of(e["epoch"]?.intValue, epochs)) done after iteration \(e["iteration"]?.intValue ?? lastIteration): "
-            + "loss \(Format.fixed(e["loss"], 4))  rmse \(Format.fixed(e["rmse"], 4))  "
-            + "val_loss \(Format.fixed(e["val_loss"], 4))  val_rmse \(Format.fixed(e["val_rmse"], 4))  "
-            + "w \(Format.fixed(e["w"], 6))  b \(Format.fixed(e["b"], 6))"
+            + "loss \(f(e["loss"], 4))  rmse \(f(e["rmse"], 4))  "
+            + "val_loss \(f(e["val_loss"], 4))  val_rmse \(f(e["val_rmse"], 4))  "
+            + "w \(f(e["w"], 6))  b \(f(e["b"], 6))"
         return palette.bold(text) + "\n"
     }
 
@@ -119,7 +125,11 @@ final class EventPrinter {
         case nil, .bool(false)?: return "no shuffle"
         case .bool(true)?: return "a new shuffle every epoch"
         case let value?:
-            if let seed = value["seed"] { return "shuffled with seed \(Format.exact(seed)) (same order every epoch)" }
+            if let seed = value["seed"] {
+                return value["every_epoch"]?.boolValue == true
+                    ? "a new shuffle every epoch (seed \(Format.exact(seed)))"
+                    : "shuffled with seed \(Format.exact(seed)) (the same order every epoch)"
+            }
             if value["order"] != nil { return "shuffled in a given order" }
             return "shuffle \(value.serialized)"
         }
@@ -130,7 +140,7 @@ final class EventPrinter {
         switch i["initializer"]?.stringValue {
         case "constant"?, nil: return "given"
         case "glorot_uniform"?: return "GlorotUniform(seed=\(Format.exact(i["seed"])))"
-        case "keras"?: return "Keras Dense default after set_random_seed(\(Format.exact(i["seed"])))"
+        case "keras"?, "keras_default"?: return "Keras Dense default after set_random_seed(\(Format.exact(i["seed"])))"
         case let other?: return other
         }
     }
@@ -141,6 +151,8 @@ enum StatusText {
     static func summary(_ s: JSONValue, palette: Palette) -> String {
         let job = s["job"]?.stringValue ?? "?"
         let state = s["state"]?.stringValue ?? "?"
+        let isFloat32 = s["precision"]?.stringValue != "float64"
+        let f = { (v: JSONValue?, d: Int) in Format.fixed(v, d, float32: isFloat32) }
         var text = palette.bold(job) + ": " + palette.state(state) + ", owner " + Format.owner(s["owner"]?.intValue)
         if let created = s["created"]?.stringValue { text += ", created \(created)" }
         text += "\n  iteration \(s["iteration"]?.intValue ?? 0) of \(s["total_steps"]?.intValue ?? 0)"
@@ -154,8 +166,8 @@ enum StatusText {
             text += "\n  w \(show(w)), b \(show(b))"
         }
         if s["loss"] != nil {
-            text += "\n  keras loss \(Format.fixed(s["loss"], 4)), rmse \(Format.fixed(s["rmse"], 4)) (running, before updates); "
-                + "val_loss \(Format.fixed(s["val_loss"], 4)), val_rmse \(Format.fixed(s["val_rmse"], 4)) (after the latest update)"
+            text += "\n  keras loss \(f(s["loss"], 4)), rmse \(f(s["rmse"], 4)) (running, before updates); "
+                + "val_loss \(f(s["val_loss"], 4)), val_rmse \(f(s["val_rmse"], 4)) (after the latest update)"
         }
         if let message = s["message"]?.stringValue { text += "\n  " + message }
         return text

@@ -107,8 +107,8 @@ struct StepExplanation {
         let loss = sumSquares / T(Double(max(n, 1)))
         t += palette.bold("3. Loss") + " (mean squared error of this batch, before the update):\n"
         t += "   loss = Σ error² / n = \(sumSquares) / \(n) = \(loss)" + palette.dim("      ltd: batch_loss \(exact("batch_loss"))") + "\n"
-        t += "   this batch's RMSE = √loss = \(Format.fixed(loss.double.squareRoot(), 4)); Keras's running RMSE for epoch \(step.int("epoch") ?? 0) so far = \(Format.fixed(step.value("rmse"), 4))"
-            + " (loss \(Format.fixed(step.value("loss"), 4)))\n\n"
+        t += "   this batch's RMSE = √loss = \(Format.fixed(loss.double.squareRoot(), 4)); Keras's running RMSE for epoch \(step.int("epoch") ?? 0) so far = \(Format.fixed(step.value("rmse"), 4, float32: isFloat32))"
+            + " (loss \(Format.fixed(step.value("loss"), 4, float32: isFloat32)))\n\n"
 
         // 4. Gradients
         let sumXE = zip(xs, errors).reduce(T(0)) { $0 + $1.0 * $1.1 }
@@ -154,7 +154,7 @@ struct StepExplanation {
             t += "   The working above differs from ltd in the last digits: ltd follows Keras's exact operation order (Eigen's "
                 + "summation, fused multiply-adds, rsqrt); its figures are the truth.\n"
         }
-        t += "   With these weights the validation set scores val_loss \(Format.fixed(step.value("val_loss"), 4)), val_rmse \(Format.fixed(step.value("val_rmse"), 4))"
+        t += "   With these weights the validation set scores val_loss \(Format.fixed(step.value("val_loss"), 4, float32: isFloat32)), val_rmse \(Format.fixed(step.value("val_rmse"), 4, float32: isFloat32))"
             + " (model.evaluate after the update).\n"
         return t
     }
@@ -170,8 +170,8 @@ struct StepExplanation {
             t += "   Given in the spec (init.kernel \(Format.exact(start.value("spec.init.kernel") ?? start.value("w"))), "
                 + "init.bias \(Format.exact(start.value("spec.init.bias") ?? start.value("b")))), as with "
                 + "Dense(1, kernel_initializer=Constant(\(w)), bias_initializer=Constant(\(b))).\n"
-        case "glorot_uniform", "keras":
-            let isKeras = start.string("init.initializer") == "keras"
+        case "glorot_uniform", "keras", "keras_default":
+            let isKeras = start.string("init.initializer") != "glorot_uniform"
             if isKeras {
                 t += "   A fresh Dense(1) after keras.utils.set_random_seed(\(seed ?? "?")): its default kernel initializer is GlorotUniform, "
                     + "whose seed Keras draws from Python's random module"
@@ -195,8 +195,8 @@ struct StepExplanation {
         }.joined(separator: "; ")
         t += "   The optimizer's slots start at: \(slots)\n"
         if let optimum = start.value("optimum"), !optimum.isNull {
-            t += "   For reference, the least-squares optimum of the training data is w \(Format.fixed(optimum["w"], 4)), b \(Format.fixed(optimum["b"], 4)) "
-                + "(mse \(Format.fixed(optimum["mse"], 4))).\n"
+            t += "   For reference, the least-squares optimum of the training data is w \(Format.fixed(optimum["w"], 4, float32: false)), b \(Format.fixed(optimum["b"], 4, float32: false)) "
+                + "(mse \(Format.fixed(optimum["mse"], 4, float32: false))).\n"
         }
         return t
     }

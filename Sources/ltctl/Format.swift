@@ -13,7 +13,17 @@ enum Format {
         return String(format: "%.\(decimals)f", value)
     }
 
-    static func fixed(_ value: JSONValue?, _ decimals: Int) -> String { fixed(value?.doubleValue, decimals) }
+    /// A wire number with `decimals` decimals. For a float32 job the text is first rounded to float32, so the exact
+    /// float32 value is what gets rounded to `decimals` (its shortest text may round the other way at a tie).
+    static func fixed(_ value: JSONValue?, _ decimals: Int, float32: Bool) -> String {
+        guard let d = value?.doubleValue else { return "-" }
+        return fixed(float32 ? exactFloat32(d) : d, decimals)
+    }
+
+    /// The float32 value a job computed, widened exactly to Double (values beyond float32's range stay as they are).
+    static func exactFloat32(_ d: Double) -> Double {
+        abs(d) <= Double(Float.greatestFiniteMagnitude) ? Double(Float(d)) : d
+    }
 
     /// The daemon's exact number text (shortest round-trip in the job's precision), for "the truth" columns.
     static func exact(_ value: JSONValue?) -> String {

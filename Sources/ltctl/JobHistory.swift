@@ -45,6 +45,9 @@ struct JobHistory {
     /// Rounds to the job's precision, as the daemon computes.
     func rounded(_ value: Double) -> Double { isFloat32 ? Double(Float(value)) : value }
 
+    /// A wire number as the job holds it: the exact float32 value for a float32 job.
+    func exact(_ value: Double) -> Double { isFloat32 ? Format.exactFloat32(value) : value }
+
     /// The job's own sqrt, in its precision.
     func squareRoot(_ value: Double) -> Double {
         isFloat32 ? Double(Float(value).squareRoot()) : value.squareRoot()

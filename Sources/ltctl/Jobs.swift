@@ -40,8 +40,8 @@ extension LTCtl {
                     "\(s["iteration"]?.intValue ?? 0)/\(s["total_steps"]?.intValue ?? 0)",
                     "\(s["epoch"]?.intValue ?? 0)/\(s["epochs"]?.intValue ?? 0)",
                     s["progress"]?.doubleValue.map { Format.fixed($0 * 100, 1) + "%" } ?? "-",
-                    s["rmse"] != nil ? Format.fixed(s["rmse"], 4) : "-",
-                    s["val_rmse"] != nil ? Format.fixed(s["val_rmse"], 4) : "-",
+                    s["rmse"] != nil ? Format.fixed(s["rmse"], 4, float32: s["precision"]?.stringValue != "float64") : "-",
+                    s["val_rmse"] != nil ? Format.fixed(s["val_rmse"], 4, float32: s["precision"]?.stringValue != "float64") : "-",
                 ])
             }
             let widths = header.indices.map { c in rows.map { $0[c].count }.max() ?? 0 }

@@ -66,7 +66,8 @@ struct SpecOptions: ParsableArguments {
     // Initial weights
     @Option(help: "The initial kernel (w).") var initKernel: Double?
     @Option(help: "The initial bias (b); default 0 with --init-kernel.") var initBias: Double?
-    @Option(help: ArgumentHelp("glorot:SEED (GlorotUniform(seed=SEED)) or keras:SEED (a fresh Dense(1) after set_random_seed(SEED)).",
+    @Option(name: .customLong("init"),
+            help: ArgumentHelp("glorot:SEED (GlorotUniform(seed=SEED)) or keras:SEED (a fresh Dense(1) after set_random_seed(SEED)).",
                                valueName: "kind:seed"))
     var initializer: String?
 

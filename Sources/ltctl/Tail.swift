@@ -148,14 +148,16 @@ struct Tailer {
         let out = BufferedOutput(fd: STDOUT_FILENO)
         let printer = EventPrinter(job: job, status: status, palette: Palette(fd: STDOUT_FILENO))
         let progress = ProgressBar(total: status?["total_steps"]?.intValue ?? 0)
+        let stdoutIsTerminal = out.isTerminal
         let reader = connection.reader
         var lastSeq = 0
         while true {
             if !reader.hasBufferedLine {
                 // About to wait for the daemon: show what we have.
-                progress.clear()
+                // The bar shares the terminal only when stdout is one too: then erase it around our lines.
+                if stdoutIsTerminal { progress.clear() }
                 try out.flush()
-                progress.draw()
+                progress.draw(force: stdoutIsTerminal)
             }
             guard let line = try reader.readLine() else { break }
             let value = try JSONParser.parseOrThrow(line, path: connection.socketPath)
@@ -226,10 +228,11 @@ final class ProgressBar {
         self.epoch = epoch
     }
 
-    func draw() {
+    /// Draws at most ten times a second, unless `force` (the lines just printed to the same terminal erased it).
+    func draw(force: Bool = false) {
         guard active else { return }
         let now = Date().timeIntervalSince1970
-        guard now - lastDraw >= 0.1 else { return }
+        guard force || now - lastDraw >= 0.1 else { return }
         lastDraw = now
         let fraction = min(1, Double(iteration) / Double(max(total, 1)))
         let width = 30

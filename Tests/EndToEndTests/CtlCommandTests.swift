@@ -75,6 +75,29 @@ struct CtlCommandTests {
         #expect(exists.stderr.contains("known"))
     }
 
+    /// Another user may watch but not control; the refusal names the owner. Needs root (to run ltctl as nobody).
+    @Test(.enabled(if: getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/sbin/runuser")))
+    func permissionErrorsNameTheOwner() throws {
+        let h = try CtlHarness()
+        try h.startColab("mine", extra: ["--paused"])
+        // Let nobody reach the socket and a copy of ltctl.
+        chmod(h.directory, 0o755)
+        chmod(h.socketPath, 0o666)
+        let copy = h.directory + "/ltctl"
+        try FileManager.default.copyItem(atPath: CtlHarness.ltctlPath, toPath: copy)
+        func run(_ args: [String]) throws -> CtlHarness.Result {
+            try CtlHarness.run("/usr/sbin/runuser", ["-u", "nobody", "--", copy] + args + ["--socket", h.socketPath],
+                               environment: ["NO_COLOR": "1", "PATH": "/usr/bin:/bin"])
+        }
+        let cancel = try run(["cancel", "mine"])
+        #expect(cancel.status == 1)
+        #expect(cancel.stderr.contains("uid 0"), "\(cancel.stderr)")
+        #expect(cancel.stderr.contains("root"))
+        let watch = try run(["status", "mine", "--json"])
+        #expect(watch.status == 0, "anyone who can open the socket may watch: \(watch.stderr)")
+        #expect(try h.ltctl(["cancel", "mine"]).status == 0)
+    }
+
     @Test func startFromCSVSyntheticAndSpec() throws {
         let h = try CtlHarness()
         let csv = "area,price\n1,5.0\n2,8.8\n3,9.6\n4,14.2\n"

@@ -5,8 +5,8 @@ import LTProtocol
 import Glibc
 #endif
 
-/// A real `ltd` on a private socket, and the real `ltctl` run against it, for the ltctl end-to-end tests.
-/// Binaries and temporary directories come from `SystemdTestSupport`.
+/// A real `ltd` on a private socket (the daemon tests' `DaemonProcess`), and the real `ltctl` run against it, for
+/// the ltctl end-to-end tests.
 final class CtlHarness {
     struct Failure: Error, CustomStringConvertible {
         let description: String
@@ -20,47 +20,26 @@ final class CtlHarness {
         var stdoutBytes: Data
     }
 
-    let directory: String
-    let socketPath: String
-    let daemonPID: pid_t
+    /// The real ltd, launched by the daemon tests' harness (Support/DaemonHarness.swift).
+    let daemon: DaemonProcess
+    var directory: String { daemon.directory }
+    var socketPath: String { daemon.socketPath }
 
-    static var ltctlPath: String { SystemdTestSupport.productsDirectory.appendingPathComponent("ltctl").path }
+    static var ltctlPath: String { Harness.ltctlPath }
     static let testsDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
 
     init() throws {
-        directory = try SystemdTestSupport.temporaryDirectory("ctl")
-        socketPath = directory + "/ltd.sock"
-        daemonPID = try Self.spawn(SystemdTestSupport.ltdPath,
-                                   ["--socket", socketPath, "--state-dir", directory + "/state", "--log-level", "warning"])
-        let deadline = Date().addingTimeInterval(10)
-        while Date() < deadline {
-            if (try? Connection(socketPath: socketPath).hello()) != nil { return }
-            usleep(20_000)
-        }
-        stopDaemon()
-        throw Failure("ltd did not answer on \(socketPath) within 10 s")
+        daemon = try DaemonProcess.launch(tag: "ctl", arguments: ["--log-level", "warning"])
     }
 
     deinit {
-        stopDaemon()
-        SystemdTestSupport.removeTree(directory)
+        _ = try? daemon.stop()
+        daemon.cleanUp()
     }
 
-    /// SIGTERM, then SIGKILL if it has not exited within 5 s.
-    private func stopDaemon() {
-        kill(daemonPID, SIGTERM)
-        var status: Int32 = 0
-        for _ in 0..<500 {
-            if waitpid(daemonPID, &status, WNOHANG) == daemonPID { return }
-            usleep(10_000)
-        }
-        kill(daemonPID, SIGKILL)
-        waitpid(daemonPID, &status, 0)
-    }
-
-    /// posix_spawn with an empty signal mask: the test runner's threads block most signals, and a child inherits
-    /// that mask, which would make the daemon deaf to SIGTERM.
-    static func spawn(_ path: String, _ arguments: [String]) throws -> pid_t {
+    /// posix_spawn with an empty signal mask: the test runner's threads block most signals and a child inherits
+    /// that mask; tmux's server (started by its first client) needs SIGCHLD and friends.
+    static func spawn(_ path: String, _ arguments: [String], stdout: String = "/dev/null") throws -> pid_t {
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
@@ -71,7 +50,7 @@ final class CtlHarness {
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, stdout, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
         var argv: [UnsafeMutablePointer<CChar>?] = ([path] + arguments).map { strdup($0) } + [nil]
         defer { for p in argv { free(p) } }
         var pid: pid_t = 0
@@ -118,6 +97,18 @@ final class CtlHarness {
         let stderrData = errorData.wait()
         return Result(status: process.terminationStatus, stdout: String(decoding: outputData, as: UTF8.self),
                       stderr: String(decoding: stderrData, as: UTF8.self), stdoutBytes: outputData)
+    }
+
+    /// Runs a command with a clean signal mask (see `spawn`) to completion; returns its status and stdout.
+    static func runClean(_ path: String, _ arguments: [String], scratch: String) throws -> (status: Int32, stdout: String) {
+        let output = scratch + "/run-\(UInt32.random(in: 0...UInt32.max)).out"
+        defer { try? FileManager.default.removeItem(atPath: output) }
+        let pid = try spawn(path, arguments, stdout: output)
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
+        // WEXITSTATUS, spelled out: Glibc's macro is not imported into Swift.
+        return ((status >> 8) & 0xFF, text)
     }
 
     /// Starts the classic twelve-point job (epochs 4, batch 4) and waits until it is over.
