@@ -8,14 +8,8 @@ import LTEngine
 
 /// Deterministic y ≈ 3x − 2 with noise (SplitMix64), x in [−2, 2).
 func line(count n: Int, seed: UInt64) -> Dataset {
-    var state = seed
-    func unit() -> Double {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return Double((z ^ (z >> 31)) >> 11) / Double(1 << 53)
-    }
+    var rng = SplitMix64(seed: seed)
+    func unit() -> Double { rng.nextUnit() }
     var x = [Double](), y = [Double]()
     x.reserveCapacity(n); y.reserveCapacity(n)
     for _ in 0..<n {
