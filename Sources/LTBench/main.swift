@@ -1,4 +1,4 @@
-// ltd benchmarks. Run: swift run -c release LTBench engine|codec
+// ltd benchmarks. Run: swift run -c release LTBench engine|codec|dtoa-exhaustive
 // Prints a Markdown table; docs/BENCHMARKS.md records the numbers with the machine they ran on.
 import LTEngine
 
@@ -128,5 +128,6 @@ let arguments = CommandLine.arguments.dropFirst()
 switch arguments.first {
 case "engine", nil: engineBenchmarks()
 case "codec": CodecBenchmarks.run()
-default: print("usage: LTBench engine|codec")
+case "dtoa-exhaustive": DtoaExhaustive.run(threads: arguments.dropFirst().first.flatMap { Int($0) } ?? 2)
+default: print("usage: LTBench engine|codec|dtoa-exhaustive [threads]")
 }

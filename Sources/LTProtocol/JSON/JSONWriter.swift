@@ -10,10 +10,10 @@ public enum JSONNumber {
             // would spell it "inf", which is not JSON).
             let f = Float(value)
             guard f.isFinite else { return nonFinite(f.isNaN, f > 0) }
-            return f.description
+            return ShortestDecimal.string(f)
         case .float64:
             guard value.isFinite else { return nonFinite(value.isNaN, value > 0) }
-            return value.description
+            return ShortestDecimal.string(value)
         }
     }
 
@@ -68,18 +68,16 @@ public struct JSONWriter: Sendable {
     /// A number in the given precision, whatever the writer's.
     public mutating func number(_ value: Double, precision: Precision) {
         separate()
-        // The stdlib's shortest round-trip spelling; short ones are small strings, so no allocation.
-        var text: String
+        // The stdlib's shortest round-trip spelling (byte-identical to `description`), written straight into `bytes`.
         switch precision {
         case .float32:
             let f = Float(value)
             guard f.isFinite else { appendNonFinite(f.isNaN, f > 0); return }
-            text = f.description
+            ShortestDecimal.append(f, to: &bytes)
         case .float64:
             guard value.isFinite else { appendNonFinite(value.isNaN, value > 0); return }
-            text = value.description
+            ShortestDecimal.append(value, to: &bytes)
         }
-        text.withUTF8 { bytes.append(contentsOf: $0) }
     }
 
     private mutating func appendNonFinite(_ isNaN: Bool, _ positive: Bool) {
