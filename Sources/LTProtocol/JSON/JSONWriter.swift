@@ -40,6 +40,16 @@ public struct JSONWriter: Sendable {
         needsComma = true
     }
 
+    /// Lets `body` fill a stack scratch buffer of `capacity` bytes and appends the count it returns: one append
+    /// (one uniqueness and capacity check, one copy) per token instead of one per byte run.
+    @inline(__always)
+    private mutating func appendToken(capacity: Int, _ body: (UnsafeMutablePointer<UInt8>) -> Int) {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: capacity) { scratch in
+            guard let base = scratch.baseAddress else { return }
+            bytes.append(contentsOf: UnsafeBufferPointer(start: base, count: body(base)))
+        }
+    }
+
     public mutating func beginObject() { separate(); bytes.append(UInt8(ascii: "{")); needsComma = false }
     public mutating func endObject() { bytes.append(UInt8(ascii: "}")); needsComma = true }
     public mutating func beginArray() { separate(); bytes.append(UInt8(ascii: "[")); needsComma = false }
@@ -47,11 +57,22 @@ public struct JSONWriter: Sendable {
 
     /// An object key; the next value call writes its value.
     public mutating func key(_ name: StaticString) {
-        separate()
-        bytes.append(UInt8(ascii: "\""))
-        name.withUTF8Buffer { bytes.append(contentsOf: $0) }
-        bytes.append(contentsOf: [UInt8(ascii: "\""), UInt8(ascii: ":")])
+        let comma = needsComma
         needsComma = false
+        // `,"name":` as one token.
+        name.withUTF8Buffer { utf8 in
+            appendToken(capacity: utf8.count &+ 4) { p in
+                var i = 0
+                if comma { p[0] = UInt8(ascii: ","); i = 1 }
+                p[i] = UInt8(ascii: "\"")
+                i &+= 1
+                if let source = utf8.baseAddress { (p + i).update(from: source, count: utf8.count) }
+                i &+= utf8.count
+                p[i] = UInt8(ascii: "\"")
+                p[i + 1] = UInt8(ascii: ":")
+                return i &+ 2
+            }
+        }
     }
 
     public mutating func key(_ name: String) {
@@ -67,16 +88,28 @@ public struct JSONWriter: Sendable {
 
     /// A number in the given precision, whatever the writer's.
     public mutating func number(_ value: Double, precision: Precision) {
-        separate()
-        // The stdlib's shortest round-trip spelling (byte-identical to `description`), written straight into `bytes`.
+        // The stdlib's shortest round-trip spelling (byte-identical to `description`), separator and digits
+        // written as one token.
         switch precision {
         case .float32:
             let f = Float(value)
-            guard f.isFinite else { appendNonFinite(f.isNaN, f > 0); return }
-            ShortestDecimal.append(f, to: &bytes)
+            guard f.isFinite else { separate(); appendNonFinite(f.isNaN, f > 0); return }
+            let comma = needsComma
+            needsComma = true
+            appendToken(capacity: 1 &+ ShortestDecimal.maxLength) { p in
+                if comma { p[0] = UInt8(ascii: ",") }
+                let start = comma ? 1 : 0
+                return start &+ ShortestDecimal.write(f, to: p + start)
+            }
         case .float64:
-            guard value.isFinite else { appendNonFinite(value.isNaN, value > 0); return }
-            ShortestDecimal.append(value, to: &bytes)
+            guard value.isFinite else { separate(); appendNonFinite(value.isNaN, value > 0); return }
+            let comma = needsComma
+            needsComma = true
+            appendToken(capacity: 1 &+ ShortestDecimal.maxLength) { p in
+                if comma { p[0] = UInt8(ascii: ",") }
+                let start = comma ? 1 : 0
+                return start &+ ShortestDecimal.write(value, to: p + start)
+            }
         }
     }
 
@@ -85,19 +118,22 @@ public struct JSONWriter: Sendable {
         text.withUTF8Buffer { bytes.append(contentsOf: $0) }
     }
 
-    /// Decimal digits without an intermediate String.
+    /// Separator, sign and decimal digits as one token, without an intermediate String.
     private mutating func appendDecimal(_ magnitude: UInt64, negative: Bool) {
-        if negative { bytes.append(UInt8(ascii: "-")) }
-        if magnitude < 10 { bytes.append(0x30 &+ UInt8(truncatingIfNeeded: magnitude)); return }
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
+        let comma = needsComma
+        needsComma = true
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 22) { token in
+            // Digits right to left, then sign and comma in front.
             var v = magnitude
-            var i = 20
-            while v > 0 {
-                i -= 1
-                digits[i] = 0x30 &+ UInt8(truncatingIfNeeded: v % 10)
+            var i = 22
+            repeat {
+                i &-= 1
+                token[i] = 0x30 &+ UInt8(truncatingIfNeeded: v % 10)
                 v /= 10
-            }
-            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: digits[i...]))
+            } while v > 0
+            if negative { i &-= 1; token[i] = UInt8(ascii: "-") }
+            if comma { i &-= 1; token[i] = UInt8(ascii: ",") }
+            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: token[i...]))
         }
     }
 
@@ -109,8 +145,8 @@ public struct JSONWriter: Sendable {
         bytes.append(UInt8(ascii: "\""))
     }
 
-    public mutating func integer(_ value: Int) { separate(); appendDecimal(value.magnitude.toUInt64, negative: value < 0) }
-    public mutating func integer(_ value: UInt64) { separate(); appendDecimal(value, negative: false) }
+    public mutating func integer(_ value: Int) { appendDecimal(value.magnitude.toUInt64, negative: value < 0) }
+    public mutating func integer(_ value: UInt64) { appendDecimal(value, negative: false) }
     public mutating func bool(_ value: Bool) { separate(); bytes.append(contentsOf: (value ? "true" : "false").utf8) }
     public mutating func null() { separate(); bytes.append(contentsOf: "null".utf8) }
 
