@@ -205,4 +205,23 @@ import Testing
             #expect(JSONNumber.format(d) == d.description)
         }
     }
+
+    /// The writer's in-place buffer grows past its initial capacity and is not shared between copies.
+    @Test func writerBufferGrowsAndCopiesOnWrite() {
+        var w = JSONWriter(precision: .float32, capacity: 1)
+        var expected = "["
+        w.beginArray()
+        for i in 0..<5_000 {
+            let v = Double(i) * 0.37 - 11
+            w.number(v)
+            expected += (i == 0 ? "" : ",") + Float(v).description
+        }
+        var copy = w
+        w.endArray()
+        expected += "]"
+        #expect(String(decoding: w.bytes, as: UTF8.self) == expected)
+        copy.integer(-42)
+        #expect(String(decoding: w.bytes, as: UTF8.self) == expected)
+        #expect(String(decoding: copy.bytes, as: UTF8.self) == String(expected.dropLast()) + ",-42")
+    }
 }

@@ -25,35 +25,26 @@ public enum JSONNumber {
 /// Appends compact JSON to a byte buffer, placing commas itself. Used for every event, so it avoids Foundation
 /// and intermediate strings: one event is encoded once into one buffer and shared by every subscriber.
 public struct JSONWriter: Sendable {
-    public private(set) var bytes: [UInt8]
+    /// The JSON written so far (a copy of the writer's buffer).
+    public var bytes: [UInt8] { out.array }
     public var precision: Precision
     private var needsComma = false
+    private var out: Output
 
     public init(precision: Precision = .float64, capacity: Int = 512) {
         self.precision = precision
-        bytes = []
-        bytes.reserveCapacity(capacity)
+        out = Output(capacity: capacity)
     }
 
     private mutating func separate() {
-        if needsComma { bytes.append(UInt8(ascii: ",")) }
+        if needsComma { out.append(UInt8(ascii: ",")) }
         needsComma = true
     }
 
-    /// Lets `body` fill a stack scratch buffer of `capacity` bytes and appends the count it returns: one append
-    /// (one uniqueness and capacity check, one copy) per token instead of one per byte run.
-    @inline(__always)
-    private mutating func appendToken(capacity: Int, _ body: (UnsafeMutablePointer<UInt8>) -> Int) {
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: capacity) { scratch in
-            guard let base = scratch.baseAddress else { return }
-            bytes.append(contentsOf: UnsafeBufferPointer(start: base, count: body(base)))
-        }
-    }
-
-    public mutating func beginObject() { separate(); bytes.append(UInt8(ascii: "{")); needsComma = false }
-    public mutating func endObject() { bytes.append(UInt8(ascii: "}")); needsComma = true }
-    public mutating func beginArray() { separate(); bytes.append(UInt8(ascii: "[")); needsComma = false }
-    public mutating func endArray() { bytes.append(UInt8(ascii: "]")); needsComma = true }
+    public mutating func beginObject() { separate(); out.append(UInt8(ascii: "{")); needsComma = false }
+    public mutating func endObject() { out.append(UInt8(ascii: "}")); needsComma = true }
+    public mutating func beginArray() { separate(); out.append(UInt8(ascii: "[")); needsComma = false }
+    public mutating func endArray() { out.append(UInt8(ascii: "]")); needsComma = true }
 
     /// An object key; the next value call writes its value.
     public mutating func key(_ name: StaticString) {
@@ -61,7 +52,7 @@ public struct JSONWriter: Sendable {
         needsComma = false
         // `,"name":` as one token.
         name.withUTF8Buffer { utf8 in
-            appendToken(capacity: utf8.count &+ 4) { p in
+            out.write(max: utf8.count &+ 4) { p in
                 var i = 0
                 if comma { p[0] = UInt8(ascii: ","); i = 1 }
                 p[i] = UInt8(ascii: "\"")
@@ -78,7 +69,7 @@ public struct JSONWriter: Sendable {
     public mutating func key(_ name: String) {
         separate()
         appendEscaped(name)
-        bytes.append(UInt8(ascii: ":"))
+        out.append(UInt8(ascii: ":"))
         needsComma = false
     }
 
@@ -96,7 +87,7 @@ public struct JSONWriter: Sendable {
             guard f.isFinite else { separate(); appendNonFinite(f.isNaN, f > 0); return }
             let comma = needsComma
             needsComma = true
-            appendToken(capacity: 1 &+ ShortestDecimal.maxLength) { p in
+            out.write(max: 1 &+ ShortestDecimal.maxLength) { p in
                 if comma { p[0] = UInt8(ascii: ",") }
                 let start = comma ? 1 : 0
                 return start &+ ShortestDecimal.write(f, to: p + start)
@@ -105,7 +96,7 @@ public struct JSONWriter: Sendable {
             guard value.isFinite else { separate(); appendNonFinite(value.isNaN, value > 0); return }
             let comma = needsComma
             needsComma = true
-            appendToken(capacity: 1 &+ ShortestDecimal.maxLength) { p in
+            out.write(max: 1 &+ ShortestDecimal.maxLength) { p in
                 if comma { p[0] = UInt8(ascii: ",") }
                 let start = comma ? 1 : 0
                 return start &+ ShortestDecimal.write(value, to: p + start)
@@ -115,40 +106,44 @@ public struct JSONWriter: Sendable {
 
     private mutating func appendNonFinite(_ isNaN: Bool, _ positive: Bool) {
         let text: StaticString = isNaN ? "\"NaN\"" : (positive ? "\"Infinity\"" : "\"-Infinity\"")
-        text.withUTF8Buffer { bytes.append(contentsOf: $0) }
+        text.withUTF8Buffer { out.append(contentsOf: $0) }
     }
 
     /// Separator, sign and decimal digits as one token, without an intermediate String.
     private mutating func appendDecimal(_ magnitude: UInt64, negative: Bool) {
         let comma = needsComma
         needsComma = true
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 22) { token in
-            // Digits right to left, then sign and comma in front.
+        var digits = 1
+        var rest = magnitude
+        while rest >= 10 { rest /= 10; digits &+= 1 }
+        out.write(max: 22) { p in
+            // Comma and sign, then the digits right to left.
+            var i = 0
+            if comma { p[0] = UInt8(ascii: ","); i = 1 }
+            if negative { p[i] = UInt8(ascii: "-"); i &+= 1 }
             var v = magnitude
-            var i = 22
+            var k = i &+ digits
             repeat {
-                i &-= 1
-                token[i] = 0x30 &+ UInt8(truncatingIfNeeded: v % 10)
+                k &-= 1
+                p[k] = 0x30 &+ UInt8(truncatingIfNeeded: v % 10)
                 v /= 10
             } while v > 0
-            if negative { i &-= 1; token[i] = UInt8(ascii: "-") }
-            if comma { i &-= 1; token[i] = UInt8(ascii: ",") }
-            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: token[i...]))
+            return i &+ digits
         }
     }
 
     /// A string known to need no escaping.
     public mutating func rawString(_ value: StaticString) {
         separate()
-        bytes.append(UInt8(ascii: "\""))
-        value.withUTF8Buffer { bytes.append(contentsOf: $0) }
-        bytes.append(UInt8(ascii: "\""))
+        out.append(UInt8(ascii: "\""))
+        value.withUTF8Buffer { out.append(contentsOf: $0) }
+        out.append(UInt8(ascii: "\""))
     }
 
     public mutating func integer(_ value: Int) { appendDecimal(value.magnitude.toUInt64, negative: value < 0) }
     public mutating func integer(_ value: UInt64) { appendDecimal(value, negative: false) }
-    public mutating func bool(_ value: Bool) { separate(); bytes.append(contentsOf: (value ? "true" : "false").utf8) }
-    public mutating func null() { separate(); bytes.append(contentsOf: "null".utf8) }
+    public mutating func bool(_ value: Bool) { separate(); out.append(contentsOf: (value ? "true" : "false").utf8) }
+    public mutating func null() { separate(); out.append(contentsOf: "null".utf8) }
 
     public mutating func field(_ name: StaticString, _ value: Double) { key(name); number(value) }
     public mutating func field(_ name: StaticString, _ value: Int) { key(name); integer(value) }
@@ -172,7 +167,7 @@ public struct JSONWriter: Sendable {
         switch v {
         case .null: null()
         case .bool(let b): bool(b)
-        case .number(let text): separate(); bytes.append(contentsOf: text.utf8)
+        case .number(let text): separate(); out.append(contentsOf: text.utf8)
         case .string(let s): string(s)
         case .array(let a):
             beginArray(); for e in a { value(e) }; endArray()
@@ -181,37 +176,98 @@ public struct JSONWriter: Sendable {
         }
     }
 
-    public mutating func newline() { bytes.append(0x0A); needsComma = false }
+    public mutating func newline() { out.append(0x0A); needsComma = false }
 
     private mutating func appendEscaped(_ s: String) {
-        bytes.append(UInt8(ascii: "\""))
+        out.append(UInt8(ascii: "\""))
         var s = s
         // Fast path: most strings (job names, keys, states) need no escaping.
         let plain = s.withUTF8 { utf8 in
             guard utf8.allSatisfy({ $0 >= 0x20 && $0 != UInt8(ascii: "\"") && $0 != UInt8(ascii: "\\") }) else { return false }
-            bytes.append(contentsOf: utf8)
+            out.append(contentsOf: utf8)
             return true
         }
-        if plain { bytes.append(UInt8(ascii: "\"")); return }
+        if plain { out.append(UInt8(ascii: "\"")); return }
         for b in s.utf8 {
             switch b {
-            case UInt8(ascii: "\""): bytes.append(contentsOf: [0x5C, 0x22])
-            case UInt8(ascii: "\\"): bytes.append(contentsOf: [0x5C, 0x5C])
-            case 0x0A: bytes.append(contentsOf: [0x5C, UInt8(ascii: "n")])
-            case 0x0D: bytes.append(contentsOf: [0x5C, UInt8(ascii: "r")])
-            case 0x09: bytes.append(contentsOf: [0x5C, UInt8(ascii: "t")])
+            case UInt8(ascii: "\""): out.append(contentsOf: [0x5C, 0x22])
+            case UInt8(ascii: "\\"): out.append(contentsOf: [0x5C, 0x5C])
+            case 0x0A: out.append(contentsOf: [0x5C, UInt8(ascii: "n")])
+            case 0x0D: out.append(contentsOf: [0x5C, UInt8(ascii: "r")])
+            case 0x09: out.append(contentsOf: [0x5C, UInt8(ascii: "t")])
             case 0x00..<0x20:
                 let hex: [UInt8] = Array("0123456789abcdef".utf8)
-                bytes.append(contentsOf: [0x5C, UInt8(ascii: "u"), 0x30, 0x30, hex[Int(b >> 4)], hex[Int(b & 0xF)]])
-            default: bytes.append(b)
+                out.append(contentsOf: [0x5C, UInt8(ascii: "u"), 0x30, 0x30, hex[Int(b >> 4)], hex[Int(b & 0xF)]])
+            default: out.append(b)
             }
         }
-        bytes.append(UInt8(ascii: "\""))
+        out.append(UInt8(ascii: "\""))
     }
 }
 
 extension UInt {
     fileprivate var toUInt64: UInt64 { UInt64(truncatingIfNeeded: self) }
+}
+
+extension JSONWriter {
+    /// The writer's bytes: one growable allocation that tokens are written into in place (no scratch copies, no
+    /// per-token memmove), copied on write like an Array so a copied writer never shares it.
+    struct Output: @unchecked Sendable {  // unchecked: the buffer is only written when uniquely referenced
+        struct Fill { var count: Int; var capacity: Int }
+        private var buffer: ManagedBuffer<Fill, UInt8>
+
+        init(capacity: Int) {
+            let capacity = max(capacity, 16)
+            buffer = .create(minimumCapacity: capacity) { _ in Fill(count: 0, capacity: capacity) }
+        }
+
+        var array: [UInt8] {
+            buffer.withUnsafeMutablePointers { fill, base in
+                Array(UnsafeBufferPointer(start: base, count: fill.pointee.count))
+            }
+        }
+
+        /// Lets `body` write at most `max` bytes at the end and keeps the count it returns.
+        @inline(__always)
+        mutating func write(max: Int, _ body: (UnsafeMutablePointer<UInt8>) -> Int) {
+            // Header through its pointer: `buffer.header` is a class property, checked for exclusivity at run time.
+            let room = buffer.withUnsafeMutablePointerToHeader { $0.pointee.capacity &- $0.pointee.count }
+            if room < max || !isKnownUniquelyReferenced(&buffer) { grow(max) }
+            buffer.withUnsafeMutablePointers { fill, base in
+                fill.pointee.count &+= body(base + fill.pointee.count)
+            }
+        }
+
+        /// A private buffer with room for `extra` more bytes.
+        private mutating func grow(_ extra: Int) {
+            let fill = buffer.withUnsafeMutablePointerToHeader { $0.pointee }
+            let count = fill.count
+            let capacity = Swift.max(fill.capacity * 2, count + extra)
+            let grown = ManagedBuffer<Fill, UInt8>.create(minimumCapacity: capacity) { _ in
+                Fill(count: count, capacity: capacity)
+            }
+            buffer.withUnsafeMutablePointerToElements { old in
+                grown.withUnsafeMutablePointerToElements { new in new.initialize(from: old, count: count) }
+            }
+            buffer = grown
+        }
+
+        @inline(__always)
+        mutating func append(_ byte: UInt8) { write(max: 1) { $0[0] = byte; return 1 } }
+
+        mutating func append(contentsOf bytes: UnsafeBufferPointer<UInt8>) {
+            guard let source = bytes.baseAddress else { return }
+            write(max: bytes.count) { $0.initialize(from: source, count: bytes.count); return bytes.count }
+        }
+
+        mutating func append(contentsOf bytes: some Collection<UInt8>) {
+            write(max: bytes.count) { p in
+                var i = 0
+                for b in bytes { p[i] = b; i &+= 1 }
+                return i
+            }
+        }
+    }
 }
 
 extension JSONValue {
