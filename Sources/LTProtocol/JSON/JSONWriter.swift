@@ -234,7 +234,8 @@ extension JSONWriter {
             let room = buffer.withUnsafeMutablePointerToHeader { $0.pointee.capacity &- $0.pointee.count }
             if room < max || !isKnownUniquelyReferenced(&buffer) { grow(max) }
             buffer.withUnsafeMutablePointers { fill, base in
-                fill.pointee.count &+= body(base + fill.pointee.count)
+                let written = body(base + fill.pointee.count)
+                fill.pointee.count &+= written
             }
         }
 
