@@ -57,7 +57,7 @@ public struct JSONWriter: Sendable {
                 if comma { p[0] = UInt8(ascii: ","); i = 1 }
                 p[i] = UInt8(ascii: "\"")
                 i &+= 1
-                if let source = utf8.baseAddress { (p + i).update(from: source, count: utf8.count) }
+                if let source = utf8.baseAddress { (p + i).initialize(from: source, count: utf8.count) }
                 i &+= utf8.count
                 p[i] = UInt8(ascii: "\"")
                 p[i + 1] = UInt8(ascii: ":")
