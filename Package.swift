@@ -25,15 +25,21 @@ let package = Package(
         .target(name: "LTDaemon", dependencies: ["LTProtocol", "CLibUV"]),
         // A small blocking Unix-socket client; needs no libuv.
         .target(name: "LTClient", dependencies: ["LTProtocol"]),
+        // Pictures of a training run: SVG and terminal charts. Pure values in, text out; no I/O.
+        .target(name: "LTPlot"),
         .executableTarget(name: "ltd", dependencies: [
             "LTDaemon", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "ltctl", dependencies: [
-            "LTClient", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "LTClient", "LTPlot", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .testTarget(name: "LTEngineTests", dependencies: ["LTEngine"], exclude: ["Golden"]),
+        // Benchmarks: swift run -c release LTBench engine|codec (results in docs/BENCHMARKS.md).
+        .executableTarget(name: "LTBench", dependencies: ["LTEngine", "LTProtocol"]),
+        // Fixtures are read through #filePath, not bundled as resources.
+        .testTarget(name: "LTEngineTests", dependencies: ["LTEngine"], exclude: ["Golden", "Initializers/Fixtures"]),
         .testTarget(name: "LTProtocolTests", dependencies: ["LTProtocol"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["LTProtocol", "LTClient", "LTDaemon"]),
+        .testTarget(name: "LTPlotTests", dependencies: ["LTPlot"], exclude: ["Fixtures"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["LTProtocol", "LTClient", "LTDaemon"], exclude: ["Fixtures", "Snapshots"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -39,17 +39,19 @@ public struct TrainerCheckpoint: Sendable, Equatable, Codable {
     public var divergenceMessage: String?
 }
 
-/// FNV-1a over a spec's training-relevant fields, to refuse a checkpoint from another spec.
+/// A 64-bit hash of a spec's training-relevant fields, to refuse a checkpoint from another spec: FNV-1a taken a
+/// whole word at a time (one xor-multiply per value, so 10M points hash in milliseconds), then a final avalanche.
 struct SpecFingerprint {
-    private(set) var value: UInt64 = 0xCBF2_9CE4_8422_2325
+    private var state: UInt64 = 0xCBF2_9CE4_8422_2325
+    var value: UInt64 {
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
 
     mutating func add(_ v: UInt64) {
-        var v = v
-        for _ in 0..<8 {
-            value ^= v & 0xFF
-            value = value &* 0x0000_0100_0000_01B3
-            v >>= 8
-        }
+        state = (state ^ v) &* 0x0000_0100_0000_01B3
     }
     mutating func add(_ v: Int) { add(UInt64(bitPattern: Int64(v))) }
     mutating func add(_ v: Double) { add(v.bitPattern) }

@@ -3,18 +3,21 @@
 /// SplitMix64 (Steele, Lea & Flood 2014) feeds an unbiased bounded draw (Lemire's multiply-shift with rejection),
 /// which feeds a Fisher–Yates shuffle from the last position down: for i in n-1 down to 1, swap(i, draw(i+1)).
 /// TensorFlow's own shuffle is not reproduced (golden runs replay their recorded order with `.order`).
-struct SplitMix64 {
+public struct SplitMix64: Sendable {
     var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
+    public init(seed: UInt64) { state = seed }
+    public mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         return z ^ (z >> 31)
     }
+    /// Uniform in [0, 1): the top 53 bits.
+    public mutating func nextUnit() -> Double { Double(next() >> 11) * 0x1p-53 }
+
     /// Uniform in 0..<bound (bound ≥ 1), without modulo bias.
-    mutating func next(below bound: UInt64) -> UInt64 {
+    public mutating func next(below bound: UInt64) -> UInt64 {
         var m = next().multipliedFullWidth(by: bound)
         if m.low < bound {
             let threshold = (0 &- bound) % bound

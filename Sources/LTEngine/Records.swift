@@ -14,7 +14,7 @@ public struct BatchRows: Sendable, Equatable {
 }
 
 /// Up to three optimizer slots, inline so a step record allocates nothing.
-/// Names are Keras's variable names (`velocity`, `momentum`, `average_gradient`, `accumulator`, `m`, `v`, `vhat`).
+/// Names are Keras 3's variable names (`momentum`, `velocity`, `average_gradient`, `velocity_hat`, `accumulator`).
 public struct OptimizerSlots: Sendable, Equatable {
     public var names: [String]          // shared, one array per optimizer; never reallocated per step
     public var kernel: (Double, Double, Double)

@@ -44,8 +44,13 @@ extension JobSpec {
             throw SpecError(field: "\(path).y", value: "\(set.y.count) values",
                             allowed: "as many values as \(path).x (\(set.x.count))")
         }
-        for (i, v) in set.x.enumerated() { try checkScalar(v, "\(path).x[\(i)]", precision: precision) }
-        for (i, v) in set.y.enumerated() { try checkScalar(v, "\(path).y[\(i)]", precision: precision) }
+        // Name the field only for the offending value: building 10M field names would dominate a large job's setup.
+        if let i = set.x.firstIndex(where: { !Float($0).isFinite }) {
+            try checkScalar(set.x[i], "\(path).x[\(i)]", precision: precision)
+        }
+        if let i = set.y.firstIndex(where: { !Float($0).isFinite }) {
+            try checkScalar(set.y[i], "\(path).y[\(i)]", precision: precision)
+        }
     }
 
     /// Finite as float32: Keras (and so both precisions) holds every input as float32.

@@ -2,13 +2,9 @@
 /// handing out one event at a time: `.step` per optimizer step, `.epoch` after each epoch's last step, then exactly one
 /// `.finished` or `.diverged`, then nil.
 public struct Trainer: Sendable {
-    enum Core: Sendable {
-        case float32(Run<Float>)
-        case float64(Run<Double>)
-        case moved
-    }
-
-    var core: Core
+    // Exactly one is non-nil. Optional chaining mutates the run in place, so a step copies no arrays.
+    var float32: Run<Float>?
+    var float64: Run<Double>?
     public let start: StartRecord
 
     /// Validates the spec (throws the first `SpecError`) and prepares the run.
@@ -20,11 +16,11 @@ public struct Trainer: Sendable {
         case .float32:
             let run = Run<Float>(spec: spec, kernel: initial.kernel, bias: initial.bias, fingerprint: fingerprint)
             start = run.startRecord(origin: initial.origin)
-            core = .float32(run)
+            float32 = run
         case .float64:
             let run = Run<Double>(spec: spec, kernel: initial.kernel, bias: initial.bias, fingerprint: fingerprint)
             start = run.startRecord(origin: initial.origin)
-            core = .float64(run)
+            float64 = run
         }
     }
 
@@ -33,49 +29,28 @@ public struct Trainer: Sendable {
     /// checkpoint belongs to another spec or is inconsistent.
     public init(spec: JobSpec, resuming checkpoint: TrainerCheckpoint) throws(SpecError) {
         try self.init(spec: spec)
-        switch core {
-        case var .float32(run): core = .moved; try run.restore(checkpoint, spec: spec); core = .float32(run)
-        case var .float64(run): core = .moved; try run.restore(checkpoint, spec: spec); core = .float64(run)
-        case .moved: break
-        }
+        try float32?.restore(checkpoint, spec: spec)
+        try float64?.restore(checkpoint, spec: spec)
     }
 
+    /// The whole state; see `TrainerCheckpoint`.
     public var checkpoint: TrainerCheckpoint {
-        switch core {
-        case let .float32(run): run.checkpoint
-        case let .float64(run): run.checkpoint
-        case .moved: TrainerCheckpoint(specFingerprint: 0, precision: .float32, epoch: 0, stepInEpoch: 0, iteration: 0,
-                                       phase: .done, weights: [], kernelSlots: [], biasSlots: [], metrics: [],
-                                       lastValidation: [], divergenceMessage: nil)
-        }
+        if let run = float32 { return run.checkpoint }
+        if let run = float64 { return run.checkpoint }
+        return TrainerCheckpoint(specFingerprint: 0, precision: .float32, epoch: 0, stepInEpoch: 0, iteration: 0,
+                                 phase: .done, weights: [], kernelSlots: [], biasSlots: [], metrics: [],
+                                 lastValidation: [], divergenceMessage: nil)
     }
 
     /// True once `.finished` or `.diverged` has been handed out.
     public var isFinished: Bool {
-        switch core {
-        case let .float32(run): run.phase == .done
-        case let .float64(run): run.phase == .done
-        case .moved: true
-        }
+        (float32?.phase ?? float64?.phase ?? .done) == .done
     }
 
     /// The next event, or nil after the final one.
     public mutating func next() -> TrainerEvent? {
-        // Move the run out of the enum so its arrays stay uniquely referenced while it mutates.
-        switch core {
-        case var .float32(run):
-            core = .moved
-            let event = run.next()
-            core = .float32(run)
-            return event
-        case var .float64(run):
-            core = .moved
-            let event = run.next()
-            core = .float64(run)
-            return event
-        case .moved:
-            return nil
-        }
+        if float32 != nil { return float32?.next() ?? nil }
+        return float64?.next() ?? nil
     }
 }
 
@@ -86,15 +61,24 @@ struct Run<S: EngineScalar>: Sendable {
     // The job, fixed for the run.
     let x: [S], y: [S]
     let validationX: [S], validationY: [S]
+    /// Sufficient statistics of the validation set, for `.fast` only.
     let statistics: ValidationStatistics?
+    let optimum: Optimum?
     let rule: OptimizerRule<S>
     let shuffle: Shuffle
+    /// Training batch size, at most N.
     let batchSize: Int
+    /// The batch size as given: `evaluate` splits the validation set with it (it may exceed the training N).
+    let requestedBatchSize: Int
     let stepsPerEpoch: Int
     let epochs: Int
     let stopOnDivergence: Bool
     let fingerprint: UInt64
     let maxAbsX: Double
+    /// Full batches in dataset order, validated on the training data with the same batch size: then `evaluate` at
+    /// the weights after step k is exactly the forward pass of step k+1 (same rows, order and lanes), so one pass
+    /// serves both and exact validation costs nothing extra.
+    let validationIsNextForwardPass: Bool
     let initialKernel: S, initialBias: S
 
     // The state.
@@ -108,23 +92,30 @@ struct Run<S: EngineScalar>: Sendable {
     var lastValLoss: S = 0, lastValRmse: S = 0
     var phase: Phase = .running
     var divergenceMessage: String?
+    /// The next step's batch sums at the current weights, when `validationIsNextForwardPass` computed them already.
+    /// Not part of the checkpoint: a restored run recomputes them, bit for bit.
+    var lookahead: BatchSums<S>?
 
     /// `spec` must be valid.
     init(spec: JobSpec, kernel: Double, bias: Double, fingerprint: UInt64) {
         x = spec.data.x.map { S.keras($0) }
         y = spec.data.y.map { S.keras($0) }
+        let trainingStatistics = ValidationStatistics(x: x, y: y)
+        optimum = trainingStatistics.optimum
         if let v = spec.validation, !v.x.isEmpty {
             validationX = v.x.map { S.keras($0) }
             validationY = v.y.map { S.keras($0) }
+            statistics = spec.validationMode == .fast ? ValidationStatistics(x: validationX, y: validationY) : nil
         } else {
             validationX = x                 // shares storage: no copy
             validationY = y
+            statistics = spec.validationMode == .fast ? trainingStatistics : nil
         }
-        statistics = spec.validationMode == .fast ? ValidationStatistics(x: validationX, y: validationY) : nil
         rule = OptimizerRule<S>(spec.optimizer)
         shuffle = spec.shuffle
         let n = x.count
         batchSize = min(spec.batchSize, n)
+        requestedBatchSize = spec.batchSize
         stepsPerEpoch = n / batchSize + (n % batchSize == 0 ? 0 : 1)
         epochs = spec.epochs
         stopOnDivergence = spec.onDivergence == .stop
@@ -134,13 +125,16 @@ struct Run<S: EngineScalar>: Sendable {
         w = initialKernel; b = initialBias
         kernelSlots = rule.initialSlots; biasSlots = rule.initialSlots
         order = Permutation.order(for: shuffle, count: n, epoch: 1)
+        let sharesTrainingData = spec.validation.map { $0.x.isEmpty } ?? true
+        validationIsNextForwardPass = sharesTrainingData && statistics == nil && spec.batchSize >= n
+            && { if case .none = spec.shuffle { true } else { false } }()
     }
 
     func startRecord(origin: InitialWeightsOrigin) -> StartRecord {
         let total = epochs.multipliedReportingOverflow(by: stepsPerEpoch)
         return StartRecord(w: Double(initialKernel), b: Double(initialBias), stepsPerEpoch: stepsPerEpoch,
                            totalSteps: total.overflow ? Int.max : total.partialValue,
-                           optimum: ValidationStatistics(x: x, y: y).optimum, origin: origin,
+                           optimum: optimum, origin: origin,
                            slots: OptimizerSlots(names: rule.slotNames, kernel: rule.pack(rule.initialSlots),
                                                  bias: rule.pack(rule.initialSlots)))
     }
@@ -192,20 +186,8 @@ struct Run<S: EngineScalar>: Sendable {
         let first = stepInEpoch * batchSize
         let count = min(batchSize, n - first)
         let wBefore = w, bBefore = b
-        let sums: BatchSums<S> = x.withUnsafeBufferPointer { xp in
-            y.withUnsafeBufferPointer { yp in
-                guard let xb = xp.baseAddress, let yb = yp.baseAddress else {
-                    return BatchSums(squaredErrors: 0, gradW: 0, gradB: 0)
-                }
-                if let order {
-                    return order.withUnsafeBufferPointer { op in
-                        guard let ob = op.baseAddress else { return BatchSums(squaredErrors: 0, gradW: 0, gradB: 0) }
-                        return batchSums(x: xb, y: yb, rows: PermutedRows(order: ob + first), count: count, w: w, b: b)
-                    }
-                }
-                return batchSums(x: xb, y: yb, rows: ContiguousRows(start: first), count: count, w: w, b: b)
-            }
-        }
+        let sums = lookahead ?? forwardPass(first: first, count: count)
+        lookahead = nil
         let size = S(count)
         let batchLoss = sums.squaredErrors / size
         // Keras's Mean trackers, weighted by batch size (KERAS.md §5).
@@ -240,14 +222,38 @@ struct Run<S: EngineScalar>: Sendable {
         return record
     }
 
+    /// The batch sums of positions first..<first+count of this epoch's order, at the current weights.
+    func forwardPass(first: Int, count: Int) -> BatchSums<S> {
+        x.withUnsafeBufferPointer { xp in
+            y.withUnsafeBufferPointer { yp in
+                guard let xb = xp.baseAddress, let yb = yp.baseAddress else {
+                    return BatchSums(squaredErrors: 0, gradW: 0, gradB: 0)
+                }
+                if let order {
+                    return order.withUnsafeBufferPointer { op in
+                        guard let ob = op.baseAddress else { return BatchSums(squaredErrors: 0, gradW: 0, gradB: 0) }
+                        return batchSums(x: xb, y: yb, rows: PermutedRows(order: ob + first), count: count, w: w, b: b)
+                    }
+                }
+                return batchSums(x: xb, y: yb, rows: ContiguousRows(start: first), count: count, w: w, b: b)
+            }
+        }
+    }
+
     /// `evaluate(val_x, val_y, batch_size: B)` at the current weights (KERAS.md §6), or its O(1) estimate.
-    func validate() -> (S, S) {
+    mutating func validate() -> (S, S) {
+        if validationIsNextForwardPass {
+            let next = forwardPass(first: 0, count: x.count)
+            lookahead = next
+            let s = S(x.count)
+            return (((next.squaredErrors / s) * s) / s, (next.squaredErrors / s).squareRoot())
+        }
         if let statistics {
             let mse = statistics.meanSquaredError(w: Double(w), b: Double(b))
             return (S(mse), S(mse.squareRoot()))
         }
         let nv = validationX.count
-        let batch = min(batchSize, nv)
+        let batch = min(requestedBatchSize, nv)
         var lossTotal: S = 0, squaresTotal: S = 0, count: S = 0
         validationX.withUnsafeBufferPointer { xp in
             validationY.withUnsafeBufferPointer { yp in

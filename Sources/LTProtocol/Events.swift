@@ -68,7 +68,7 @@ public enum EventEncoder {
         w.field("total_steps", record.totalSteps)
         // The optimizer as it runs: Keras's defaults filled in, in the job's precision.
         w.key("optimizer"); w.beginObject()
-        let optimizer = spec.optimizer.withKerasDefaults
+        let optimizer = KerasDefaults.resolved(spec.optimizer)
         w.field("name", optimizer.name.rawValue)
         for key in OptimizerSpec.jsonKeys(for: optimizer.name) {
             switch optimizer.parameter(key) {

@@ -91,13 +91,16 @@ public struct JobStatus: Sendable, Equatable {
         guard let owner = UInt32(exactly: try r.int("owner")) else {
             throw JSONShapeError(path: "owner", reason: "not a uid")
         }
+        // A float32 job's numbers are the shortest float32 decimals: round them back to the exact float32 values.
+        func exact(_ x: Double) -> Double { precision == .float32 ? Double(Float(x)) : x }
         self.init(job: try r.string("job"), state: state, owner: owner, created: try r.string("created"),
                   iteration: try r.int("iteration"), epoch: try r.int("epoch"), step: try r.int("step"),
                   stepsPerEpoch: try r.int("steps_per_epoch"), epochs: try r.int("epochs"),
-                  totalSteps: try r.int("total_steps"), seq: try r.int("seq"), w: try r.double("w"), b: try r.double("b"),
-                  loss: try r.optionalDouble("loss"), rmse: try r.optionalDouble("rmse"),
-                  valLoss: try r.optionalDouble("val_loss"), valRmse: try r.optionalDouble("val_rmse"),
-                  message: try r.optionalString("message"), precision: precision)
+                  totalSteps: try r.int("total_steps"), seq: try r.int("seq"), w: exact(try r.double("w")),
+                  b: exact(try r.double("b")), loss: try r.optionalDouble("loss").map(exact),
+                  rmse: try r.optionalDouble("rmse").map(exact), valLoss: try r.optionalDouble("val_loss").map(exact),
+                  valRmse: try r.optionalDouble("val_rmse").map(exact), message: try r.optionalString("message"),
+                  precision: precision)
     }
 }
 

@@ -4,22 +4,27 @@ import LTEngine
 // and out-of-range integers are SpecErrors naming the JSON path, so a typo never silently does nothing.
 
 extension JobSpec {
-    /// The initialization used when a spec has no `init`. The one place issue 8 changes (to Keras's default
-    /// initializers with a daemon-picked seed, recorded in the resolved spec).
-    public static var defaultInitialization: Initialization { .constant(kernel: 0, bias: 0) }
+    /// The initialization used when a spec has no `init`: what Keras does with no seed — its default initializers —
+    /// from a seed drawn here and recorded in the resolved spec, so the run can be repeated exactly.
+    public static var defaultInitialization: Initialization { .kerasDefault(seed: drawSeed()) }
 
     /// Keys a spec object may have, in the order `json` writes them.
     public static let jsonKeys = ["data", "validation", "init", "optimizer", "epochs", "batch_size", "shuffle",
                                   "precision", "pace_ms", "paused", "on_divergence", "validation_mode"]
 
-    /// Largest `epochs` and `batch_size` accepted; keeps `epochs * steps_per_epoch` far from overflow.
-    public static let maxEpochs = 1_000_000_000
+    /// Largest `batch_size` accepted (a batch larger than the data is one batch of all of it, as in Keras).
     public static let maxBatchSize = 1_000_000_000
-    public static let maxPaceMs = 60_000
 
     /// Decodes and validates a spec; unknown keys, wrong types, non-finite numbers and every engine validation error
     /// become SpecError with the JSON path as `field` (e.g. "optimizer.rho", "data.x[3]", "shuffle.order[1]").
     public init(json: JSONValue) throws(SpecError) {
+        try self.init(decoding: json)
+        // The engine's own checks: ranges of hyper-parameters, point limits, float32 range, initializers.
+        try validate()
+    }
+
+    /// Decoding alone: types, shapes, keys and finiteness, without the engine's checks.
+    init(decoding json: JSONValue) throws(SpecError) {
         let top = try SpecReader.object(json, at: "", allowed: JobSpec.jsonKeys)
         // Precision first: float32 jobs refuse numbers float32 cannot hold.
         let precision: Precision = try SpecReader.enumeration(top["precision"], at: "precision", [Precision.float32, .float64]) ?? .float32
@@ -29,7 +34,10 @@ extension JobSpec {
             throw SpecError(field: "data", value: "missing", allowed: "a spec needs data: {\"x\": [...], \"y\": [...]}")
         }
         let data = try reader.dataset(dataValue, at: "data")
-        let validation = try top["validation"].nonNull.map { v throws(SpecError) in try reader.dataset(v, at: "validation") }
+        // Empty validation arrays mean "validate on the training data", like no validation at all.
+        let validation = try top["validation"].nonNull.map { v throws(SpecError) in
+            try reader.dataset(v, at: "validation", allowEmpty: true)
+        }.flatMap { $0.x.isEmpty ? nil : $0 }
         let initialization = try top["init"].nonNull.map { v throws(SpecError) in try reader.initialization(v, at: "init") }
             ?? JobSpec.defaultInitialization
         guard let optimizerValue = top["optimizer"], !optimizerValue.isNull else {
@@ -37,12 +45,12 @@ extension JobSpec {
                             allowed: "a spec needs an optimizer, e.g. {\"name\": \"rmsprop\", \"learning_rate\": 0.05}")
         }
         let optimizer = try reader.optimizer(optimizerValue, at: "optimizer")
-        let epochs = try SpecReader.integer(top["epochs"], at: "epochs", in: 1...JobSpec.maxEpochs) ?? 1
+        let epochs = try SpecReader.integer(top["epochs"], at: "epochs", in: 1...SpecLimits.maxEpochs) ?? 1
         let batchSize = try SpecReader.integer(top["batch_size"], at: "batch_size", in: 1...JobSpec.maxBatchSize) ?? 32
         let shuffle = try top["shuffle"].nonNull.map { v throws(SpecError) in
             try SpecReader.shuffle(v, at: "shuffle", rows: data.x.count)
         } ?? .none
-        let paceMs = try SpecReader.integer(top["pace_ms"], at: "pace_ms", in: 0...JobSpec.maxPaceMs) ?? 0
+        let paceMs = try SpecReader.integer(top["pace_ms"], at: "pace_ms", in: 0...SpecLimits.maxPaceMs) ?? 0
         let paused = try SpecReader.bool(top["paused"], at: "paused") ?? false
         let onDivergence: DivergencePolicy = try SpecReader.enumeration(top["on_divergence"], at: "on_divergence", [DivergencePolicy.stop, .continue]) ?? .stop
         let validationMode: ValidationMode = try SpecReader.enumeration(top["validation_mode"], at: "validation_mode", [ValidationMode.exact, .fast]) ?? .exact
@@ -111,14 +119,7 @@ extension Shuffle {
 extension OptimizerSpec {
     /// Keys each optimizer accepts (besides `name`), in the order `json` writes them. Every optimizer takes
     /// `learning_rate` and `weight_decay`, as in Keras.
-    public static func jsonKeys(for name: OptimizerName) -> [String] {
-        switch name {
-        case .sgd: return ["learning_rate", "momentum", "nesterov", "weight_decay"]
-        case .rmsprop: return ["learning_rate", "rho", "momentum", "epsilon", "centered", "weight_decay"]
-        case .adam, .adamw: return ["learning_rate", "beta_1", "beta_2", "epsilon", "amsgrad", "weight_decay"]
-        case .adagrad: return ["learning_rate", "initial_accumulator_value", "epsilon", "weight_decay"]
-        }
-    }
+    public static func jsonKeys(for name: OptimizerName) -> [String] { KerasDefaults.parameters(name) }
 
     /// The parameters that are set (nil ones are left out: they mean Keras's default).
     public var json: JSONValue {
@@ -172,26 +173,6 @@ extension OptimizerSpec {
         }
     }
 
-    /// Keras's defaults for the parameters left nil (KERAS.md §optimizers); `weight_decay` stays nil (no decay)
-    /// except for AdamW.
-    public var withKerasDefaults: OptimizerSpec {
-        var o = self
-        switch name {
-        case .sgd:
-            o.learningRate = learningRate ?? 0.01; o.momentum = momentum ?? 0; o.nesterov = nesterov ?? false
-        case .rmsprop:
-            o.learningRate = learningRate ?? 0.001; o.rho = rho ?? 0.9; o.momentum = momentum ?? 0
-            o.epsilon = epsilon ?? 1e-7; o.centered = centered ?? false
-        case .adam, .adamw:
-            o.learningRate = learningRate ?? 0.001; o.beta1 = beta1 ?? 0.9; o.beta2 = beta2 ?? 0.999
-            o.epsilon = epsilon ?? 1e-7; o.amsgrad = amsgrad ?? false
-            if name == .adamw { o.weightDecay = weightDecay ?? 0.004 }
-        case .adagrad:
-            o.learningRate = learningRate ?? 0.001; o.initialAccumulatorValue = initialAccumulatorValue ?? 0.1
-            o.epsilon = epsilon ?? 1e-7
-        }
-        return o
-    }
 }
 
 extension Optional where Wrapped == JSONValue {
@@ -297,7 +278,7 @@ struct SpecReader {
         return result
     }
 
-    func dataset(_ v: JSONValue, at path: String) throws(SpecError) -> Dataset {
+    func dataset(_ v: JSONValue, at path: String, allowEmpty: Bool = false) throws(SpecError) -> Dataset {
         let m = try SpecReader.object(v, at: path, allowed: ["x", "y"])
         guard let xv = m["x"] else {
             throw SpecError(field: SpecReader.join(path, "x"), value: "missing", allowed: "\(path) needs x and y arrays of equal length")
@@ -311,10 +292,8 @@ struct SpecReader {
             throw SpecError(field: SpecReader.join(path, "y"), value: "\(y.count) values",
                             allowed: "\(path).x has \(x.count) values; x and y must have the same length")
         }
-        guard !x.isEmpty else {
-            throw SpecError(field: SpecReader.join(path, "x"), value: "an empty array",
-                            allowed: path == "validation" ? "give at least one point, or leave validation out to validate on the training data"
-                                                          : "give at least one point")
+        guard !x.isEmpty || allowEmpty else {
+            throw SpecError(field: SpecReader.join(path, "x"), value: "an empty array", allowed: "give at least one point")
         }
         return Dataset(x: x, y: y)
     }

@@ -181,6 +181,81 @@ enum SystemdTestSupport {
         }
     }
 
+    /// A child started the way systemd starts a service: every signal unblocked and at its default disposition.
+    /// Foundation's `Process` passes on the test runner's signal mask, in which SIGTERM is blocked, so a daemon
+    /// started with it could never see the SIGTERM that systemd sends.
+    final class Child {
+        let pid: pid_t
+        private(set) var exitStatus: Int32?
+
+        init(_ arguments: [String], environment: [String: String], quiet: Bool = true) throws {
+            var attributes = posix_spawnattr_t()
+            posix_spawnattr_init(&attributes)
+            defer { posix_spawnattr_destroy(&attributes) }
+            var empty = sigset_t()
+            sigemptyset(&empty)
+            var all = sigset_t()
+            sigfillset(&all)
+            posix_spawnattr_setsigmask(&attributes, &empty)
+            posix_spawnattr_setsigdefault(&attributes, &all)
+            posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+
+            var actions = posix_spawn_file_actions_t()
+            posix_spawn_file_actions_init(&actions)
+            defer { posix_spawn_file_actions_destroy(&actions) }
+            if quiet {
+                posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+                posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+            }
+
+            let argv = arguments.map { strdup($0) }
+            let envp = environment.map { strdup("\($0.key)=\($0.value)") }
+            defer {
+                argv.forEach { free($0) }
+                envp.forEach { free($0) }
+            }
+            var child: pid_t = 0
+            let result = (argv + [nil]).withUnsafeBufferPointer { argvBuffer -> Int32 in
+                (envp + [nil]).withUnsafeBufferPointer { envBuffer -> Int32 in
+                    guard let argvBase = argvBuffer.baseAddress, let envBase = envBuffer.baseAddress else { return EINVAL }
+                    return posix_spawn(&child, arguments[0], &actions, &attributes, argvBase, envBase)
+                }
+            }
+            guard result == 0 else { throw Failure("posix_spawn \(arguments[0]): error \(result)") }
+            pid = child
+        }
+
+        var isRunning: Bool {
+            if exitStatus != nil { return false }
+            var status: Int32 = 0
+            let reaped = waitpid(pid, &status, WNOHANG)
+            guard reaped == pid else { return reaped == 0 }
+            // Exit code, or 128 + signal number as a shell reports it.
+            let signal = status & 0x7f
+            exitStatus = signal == 0 ? (status >> 8) & 0xff : 128 + signal
+            return false
+        }
+
+        func signal(_ number: Int32) { if isRunning { kill(pid, number) } }
+
+        /// Waits at most `timeout` for the child to exit; kills it (SIGKILL) and returns nil when it does not.
+        func waitForExit(timeout: Duration) -> Int32? {
+            let deadline = ContinuousClock.now + timeout
+            while isRunning && ContinuousClock.now < deadline { usleep(20_000) }
+            guard isRunning else { return exitStatus }
+            kill(pid, SIGKILL)
+            while isRunning { usleep(5_000) }
+            return nil
+        }
+
+        deinit {
+            if isRunning {
+                kill(pid, SIGKILL)
+                while isRunning { usleep(5_000) }
+            }
+        }
+    }
+
     /// Runs a command to completion and returns its exit status and combined output.
     @discardableResult
     static func run(_ arguments: [String], environment: [String: String]? = nil, directory: String? = nil) throws -> (status: Int32, output: String) {
@@ -198,15 +273,4 @@ enum SystemdTestSupport {
         return (process.terminationStatus, String(decoding: output, as: UTF8.self))
     }
 
-    /// Waits for a started process to exit, at most `timeout`; kills it (SIGKILL) and returns nil when it does not.
-    static func waitForExit(_ process: Process, timeout: Duration) -> Int32? {
-        let deadline = ContinuousClock.now + timeout
-        while process.isRunning && ContinuousClock.now < deadline { usleep(20_000) }
-        if process.isRunning {
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-            return nil
-        }
-        return process.terminationStatus
-    }
 }

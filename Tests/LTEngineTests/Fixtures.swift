@@ -50,6 +50,9 @@ enum Fixtures {
                                  precision: i == 4 ? .float64 : .float32,
                                  validationMode: i == 6 ? .fast : .exact))
         }
+        // Full batch on the training data: validation reuses the next step's forward pass.
+        specs.append(JobSpec(data: data, optimizer: OptimizerSpec(name: .rmsprop, learningRate: 0.1), epochs: 4,
+                             batchSize: 64))
         return specs
     }
 

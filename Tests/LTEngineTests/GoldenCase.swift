@@ -16,7 +16,7 @@ struct GoldenCase: Sendable, CustomStringConvertible {
 
     let name: String
     let spec: JobSpec
-    /// The config asks for a seeded Keras initialiser; `spec` uses the recorded initial weights as constants instead.
+    /// The config asks for a seeded Keras initialiser; `spec` asks for it too, so the trace is reproduced from the spec alone.
     let seededInitialization: Initialization?
     let initialW: Double, initialB: Double
     let steps: [Step]
@@ -128,10 +128,10 @@ struct GoldenCase: Sendable, CustomStringConvertible {
                                            bias: i["bias"].map { number($0) } ?? 0)
             case "glorot_uniform":
                 seeded = .glorotUniform(seed: UInt64(int(i["seed"])))
-                initialization = .constant(kernel: initialW, bias: initialB)
+                initialization = seeded ?? initialization
             case "default":
                 seeded = .kerasDefault(seed: UInt64(config["seed"].map { int($0) } ?? 0))
-                initialization = .constant(kernel: initialW, bias: initialB)
+                initialization = seeded ?? initialization
             default: throw GoldenError.malformed("init mode")
             }
         }

@@ -95,3 +95,26 @@ func referenceEigenSum(_ v: [Float]) -> Float {
         #expect(worst <= 1e-5, "worst relative difference \(worst)")
     }
 }
+
+@Suite struct EvaluateTests {
+    /// `evaluate` splits the validation set with the training batch size even when it exceeds the training N.
+    @Test func validationBatchesUseTheGivenBatchSize() throws {
+        let validation = Fixtures.line(count: 45, seed: 8, range: 10, noise: 3)
+        let spec = JobSpec(data: Dataset(x: [1, 2, 3, 4], y: [2, 4, 6, 8.5]), validation: validation,
+                           initialization: .constant(kernel: 0.3, bias: 0.2),
+                           optimizer: OptimizerSpec(name: .sgd, learningRate: 0.01), epochs: 1, batchSize: 40)
+        var trainer = try Trainer(spec: spec)
+        guard case let .step(s) = trainer.next() else { Issue.record("no step"); return }
+        let w = Float(s.wAfter), b = Float(s.bAfter)
+        let vx = validation.x.map { Float($0) }, vy = validation.y.map { Float($0) }
+        var lossTotal: Float = 0, squares: Float = 0, count: Float = 0
+        for first in stride(from: 0, to: 45, by: 40) {
+            let rows = first..<min(first + 40, 45)
+            let sq = referenceEigenSum(rows.map { let d = vy[$0] - (vx[$0] * w + b); return d * d })
+            let n = Float(rows.count)
+            lossTotal = lossTotal + (sq / n) * n; squares = squares + sq; count = count + n
+        }
+        #expect(Float(s.valLoss).bitPattern == (lossTotal / count).bitPattern)
+        #expect(Float(s.valRmse).bitPattern == (squares / count).squareRoot().bitPattern)
+    }
+}

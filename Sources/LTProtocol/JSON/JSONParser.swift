@@ -64,6 +64,9 @@ public struct JSONParser {
         guard depth <= maxDepth else { throw failure("nesting deeper than \(maxDepth)") }
         position += 1
         var members: [(key: String, value: JSONValue)] = []
+        // Duplicate keys are checked linearly while objects are small (all of this protocol's), then with a set,
+        // so an object with a million keys costs O(n), not O(n^2).
+        var keys: Set<String>? = nil
         skipWhitespace()
         if current == UInt8(ascii: "}") { position += 1; return .object(members) }
         while true {
@@ -75,7 +78,14 @@ public struct JSONParser {
             position += 1
             skipWhitespace()
             let value = try parseValue(depth: depth)
-            if members.contains(where: { $0.key == key }) { throw failure("duplicate key \"\(key)\"") }
+            let duplicate: Bool
+            if keys != nil {
+                duplicate = keys?.insert(key).inserted == false
+            } else {
+                duplicate = members.contains { $0.key == key }
+                if members.count >= 16 { keys = Set(members.map(\.key) + [key]) }
+            }
+            if duplicate { throw failure("duplicate key \"\(key)\"") }
             members.append((key, value))
             skipWhitespace()
             switch current {

@@ -1,0 +1,59 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import LTProtocol
+
+/// Everything that can go wrong talking to ltd. Each description says what happened, where, and what to do next.
+public enum ClientError: Error, CustomStringConvertible, Sendable {
+    /// `sockaddr_un.sun_path` holds at most 107 bytes; the kernel would silently truncate a longer path.
+    case socketPathTooLong(path: String, limit: Int)
+    /// connect(2) failed: nothing listens there, the directory is missing, or the socket's mode keeps us out.
+    case cannotConnect(path: String, errno: Int32)
+    /// The daemon closed the connection while a reply or event was still expected.
+    case connectionClosed(path: String)
+    /// A read or write on the socket failed.
+    case io(path: String, operation: String, errno: Int32)
+    /// The daemon sent something that is not protocol v1 (not JSON, or a reply of the wrong shape).
+    case protocolViolation(path: String, detail: String)
+    /// The daemon answered with an `error` line; `message` is the daemon's own, which already says what to do.
+    case daemon(code: String, message: String, field: String?, owner: Int?)
+    /// Our stdout was closed (e.g. `ltctl tail job | head`); not an error worth a message.
+    case outputClosed
+
+    /// The wire error code, when the daemon sent one.
+    public var daemonCode: ErrorCode? {
+        if case .daemon(let code, _, _, _) = self { return ErrorCode(rawValue: code) }
+        return nil
+    }
+
+    public var description: String {
+        switch self {
+        case .socketPathTooLong(let path, let limit):
+            return "socket path \(path) is \(path.utf8.count) bytes; Unix sockets allow at most \(limit). Use a shorter --socket path."
+        case .cannotConnect(let path, let code):
+            let reason = String(cString: strerror(code))
+            let start = "Start it with `systemctl start ltd` (system service) or `ltd &` (your own daemon), or point --socket / LTD_SOCKET at a running one."
+            switch code {
+            case ENOENT:
+                return "cannot reach ltd at \(path): no socket there (\(reason)). The daemon is not running. \(start)"
+            case ECONNREFUSED:
+                return "cannot reach ltd at \(path): connection refused; the socket file is stale and no daemon listens on it. \(start)"
+            case EACCES, EPERM:
+                return "cannot reach ltd at \(path): permission denied. The system daemon's socket is group `ltd` (mode 0660): "
+                    + "ask an administrator to add you (`usermod -aG ltd $USER`, then log in again), or run your own daemon with `ltd &`."
+            default:
+                return "cannot reach ltd at \(path): \(reason). \(start)"
+            }
+        case .connectionClosed(let path):
+            return "ltd at \(path) closed the connection unexpectedly (did the daemon stop? check `systemctl status ltd` or its log)."
+        case .io(let path, let operation, let code):
+            return "\(operation) on \(path) failed: \(String(cString: strerror(code)))"
+        case .protocolViolation(let path, let detail):
+            return "ltd at \(path) sent something ltctl does not understand (\(detail)); are ltd and ltctl the same version?"
+        case .daemon(_, let message, _, _):
+            return message
+        case .outputClosed:
+            return "output closed"
+        }
+    }
+}

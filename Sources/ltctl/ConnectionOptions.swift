@@ -1,0 +1,40 @@
+import ArgumentParser
+import Foundation
+import LTClient
+import LTProtocol
+
+/// `--socket`, shared by every command.
+struct ConnectionOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp(
+        "The daemon's socket.",
+        discussion: "Default: LTD_SOCKET, else /run/ltd/ltd.sock as root, else $XDG_RUNTIME_DIR/ltd/ltd.sock.",
+        valueName: "path"),
+        completion: .file())
+    var socket: String?
+
+    var socketPath: String { socket ?? DefaultPaths.socket(environment: ProcessInfo.processInfo.environment) }
+
+    func connect() throws -> Connection { try Connection(socketPath: socketPath) }
+}
+
+/// The argument naming a job, checked against the daemon's rule before anything is sent.
+struct JobArgument: ParsableArguments {
+    @Argument(help: "The job's name.", completion: .custom(completeJobNames))
+    var name: String
+
+    func validate() throws {
+        guard JobName.isValid(name) else {
+            throw ValidationError("invalid job name \"\(name)\": use \(JobName.rule)")
+        }
+    }
+}
+
+/// Shell completion of job names: asks the daemon at the default socket, silently offering nothing if it is down.
+@Sendable func completeJobNames(_ arguments: [String], _ index: Int, _ prefix: String) -> [String] {
+    var socket = DefaultPaths.socket(environment: ProcessInfo.processInfo.environment)
+    if let i = arguments.firstIndex(of: "--socket"), i + 1 < arguments.count { socket = arguments[i + 1] }
+    guard let connection = try? Connection(socketPath: socket),
+          let reply = try? connection.request("list"),
+          let jobs = reply["jobs"]?.arrayValue else { return [] }
+    return jobs.compactMap { $0["job"]?.stringValue }.filter { $0.hasPrefix(prefix) }
+}

@@ -1,0 +1,147 @@
+import Foundation
+import LTEngine
+import LTProtocol
+
+/// Training data read or made on the client side: the daemon never opens a file named by a client, so ltctl
+/// sends the numbers inline.
+struct Points {
+    var x: [Double]
+    var y: [Double]
+
+    var json: JSONValue { .object([("x", .array(x.map(JSONValue.init))), ("y", .array(y.map(JSONValue.init)))]) }
+
+    /// The classic twelve-point exercise (x = 1..12), with which Keras prints 23.1 where a spreadsheet says 21.8.
+    static let colab = Points(
+        x: (1...12).map(Double.init),
+        y: [5.0, 8.8, 9.6, 14.2, 18.8, 19.5, 21.4, 26.8, 28.9, 32.0, 33.8, 38.2])
+
+    /// Splits off the last `fraction` of the rows as validation data, as Keras's `validation_split` does:
+    /// training keeps the first ceil(n · (1 - fraction)) rows.
+    func split(validationFraction fraction: Double) throws -> (train: Points, validation: Points) {
+        guard fraction > 0, fraction < 1 else { throw InputError("--validation split:F needs 0 < F < 1, got \(fraction)") }
+        let keep = Int((Double(x.count) * (1 - fraction)).rounded(.up))
+        guard keep >= 1, keep < x.count else {
+            throw InputError("--validation split:\(fraction) of \(x.count) rows leaves an empty training or validation set")
+        }
+        return (Points(x: Array(x[..<keep]), y: Array(y[..<keep])), Points(x: Array(x[keep...]), y: Array(y[keep...])))
+    }
+}
+
+/// Reads two numeric columns from a CSV file. A header row is optional: it is present when any field of the first
+/// row is not a number. `--x` / `--y` name a column by header name or by 1-based position; default columns 1 and 2.
+/// Commas separate fields (tabs when the first line has no comma); blank lines and lines starting with `#` are skipped.
+enum CSVReader {
+    static func read(path: String, xColumn: String?, yColumn: String?) throws -> Points {
+        let text: String
+        if path == "-" {
+            text = String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self)
+        } else {
+            guard let data = FileManager.default.contents(atPath: path) else {
+                throw InputError("cannot read CSV file \(path): \(FileManager.default.fileExists(atPath: path) ? "permission denied" : "no such file")")
+            }
+            text = String(decoding: data, as: UTF8.self)
+        }
+        return try parse(text, name: path, xColumn: xColumn, yColumn: yColumn)
+    }
+
+    static func parse(_ text: String, name: String, xColumn: String?, yColumn: String?) throws -> Points {
+        var lines: [(number: Int, text: Substring)] = []
+        for (i, line) in text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "\n" || $0 == "\r\n" }).enumerated() {
+            let trimmed = line.trimmingCharacters(in: .whitespaces)
+            if trimmed.isEmpty || trimmed.hasPrefix("#") { continue }
+            lines.append((i + 1, line))
+        }
+        guard let first = lines.first else { throw InputError("\(name): no data rows") }
+        let separator: Character = first.text.contains(",") ? "," : "\t"
+        func fields(_ line: Substring) -> [String] {
+            line.split(separator: separator, omittingEmptySubsequences: false)
+                .map { $0.trimmingCharacters(in: .whitespaces).trimmingCharacters(in: CharacterSet(charactersIn: "\"")) }
+        }
+        let firstFields = fields(first.text)
+        let hasHeader = firstFields.contains { Double($0) == nil }
+        let header = hasHeader ? firstFields : []
+        func column(_ spec: String?, default position: Int, flag: String) throws -> Int {
+            guard let spec else { return position }
+            if let index = header.firstIndex(of: spec) { return index }
+            if let number = Int(spec), number >= 1, number <= firstFields.count { return number - 1 }
+            let known = header.isEmpty ? "columns 1-\(firstFields.count)" : "columns " + header.map { "\"\($0)\"" }.joined(separator: ", ")
+            throw InputError("\(name): \(flag) \(spec) names no column; the file has \(known)")
+        }
+        guard firstFields.count >= 2 || (xColumn != nil && yColumn != nil) else {
+            throw InputError("\(name): need two columns (x and y), found \(firstFields.count)")
+        }
+        let xi = try column(xColumn, default: 0, flag: "--x")
+        let yi = try column(yColumn, default: 1, flag: "--y")
+        var points = Points(x: [], y: [])
+        for line in lines.dropFirst(hasHeader ? 1 : 0) {
+            let f = fields(line.text)
+            guard xi < f.count, yi < f.count else {
+                throw InputError("\(name):\(line.number): expected at least \(max(xi, yi) + 1) fields, found \(f.count)")
+            }
+            guard let x = Double(f[xi]), x.isFinite, let y = Double(f[yi]), y.isFinite else {
+                throw InputError("\(name):\(line.number): \"\(f[xi])\", \"\(f[yi])\" are not finite numbers")
+            }
+            points.x.append(x)
+            points.y.append(y)
+        }
+        guard !points.x.isEmpty else { throw InputError("\(name): no data rows after the header") }
+        return points
+    }
+}
+
+/// `--synthetic slope=3,intercept=-2,noise=0.5,n=1000,seed=1[,xmin=0,xmax=10]`: y = slope·x + intercept + noise·z.
+///
+/// Deterministic everywhere: SplitMix64 seeded with `seed` gives 64-bit words; a uniform double is the top 53 bits
+/// divided by 2^53. x_i = xmin + (xmax - xmin)·u, then z is one Box-Muller normal from two more draws:
+/// z = sqrt(-2·ln(1 - u1))·cos(2π·u2) (1 - u1 lies in (0, 1], so the log is finite).
+struct SyntheticData {
+    var slope = 3.0, intercept = -2.0, noise = 0.5, count = 1000, seed: UInt64 = 1, xMin = 0.0, xMax = 10.0
+
+    static let maxCount = 10_000_000
+
+    init(parsing spec: String) throws {
+        for item in spec.split(separator: ",") where !item.isEmpty {
+            let pair = item.split(separator: "=", maxSplits: 1).map(String.init)
+            guard pair.count == 2 else { throw InputError("--synthetic: \"\(item)\" is not key=value") }
+            let (key, value) = (pair[0].trimmingCharacters(in: .whitespaces), pair[1].trimmingCharacters(in: .whitespaces))
+            func number() throws -> Double {
+                guard let v = Double(value), v.isFinite else { throw InputError("--synthetic: \(key)=\(value) is not a finite number") }
+                return v
+            }
+            switch key {
+            case "slope": slope = try number()
+            case "intercept": intercept = try number()
+            case "noise": noise = try number()
+            case "xmin": xMin = try number()
+            case "xmax": xMax = try number()
+            case "n":
+                guard let n = Int(value), n >= 1, n <= Self.maxCount else {
+                    throw InputError("--synthetic: n=\(value) must be an integer in 1...\(Self.maxCount)")
+                }
+                count = n
+            case "seed":
+                guard let s = UInt64(value) else { throw InputError("--synthetic: seed=\(value) must be an integer in 0...2^64-1") }
+                seed = s
+            default:
+                throw InputError("--synthetic: unknown key \"\(key)\"; use slope, intercept, noise, n, seed, xmin, xmax")
+            }
+        }
+        guard xMin < xMax else { throw InputError("--synthetic: xmin must be below xmax") }
+    }
+
+    func generate() -> Points {
+        var rng = SplitMix64(seed: seed)
+        var points = Points(x: [], y: [])
+        points.x.reserveCapacity(count)
+        points.y.reserveCapacity(count)
+        for _ in 0..<count {
+            let x = xMin + (xMax - xMin) * rng.nextUnit()
+            let u1 = rng.nextUnit(), u2 = rng.nextUnit()
+            let z = (-2 * log(1 - u1)).squareRoot() * cos(2 * Double.pi * u2)
+            points.x.append(x)
+            points.y.append(slope * x + intercept + noise * z)
+        }
+        return points
+    }
+}
+

@@ -1,0 +1,89 @@
+import Foundation
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `scripts/install` into a staging directory (DESTDIR): the release build it makes (about two minutes the first
+/// time, then incremental) must run without the Swift toolchain, and the units must name the chosen prefix.
+@Suite(.serialized) struct InstallTests {
+    static let prefix = "/opt/ltd-test"
+
+    static func install(_ extra: [String]) throws -> (destdir: String, output: String) {
+        let destdir = try SystemdTestSupport.temporaryDirectory("install")
+        let result = try SystemdTestSupport.run(
+            ["bash", SystemdTestSupport.repositoryRoot.appendingPathComponent("scripts/install").path,
+             "--prefix", prefix, "--destdir", destdir] + extra)
+        guard result.status == 0 else {
+            SystemdTestSupport.removeTree(destdir)
+            throw SystemdTestSupport.Failure("scripts/install exited \(result.status):\n\(result.output)")
+        }
+        return (destdir, result.output)
+    }
+
+    static func mode(_ path: String) -> mode_t? {
+        var info = stat()
+        return stat(path, &info) == 0 ? info.st_mode & 0o7777 : nil
+    }
+
+    static var toolchainDirectory: String {
+        // The directory holding the toolchain's bin/swift, e.g. /opt/swift/usr.
+        let path = ProcessInfo.processInfo.environment["PATH"] ?? ""
+        for directory in path.split(separator: ":") where FileManager.default.isExecutableFile(atPath: "\(directory)/swift") {
+            let swift = URL(fileURLWithPath: "\(directory)/swift").resolvingSymlinksInPath()
+            return swift.deletingLastPathComponent().deletingLastPathComponent().path
+        }
+        return "/opt/swift"
+    }
+
+    @Test func installsSelfContainedBinariesAndPrefixedUnits() throws {
+        let (destdir, _) = try Self.install(["--no-completions", "--no-man"])
+        defer { SystemdTestSupport.removeTree(destdir) }
+        let root = destdir + Self.prefix
+
+        for binary in ["ltd", "ltctl"] {
+            let path = root + "/bin/" + binary
+            #expect(Self.mode(path) == 0o755, "\(path)")
+            let ldd = try SystemdTestSupport.run(["ldd", path])
+            #expect(ldd.status == 0, "\(ldd.output)")
+            #expect(!ldd.output.contains(Self.toolchainDirectory), "\(binary) links the toolchain:\n\(ldd.output)")
+            #expect(!ldd.output.contains("libswift") && !ldd.output.contains("libFoundation"), "\(ldd.output)")
+            #expect(!ldd.output.contains("not found"), "\(ldd.output)")
+            // No PATH, no LD_LIBRARY_PATH, nothing from the build environment.
+            let help = try SystemdTestSupport.run(["env", "-i", path, "--help"])
+            #expect(help.status == 0, "\(binary) --help under env -i:\n\(help.output)")
+        }
+
+        for unit in ["lib/systemd/system/ltd.service", "lib/systemd/user/ltd.service"] {
+            let text = try String(contentsOfFile: root + "/" + unit, encoding: .utf8)
+            #expect(text.contains("\nExecStart=\(Self.prefix)/bin/ltd\n"), "\(unit)")
+            #expect(!text.contains("/usr/local"), "\(unit) still names /usr/local")
+        }
+        for file in ["lib/systemd/system/ltd.socket", "lib/systemd/user/ltd.socket", "lib/sysusers.d/ltd.conf",
+                     "share/doc/ltd/SERVICE.md", "share/doc/ltd/PROTOCOL.md"] {
+            #expect(Self.mode(root + "/" + file) == 0o644, "\(file)")
+        }
+        let socket = try String(contentsOfFile: root + "/lib/systemd/system/ltd.socket", encoding: .utf8)
+        #expect(socket.contains("\nListenStream=/run/ltd/ltd.sock\n") && socket.contains("\nSocketGroup=ltd\n"))
+    }
+
+    /// Completions come from `ltctl --generate-completion-script`, man pages from swift-argument-parser's
+    /// generate-manual over the real ltctl and ltd.
+    @Test func installsCompletionsAndManPages() throws {
+        do {
+            let (destdir, _) = try Self.install([])
+            defer { SystemdTestSupport.removeTree(destdir) }
+            let share = destdir + Self.prefix + "/share"
+            for (file, marker) in [("bash-completion/completions/ltctl", "complete"),
+                                   ("zsh/site-functions/_ltctl", "#compdef ltctl"),
+                                   ("fish/vendor_completions.d/ltctl.fish", "complete -c 'ltctl'")] {
+                let text = try String(contentsOfFile: share + "/" + file, encoding: .utf8)
+                #expect(text.contains(marker), "\(file)")
+            }
+            for page in ["man1/ltctl.1", "man8/ltd.8"] {
+                let text = try String(contentsOfFile: share + "/man/" + page, encoding: .utf8)
+                #expect(text.contains(".Sh NAME"), "\(page)")
+            }
+        }
+    }
+}

@@ -1,0 +1,321 @@
+"""A small blocking client for ltd's protocol v1 over its Unix socket (docs/PROTOCOL.md).
+
+Request/reply operations share one connection, opened on first use. Each `tail` opens its own connection, because a
+subscription turns a connection into an event stream until the job's `end` event.
+"""
+
+import errno as _errno
+import itertools
+import socket
+import threading
+from typing import Any, Dict, Iterable, List, Mapping, Optional
+
+from .errors import ConnectionLost, DaemonUnavailable, LtdError, ProtocolError, ShuttingDown, error_from_reply
+from .wire import decode_line, default_socket_path, encode_request
+
+__all__ = ["Client", "Subscription"]
+
+
+def _how_to_start(path: str) -> str:
+    return ("Start ltd there with `ltd --socket %s &` (a daemon of your own; plain `ltd &` uses the default path), "
+            "or start the system service with `sudo systemctl start ltd`; or point LTD_SOCKET (or "
+            "Client(socket_path=...)) at the socket of a running ltd." % path)
+
+
+def _connect(path: str, timeout: Optional[float]) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
+        sock.connect(path)
+    except OSError as exc:
+        sock.close()
+        code = exc.errno
+        if code == _errno.ENOENT:
+            why = "there is no socket at that path, so no ltd is listening there"
+        elif code == _errno.ECONNREFUSED:
+            why = "connection refused: the socket file exists but no ltd is running behind it (a stale socket)"
+        elif code in (_errno.EACCES, _errno.EPERM):
+            why = ("permission denied: the socket's mode does not let you in. The system service's socket is "
+                   "group `ltd` (join it with `sudo usermod -aG ltd $USER` and log in again), or run your own `ltd &`")
+        elif code == _errno.ENOTDIR:
+            why = "a component of the path is not a directory"
+        elif code is None and "too long" in str(exc):
+            why = "the path is too long for a Unix socket address (at most 107 bytes)"
+        else:
+            why = exc.strerror or str(exc)
+        raise DaemonUnavailable("cannot connect to ltd at %s: %s. %s" % (path, why, _how_to_start(path)),
+                                socket_path=path, errno=code) from None
+    return sock
+
+
+class _Connection:
+    """One socket with a line reader."""
+
+    def __init__(self, path: str, timeout: Optional[float]) -> None:
+        self.path = path
+        self.sock = _connect(path, timeout)
+        self.reader = self.sock.makefile("rb")
+
+    def send(self, request: Mapping[str, Any]) -> None:
+        self.sock.sendall(encode_request(request))
+
+    def read_message(self) -> Optional[Dict[str, Any]]:
+        """The next line as a dict, or None when the daemon closed the connection."""
+        line = self.reader.readline()
+        if not line:
+            return None
+        if not line.endswith(b"\n"):
+            # EOF in the middle of a line: the daemon went away while writing.
+            return None
+        try:
+            return decode_line(line)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ProtocolError("ltd at %s sent a line that is not a JSON object (%s): %r"
+                                % (self.path, exc, line[:200])) from None
+
+    def close(self) -> None:
+        try:
+            self.reader.close()
+        finally:
+            self.sock.close()
+
+
+def _read_reply(conn: _Connection, request_id: int, op: str) -> Dict[str, Any]:
+    while True:
+        message = conn.read_message()
+        if message is None:
+            raise ConnectionLost("ltd at %s closed the connection before answering %r" % (conn.path, op))
+        if message.get("id") == request_id or ("id" not in message and message.get("type") == "error"):
+            if message.get("type") == "error":
+                raise error_from_reply(message)
+            return message
+        # Anything else (an event, a reply to someone else's id) is not ours to handle here.
+
+
+class Subscription:
+    """The events of one job, from a `subscribe` request, ending with the job's `end` event.
+
+    Iterate it like a generator. It ends after `end`, or at once if the subscription started past the job's last
+    event (`complete`). `last_seq` is the seq of the last event delivered: after a `ConnectionLost`, resume with
+    ``client.tail(name, since=sub.last_seq + 1)``. Closing it (or leaving a ``with`` block) closes its connection.
+    """
+
+    def __init__(self, conn: _Connection, job: str, reply: Dict[str, Any], since: int) -> None:
+        self._conn: Optional[_Connection] = conn
+        self.job = job
+        self.reply = reply
+        self.last_seq = since - 1
+        self.complete = bool(reply.get("complete"))
+        if self.complete:
+            self.close()
+
+    def __iter__(self) -> "Subscription":
+        return self
+
+    def __next__(self) -> Dict[str, Any]:
+        conn = self._conn
+        if conn is None:
+            raise StopIteration
+        try:
+            event = conn.read_message()
+        except BaseException:
+            self.close()
+            raise
+        if event is None:
+            self.close()
+            raise ConnectionLost("ltd at %s closed the connection while following job %r after seq %d; resume with "
+                                 "tail(%r, since=%d)" % (conn.path, self.job, self.last_seq, self.job,
+                                                          self.last_seq + 1))
+        kind = event.get("type")
+        if kind == "error":
+            self.close()
+            raise error_from_reply(event)
+        seq = event.get("seq")
+        if isinstance(seq, int) and not isinstance(seq, bool):
+            self.last_seq = seq
+        if kind == "end":
+            self.close()
+        return event
+
+    def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+    def __enter__(self) -> "Subscription":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+class Client:
+    """A connection to ltd.
+
+    ``Client()`` uses the default socket (``LTD_SOCKET``, else ``/run/ltd/ltd.sock`` as root, else
+    ``$XDG_RUNTIME_DIR/ltd/ltd.sock``, else ``/tmp/ltd-$UID/ltd.sock``). `timeout` bounds each request/reply
+    exchange in seconds (None: wait forever); subscriptions wait for events as long as the job takes unless
+    `tail` is given a timeout.
+    """
+
+    def __init__(self, socket_path: Optional[str] = None, timeout: Optional[float] = 60.0) -> None:
+        self.socket_path = socket_path if socket_path else default_socket_path()
+        self.timeout = timeout
+        self._conn: Optional[_Connection] = None
+        self._ids = itertools.count(1)
+        self._lock = threading.Lock()
+
+    # Request/reply plumbing.
+
+    def request(self, op: str, **fields: Any) -> Dict[str, Any]:
+        """Send one request and return the daemon's reply (raising the matching `LtdError` for an error reply).
+
+        The typed methods below are built on this; use it for fields they do not expose.
+        """
+        with self._lock:
+            request_id = next(self._ids)
+            request = {"op": op, "id": request_id}
+            request.update({k: v for k, v in fields.items() if v is not None})
+            conn = self._conn
+            if conn is not None and not self._send(conn, request, request_id, op, idle=True):
+                # The daemon had closed our idle connection (restart, shutdown): nothing was read, so retry once.
+                conn = None
+            if conn is None:
+                conn = self._conn = _Connection(self.socket_path, self.timeout)
+                if not self._send(conn, request, request_id, op):
+                    raise ConnectionLost("ltd at %s closed the connection while %r was being sent"
+                                         % (self.socket_path, op))
+            try:
+                return _read_reply(conn, request_id, op)
+            except LtdError as exc:
+                if isinstance(exc, ConnectionLost) or exc.code in ("line_too_long", "shutting_down"):
+                    self._drop()
+                raise
+            except OSError:
+                self._drop()
+                raise
+
+    def _send(self, conn: _Connection, request: Dict[str, Any], request_id: int, op: str, idle: bool = False) -> bool:
+        """Send `request`; False (connection dropped) if the daemon had closed the connection. When the daemon
+        answered before closing (line_too_long on a huge request), its error is raised instead. On an `idle`
+        connection, a `shutting_down` notice the daemon left before it went away is stale, not an answer."""
+        try:
+            conn.send(request)
+            return True
+        except OSError:
+            pass
+        try:
+            _read_reply(conn, request_id, op)
+        except ConnectionLost:
+            pass
+        except ShuttingDown:
+            if not idle:
+                self._drop()
+                raise
+        except LtdError:
+            self._drop()
+            raise
+        except OSError:
+            pass
+        self._drop()
+        return False
+
+    def _drop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+    def close(self) -> None:
+        """Close the request connection (subscriptions have their own and close themselves)."""
+        with self._lock:
+            self._drop()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return "Client(socket_path=%r)" % (self.socket_path,)
+
+    @staticmethod
+    def _expect(reply: Dict[str, Any], kind: str, key: Optional[str] = None) -> Any:
+        if reply.get("type") != kind:
+            raise ProtocolError("expected a %r reply, got %r" % (kind, reply))
+        if key is None:
+            return reply
+        if key not in reply:
+            raise ProtocolError("the %r reply has no %r: %r" % (kind, key, reply))
+        return reply[key]
+
+    # Operations (docs/PROTOCOL.md, "Requests").
+
+    def hello(self) -> Dict[str, Any]:
+        """The daemon's greeting: ``protocol``, ``version``, ``pid``, ``uid``."""
+        return self._expect(self.request("hello"), "hello")
+
+    def start(self, name: str, spec: Mapping[str, Any]) -> Dict[str, Any]:
+        """Start job `name` from `spec` (see `ltd_client.spec`); returns its status object."""
+        return self._expect(self.request("start", job=name, spec=dict(spec)), "started", "status")
+
+    def list(self) -> List[Dict[str, Any]]:
+        """Every job's status object."""
+        return self._expect(self.request("list"), "jobs", "jobs")
+
+    def status(self, name: str) -> Dict[str, Any]:
+        """Job `name`'s status object: state, owner, iteration, epoch, progress, latest metrics."""
+        return self._expect(self.request("status", job=name), "status", "status")
+
+    def pause(self, name: str) -> Dict[str, Any]:
+        return self._expect(self.request("pause", job=name), "ok")
+
+    def resume(self, name: str) -> Dict[str, Any]:
+        return self._expect(self.request("resume", job=name), "ok")
+
+    def step(self, name: str, n: int = 1) -> Dict[str, Any]:
+        """Advance a paused job by `n` optimizer steps."""
+        return self._expect(self.request("step", job=name, count=n), "ok")
+
+    def cancel(self, name: str) -> Dict[str, Any]:
+        return self._expect(self.request("cancel", job=name), "ok")
+
+    def delete(self, name: str) -> Dict[str, Any]:
+        """Forget a job that is over (finished, cancelled, diverged or failed) and remove its log."""
+        return self._expect(self.request("delete", job=name), "ok")
+
+    def tail(self, name: str, since: int = 1, every: Optional[int] = None, types: Optional[Iterable[str]] = None,
+             timeout: Optional[float] = None) -> Subscription:
+        """Subscribe to job `name` from seq `since` and iterate its events until its `end` event.
+
+        Subscribing happens now, so an unknown job raises `UnknownJob` here, not at the first iteration.
+        `every=k` delivers only the step events whose iteration is a multiple of k; `types` limits the event types
+        (``end`` always comes). `timeout` bounds each wait for an event (None: as long as the job takes).
+        """
+        conn = _Connection(self.socket_path, self.timeout)
+        try:
+            request: Dict[str, Any] = {"op": "subscribe", "id": 1, "job": name, "from": since}
+            if every is not None:
+                request["every"] = every
+            if types is not None:
+                request["types"] = list(types)
+            conn.send(request)
+            reply = self._expect(_read_reply(conn, 1, "subscribe"), "subscribed")
+            conn.sock.settimeout(timeout)
+        except BaseException:
+            conn.close()
+            raise
+        return Subscription(conn, name, reply, since)
+
+    def run(self, name: str, spec: Mapping[str, Any], **tail_options: Any) -> List[Dict[str, Any]]:
+        """Start job `name` and return all its events once it is over (start, then tail from seq 1)."""
+        self.start(name, spec)
+        return list(self.tail(name, **tail_options))
+
+

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# tail.sh JOB [SINCE]: print job JOB's events as NDJSON (one per line, exactly as ltd sends them), from seq SINCE
+# (default 1), until the job's `end` event. Needs bash and socat.
+#
+#   ./tail.sh job1                 # replay from the start, then follow live
+#   ./tail.sh job1 42              # resume after seq 41
+#   LTD_SOCKET=/tmp/ltd.sock ./tail.sh job1
+#
+# The subscription stays open until `end`, so socat's stdin must stay open too: socat runs as a coprocess and the
+# script closes it after the last event (a plain `printf ... | socat` would hang up as soon as printf finished).
+set -euo pipefail
+job=${1:?usage: tail.sh JOB [SINCE]}
+since=${2:-1}
+case $job in ''|[!A-Za-z0-9]*|*[!A-Za-z0-9._-]*) echo "tail.sh: invalid job name: $job" >&2; exit 2;; esac
+case $since in ''|*[!0-9]*) echo "tail.sh: SINCE must be a sequence number" >&2; exit 2;; esac
+
+# The socket: LTD_SOCKET, else /run/ltd/ltd.sock as root, else $XDG_RUNTIME_DIR/ltd/ltd.sock, else /tmp/ltd-$UID/ltd.sock.
+sock=${LTD_SOCKET:-}
+if [ -z "$sock" ]; then
+  if [ "$(id -u)" -eq 0 ]; then sock=/run/ltd/ltd.sock
+  elif [ -n "${XDG_RUNTIME_DIR:-}" ]; then sock=$XDG_RUNTIME_DIR/ltd/ltd.sock
+  else sock=/tmp/ltd-$(id -u)/ltd.sock; fi
+fi
+[ -S "$sock" ] || { echo "tail.sh: no ltd socket at $sock; start ltd (\`ltd &\` or \`systemctl start ltd\`) or set LTD_SOCKET" >&2; exit 3; }
+
+coproc LTD { exec socat - "UNIX-CONNECT:$sock"; }
+exec {from_ltd}<&"${LTD[0]}" {to_ltd}>&"${LTD[1]}"
+trap 'kill "$LTD_PID" 2>/dev/null || true' EXIT
+printf '{"op":"subscribe","job":"%s","from":%s}\n' "$job" "$since" >&"$to_ltd"
+
+status=1  # until we see `end` (or a complete subscription), the stream was cut short
+while IFS= read -r line <&"$from_ltd"; do
+  case $line in
+    *'"type":"subscribed"'*) case $line in *'"complete":true'*) status=0; break;; esac; continue;;
+    *'"type":"error"'*) echo "tail.sh: $line" >&2; break;;
+  esac
+  printf '%s\n' "$line"
+  case $line in *'"type":"end"'*) status=0; break;; esac
+done
+exit "$status"
