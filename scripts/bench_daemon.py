@@ -41,6 +41,7 @@ def drain(conns):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ltd", required=True)
+    ap.add_argument("--ltctl")
     ap.add_argument("--steps", type=int, default=1_200_000)
     ap.add_argument("--subscribers", type=int, default=100)
     a = ap.parse_args()
@@ -64,6 +65,22 @@ def main():
         dt = time.perf_counter() - t0
         print(f"throughput ({validation} validation): {n} events in {dt:.3f} s = {epochs * 12 / dt:,.0f} steps/s, "
               f"{n / dt:,.0f} events/s start→last event received")
+
+    if a.ltctl:
+        name = "thr-ltctl"
+        t0 = time.perf_counter()
+        r = ctl.request({"op": "start", "job": name, "spec": spec(12, epochs, 1, "exact")})
+        assert r["type"] == "started", r
+        with open(d + "/tail.ndjson", "wb") as sink:
+            subprocess.run([a.ltctl, "tail", name, "--json", "--socket", sock], stdout=sink, check=True)
+        dt = time.perf_counter() - t0
+        n = 0; last = b""
+        with open(d + "/tail.ndjson", "rb") as f:
+            for block in iter(lambda: f.read(1 << 22), b""): n += block.count(b"\n"); last = (last + block)[-4096:]
+        assert last.rstrip(b"\n").rsplit(b"\n", 1)[-1].startswith(b'{"type":"end"'), last[-200:]
+        os.remove(d + "/tail.ndjson")
+        print(f"throughput, reader `ltctl tail --json` (exact validation): {n} events in {dt:.3f} s = "
+              f"{epochs * 12 / dt:,.0f} steps/s start→last event printed")
 
     # `list` while two jobs run flat out: the loop never waits for training.
     import threading
