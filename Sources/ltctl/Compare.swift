@@ -112,7 +112,7 @@ struct Comparison {
         var text = palette.bold("\(job): the RMSE Keras prints vs. the RMSE of the model after each update") + "\n"
         if let start = history.start {
             text += "  " + EventPrinter.describeOptimizer(start.value("optimizer")) + "; \(start.int("n_train") ?? 0) training rows, "
-                + "\(nVal ?? 0) validation rows, batch \(start.int("batch_size") ?? 0), \(start.int("epochs") ?? 0) epochs\n"
+                + "\(nVal ?? 0) validation rows, batch \(start.int("batch_size") ?? 0), \(Format.count(start.int("epochs") ?? 0, "epoch"))\n"
         }
         text += "\n"
         let iterWidth = max(4, String(rows.last?.iteration ?? 0).count)

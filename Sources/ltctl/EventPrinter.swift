@@ -67,7 +67,7 @@ final class EventPrinter {
             + ", " + (e["precision"]?.stringValue ?? "float32") + "\n"
         let shuffle = Self.describeShuffle(e["spec"]?["shuffle"])
         lines += "  \(e["n_train"]?.intValue ?? 0) training rows, \(e["n_val"]?.intValue ?? 0) validation rows; "
-            + "\(epochs ?? 0) epochs × \(stepsPerEpoch ?? 0) steps of batch \(e["batch_size"]?.intValue ?? 0) = \(totalSteps ?? 0) steps; \(shuffle)\n"
+            + "\(Format.count(epochs ?? 0, "epoch")) × \(Format.count(stepsPerEpoch ?? 0, "step")) of batch \(e["batch_size"]?.intValue ?? 0) = \(totalSteps ?? 0) steps; \(shuffle)\n"
         lines += "  initial w \(Format.exact(e["w"])), b \(Format.exact(e["b"])) (\(Self.describeInit(e["init"])))"
         if let optimum = e["optimum"] {
             lines += "; least-squares optimum w \(Format.fixed(optimum["w"], 4, float32: false)), b \(Format.fixed(optimum["b"], 4, float32: false)) (mse \(Format.fixed(optimum["mse"], 4, float32: false)))"

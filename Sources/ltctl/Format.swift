@@ -3,6 +3,9 @@ import LTProtocol
 
 /// Number and text formatting shared by the human outputs.
 enum Format {
+    /// "1 epoch", "4 epochs".
+    static func count(_ n: Int, _ noun: String) -> String { "\(n) \(noun)\(n == 1 ? "" : "s")" }
+
     /// `value` with `decimals` decimals, or scientific notation when it would be unreadably wide; the protocol's
     /// non-finite values print as NaN / Infinity.
     static func fixed(_ value: Double?, _ decimals: Int) -> String {

@@ -65,7 +65,7 @@ extension TrainingRun {
             return (w, b)
         }()
         var settings = EventPrinter.describeOptimizer(start.value("optimizer"))
-        settings += " · \(start.int("epochs") ?? 0) epochs · batch size \(start.int("batch_size") ?? 0)"
+        settings += " · \(Format.count(start.int("epochs") ?? 0, "epoch")) · batch size \(start.int("batch_size") ?? 0)"
         settings += " · \(start.int("n_train") ?? 0) points · " + EventPrinter.describeShuffle(start.value("spec.shuffle"))
         settings += " · " + (start.string("precision") ?? "float32")
         self.init(
