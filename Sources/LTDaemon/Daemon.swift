@@ -379,7 +379,8 @@ public final class Daemon {
         return ProtocolError(.unknownJob, "no job named \"\(name)\"; known jobs: \(known). Start one with: ltctl start \(name) --example colab", id: id)
     }
 
-    private func startJob(name: String, spec: JobSpec, prepared: Result<Trainer, SpecError>?, from connection: Connection, id: JSONValue?) {
+    private func startJob(name: String, spec: JobSpec, prepared: Result<Trainer, SpecError>?, specFile: [UInt8]?,
+                          from connection: Connection, id: JSONValue?) {
         if jobs[name] != nil {
             connection.send(ProtocolError(.jobExists, "a job named \"\(name)\" already exists; pick another name, or delete it first (ltctl delete \(name))", id: id).line)
             return
@@ -400,7 +401,7 @@ public final class Daemon {
         let directory = store.directory(of: name)
         let initial = JobCheckpoint(seq: 0, offset: 0, state: summary.state, summary: summary, trainer: trainer.checkpoint)
         do {
-            try store.create(job: name, spec: spec, owner: connection.peerUID, created: created, checkpoint: initial)
+            try store.create(job: name, spec: spec, specFile: specFile, owner: connection.peerUID, created: created, checkpoint: initial)
         } catch let error where error.code == EEXIST {
             // A directory the daemon could not restore at start-up still holds this name.
             connection.send(ProtocolError(.jobExists, "the state directory already holds a job named \"\(name)\" that this daemon could not load (see its log); pick another name", id: id).line)
@@ -507,6 +508,7 @@ public final class Daemon {
         let connection: Connection
         var decoded: Result<RequestLine, ProtocolError>?
         var trainer: Result<Trainer, SpecError>?
+        var specFile: [UInt8]?
         init(line: [UInt8], connection: Connection) { self.line = line; self.connection = connection }
 
         func run() {
@@ -514,6 +516,7 @@ public final class Daemon {
             decoded = result
             if case .success(let request) = result, case .start(_, let spec) = request.request {
                 trainer = Daemon.prepareTrainer(spec)
+                if case .success = trainer { specFile = StateStore.specFile(spec) }
             }
         }
     }
@@ -543,16 +546,17 @@ public final class Daemon {
     private func finishDecode(_ work: DecodeWork) {
         let connection = work.connection
         guard !connection.closing, let decoded = work.decoded else { return }
-        dispatch(decoded, prepared: work.trainer, from: connection)
+        dispatch(decoded, prepared: work.trainer, specFile: work.specFile, from: connection)
         connection.decodeFinished()
     }
 
     /// Handles one request line from `connection` (without its `\n`).
     func handle(line: UnsafeRawBufferPointer, from connection: Connection) {
-        dispatch(RequestLine.decode(line), prepared: nil, from: connection)
+        dispatch(RequestLine.decode(line), prepared: nil, specFile: nil, from: connection)
     }
 
-    private func dispatch(_ decoded: Result<RequestLine, ProtocolError>, prepared: Result<Trainer, SpecError>?, from connection: Connection) {
+    private func dispatch(_ decoded: Result<RequestLine, ProtocolError>, prepared: Result<Trainer, SpecError>?,
+                          specFile: [UInt8]?, from connection: Connection) {
         if shuttingDown {
             connection.send(ProtocolError(.shuttingDown, "ltd is shutting down; try again when it is back").line)
             connection.finishAfterFlush()
@@ -573,7 +577,7 @@ public final class Daemon {
         case .hello:
             connection.send(Reply.hello(id: id, pid: getpid(), uid: getuid()))
         case .start(let job, let spec):
-            startJob(name: job, spec: spec, prepared: prepared, from: connection, id: id)
+            startJob(name: job, spec: spec, prepared: prepared, specFile: specFile, from: connection, id: id)
         case .list:
             connection.send(Reply.jobs(id: id, jobOrder.compactMap { jobs[$0].map(status(of:)) }))
         case .status(let job):
