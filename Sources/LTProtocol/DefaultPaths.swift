@@ -11,9 +11,21 @@ public enum DefaultPaths {
     /// (falling back to `/tmp/ltd-$UID/ltd.sock` when XDG_RUNTIME_DIR is unset).
     public static func socket(environment: [String: String], uid: UInt32 = getuid()) -> String {
         if let explicit = environment["LTD_SOCKET"], !explicit.isEmpty { return explicit }
-        if uid == 0 { return "/run/ltd/ltd.sock" }
+        if uid == 0 { return systemSocket }
         if let runtime = environment["XDG_RUNTIME_DIR"], !runtime.isEmpty { return runtime + "/ltd/ltd.sock" }
         return "/tmp/ltd-\(uid)/ltd.sock"
+    }
+
+    /// The system service's socket.
+    public static let systemSocket = "/run/ltd/ltd.sock"
+
+    /// Where a client looks: the daemon's default, except that a user with no daemon of their own reaches the system
+    /// service (members of the `ltd` group need no LTD_SOCKET). Like docker's client, it never guesses past that.
+    public static func clientSocket(environment: [String: String], uid: UInt32 = getuid(),
+                                    exists: (String) -> Bool = { access($0, F_OK) == 0 }) -> String {
+        let own = socket(environment: environment, uid: uid)
+        if own == systemSocket || environment["LTD_SOCKET"].map({ !$0.isEmpty }) == true { return own }
+        return !exists(own) && exists(systemSocket) ? systemSocket : own
     }
 
     /// `LTD_STATE_DIR`, else systemd's `$STATE_DIRECTORY`, else `/var/lib/ltd` as root, else `$XDG_STATE_HOME/ltd`

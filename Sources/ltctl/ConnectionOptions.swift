@@ -7,12 +7,12 @@ import LTProtocol
 struct ConnectionOptions: ParsableArguments {
     @Option(name: .long, help: ArgumentHelp(
         "The daemon's socket.",
-        discussion: "Default: LTD_SOCKET, else /run/ltd/ltd.sock as root, else $XDG_RUNTIME_DIR/ltd/ltd.sock.",
+        discussion: "Default: LTD_SOCKET, else /run/ltd/ltd.sock as root, else $XDG_RUNTIME_DIR/ltd/ltd.sock, or /run/ltd/ltd.sock when only the system service runs.",
         valueName: "path"),
         completion: .file())
     var socket: String?
 
-    var socketPath: String { socket ?? DefaultPaths.socket(environment: ProcessInfo.processInfo.environment) }
+    var socketPath: String { socket ?? DefaultPaths.clientSocket(environment: ProcessInfo.processInfo.environment) }
 
     func connect() throws -> Connection { try Connection(socketPath: socketPath) }
 }
@@ -31,7 +31,7 @@ struct JobArgument: ParsableArguments {
 
 /// Shell completion of job names: asks the daemon at the default socket, silently offering nothing if it is down.
 @Sendable func completeJobNames(_ arguments: [String], _ index: Int, _ prefix: String) -> [String] {
-    var socket = DefaultPaths.socket(environment: ProcessInfo.processInfo.environment)
+    var socket = DefaultPaths.clientSocket(environment: ProcessInfo.processInfo.environment)
     if let i = arguments.firstIndex(of: "--socket"), i + 1 < arguments.count { socket = arguments[i + 1] }
     guard let connection = try? Connection(socketPath: socket),
           let reply = try? connection.request("list"),

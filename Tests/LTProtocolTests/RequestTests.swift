@@ -166,3 +166,19 @@ func expectError(_ text: String, _ code: ErrorCode, field: String? = nil,
                 == "{\"type\":\"error\",\"id\":2,\"code\":\"invalid_spec\",\"field\":\"optimizer.rho\",\"message\":\"optimizer.rho: 1.5 is not allowed; a number in [0, 1)\"}\n")
     }
 }
+
+/// Where clients look for the daemon: their own, else the system service's socket when only that one exists.
+@Suite struct DefaultPathTests {
+    @Test func clientsReachTheSystemServiceWhenTheyHaveNoDaemon() {
+        let env = ["XDG_RUNTIME_DIR": "/run/user/1000"]
+        let own = "/run/user/1000/ltd/ltd.sock"
+        #expect(DefaultPaths.socket(environment: env, uid: 1000) == own)
+        #expect(DefaultPaths.clientSocket(environment: env, uid: 1000) { $0 == DefaultPaths.systemSocket } == DefaultPaths.systemSocket)
+        #expect(DefaultPaths.clientSocket(environment: env, uid: 1000) { _ in true } == own)
+        #expect(DefaultPaths.clientSocket(environment: env, uid: 1000) { _ in false } == own)
+        var explicit = env
+        explicit["LTD_SOCKET"] = "/srv/x.sock"
+        #expect(DefaultPaths.clientSocket(environment: explicit, uid: 1000) { _ in false } == "/srv/x.sock")
+        #expect(DefaultPaths.clientSocket(environment: [:], uid: 0) { _ in false } == DefaultPaths.systemSocket)
+    }
+}

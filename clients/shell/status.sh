@@ -8,12 +8,8 @@ set -euo pipefail
 job=${1:-}
 case $job in *[!A-Za-z0-9._-]*|[!A-Za-z0-9]*) echo "status.sh: invalid job name: $job" >&2; exit 2;; esac
 
-sock=${LTD_SOCKET:-}
-if [ -z "$sock" ]; then
-  if [ "$(id -u)" -eq 0 ]; then sock=/run/ltd/ltd.sock
-  elif [ -n "${XDG_RUNTIME_DIR:-}" ]; then sock=$XDG_RUNTIME_DIR/ltd/ltd.sock
-  else sock=/tmp/ltd-$(id -u)/ltd.sock; fi
-fi
+# The socket, by the same rule as ltctl (see ltd-socket.sh next to this script).
+sock=$("$(dirname "$0")/ltd-socket.sh")
 [ -S "$sock" ] || { echo "status.sh: no ltd socket at $sock; start ltd (\`ltd &\` or \`systemctl start ltd\`) or set LTD_SOCKET" >&2; exit 3; }
 
 if [ -n "$job" ]; then request='{"op":"status","job":"'"$job"'"}'; else request='{"op":"list"}'; fi

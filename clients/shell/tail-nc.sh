@@ -14,13 +14,8 @@ since=${2:-1}
 case $job in ''|[!A-Za-z0-9]*|*[!A-Za-z0-9._-]*) echo "tail-nc.sh: invalid job name: $job" >&2; exit 2;; esac
 case $since in ''|*[!0-9]*) echo "tail-nc.sh: SINCE must be a sequence number" >&2; exit 2;; esac
 
-# The socket: LTD_SOCKET, else /run/ltd/ltd.sock as root, else $XDG_RUNTIME_DIR/ltd/ltd.sock, else /tmp/ltd-$UID/ltd.sock.
-sock=${LTD_SOCKET:-}
-if [ -z "$sock" ]; then
-  if [ "$(id -u)" -eq 0 ]; then sock=/run/ltd/ltd.sock
-  elif [ -n "${XDG_RUNTIME_DIR:-}" ]; then sock=$XDG_RUNTIME_DIR/ltd/ltd.sock
-  else sock=/tmp/ltd-$(id -u)/ltd.sock; fi
-fi
+# The socket, by the same rule as ltctl (see ltd-socket.sh next to this script).
+sock=$("$(dirname "$0")/ltd-socket.sh")
 [ -S "$sock" ] || { echo "tail-nc.sh: no ltd socket at $sock; start ltd (\`ltd &\` or \`systemctl start ltd\`) or set LTD_SOCKET" >&2; exit 3; }
 
 coproc LTD { exec nc -U "$sock"; }

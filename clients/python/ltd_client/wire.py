@@ -9,7 +9,7 @@ import json
 import math
 import os
 import struct
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Callable, Dict, Mapping, Optional
 
 __all__ = ["NON_FINITE", "STRING_FIELDS", "decode_line", "encode_request", "restore_non_finite",
            "default_socket_path", "float32"]
@@ -71,11 +71,13 @@ def encode_request(request: Mapping[str, Any]) -> bytes:
     return text.encode("utf-8") + b"\n"
 
 
-def default_socket_path(environ: Optional[Mapping[str, str]] = None, uid: Optional[int] = None) -> str:
+def default_socket_path(environ: Optional[Mapping[str, str]] = None, uid: Optional[int] = None,
+                        exists: Callable[[str], bool] = os.path.exists) -> str:
     """Where ltd listens unless told otherwise; the same rule as ltd and ltctl.
 
     ``LTD_SOCKET``, else ``/run/ltd/ltd.sock`` as root, else ``$XDG_RUNTIME_DIR/ltd/ltd.sock``, else
-    ``/tmp/ltd-$UID/ltd.sock``.
+    ``/tmp/ltd-$UID/ltd.sock``; a user whose own socket does not exist reaches the system service's
+    ``/run/ltd/ltd.sock`` when that exists.
     """
     env = os.environ if environ is None else environ
     if uid is None:
@@ -84,11 +86,15 @@ def default_socket_path(environ: Optional[Mapping[str, str]] = None, uid: Option
     if explicit:
         return explicit
     if uid == 0:
-        return "/run/ltd/ltd.sock"
+        return SYSTEM_SOCKET
     runtime = env.get("XDG_RUNTIME_DIR")
-    if runtime:
-        return runtime + "/ltd/ltd.sock"
-    return "/tmp/ltd-%d/ltd.sock" % uid
+    own = runtime + "/ltd/ltd.sock" if runtime else "/tmp/ltd-%d/ltd.sock" % uid
+    if not exists(own) and exists(SYSTEM_SOCKET):
+        return SYSTEM_SOCKET
+    return own
+
+
+SYSTEM_SOCKET = "/run/ltd/ltd.sock"
 
 
 _F32 = struct.Struct("<f")

@@ -39,6 +39,15 @@ def test_user_uses_xdg_runtime_dir():
     assert default_socket_path({"XDG_RUNTIME_DIR": "/run/user/1000"}, uid=1000) == "/run/user/1000/ltd/ltd.sock"
 
 
+def test_user_without_a_daemon_reaches_the_system_service():
+    env = {"XDG_RUNTIME_DIR": "/run/user/1000"}
+    only_system = {"/run/ltd/ltd.sock"}.__contains__
+    assert default_socket_path(env, uid=1000, exists=only_system) == "/run/ltd/ltd.sock"
+    both = {"/run/ltd/ltd.sock", "/run/user/1000/ltd/ltd.sock"}.__contains__
+    assert default_socket_path(env, uid=1000, exists=both) == "/run/user/1000/ltd/ltd.sock"
+    assert default_socket_path(dict(env, LTD_SOCKET="/srv/x.sock"), uid=1000, exists=only_system) == "/srv/x.sock"
+
+
 def test_user_without_xdg_runtime_dir_falls_back_to_tmp():
     assert default_socket_path({}, uid=1234) == "/tmp/ltd-1234/ltd.sock"
     assert default_socket_path({"LTD_SOCKET": "", "XDG_RUNTIME_DIR": ""}, uid=1234) == "/tmp/ltd-1234/ltd.sock"
