@@ -198,4 +198,22 @@ struct DaemonRobustnessTests {
         #expect(own.first?["type"]?.stringValue == "ok")
         #expect(try daemon.stop() == 0)
     }
+
+    @Test("the job limit refuses start with too_many_jobs until a job is deleted")
+    func jobLimit() throws {
+        let daemon = try DaemonProcess.launch(tag: "cap", arguments: ["--max-jobs", "2"])
+        defer { daemon.cleanUp() }
+        let client = try LineClient(path: daemon.socketPath)
+        for name in ["one", "two"] {
+            #expect(try client.request("{\"op\":\"start\",\"job\":\"\(name)\",\"spec\":\(Harness.spec())}")["type"]?.stringValue == "started")
+        }
+        let refused = try client.request("{\"op\":\"start\",\"job\":\"three\",\"spec\":\(Harness.spec())}")
+        #expect(refused["code"]?.stringValue == "too_many_jobs")
+        try Harness.wait(.seconds(20), "job one to finish") {
+            try client.request("{\"op\":\"status\",\"job\":\"one\"}")["status"]?["state"]?.stringValue == "finished"
+        }
+        #expect(try client.request("{\"op\":\"delete\",\"job\":\"one\"}")["type"]?.stringValue == "ok")
+        #expect(try client.request("{\"op\":\"start\",\"job\":\"three\",\"spec\":\(Harness.spec())}")["type"]?.stringValue == "started")
+        #expect(try daemon.stop() == 0)
+    }
 }
