@@ -16,6 +16,16 @@ final class Connection {
     private(set) var peerUID: UInt32 = UInt32.max
     private(set) var peerPID: Int32 = 0
     private var partial: [UInt8] = []
+    /// Bytes read after a large request line, kept while that line is decoded off the loop thread.
+    private var deferred: [UInt8] = []
+    /// True while a large request line is being decoded in libuv's threadpool: reading is paused so requests
+    /// stay in order.
+    private var decoding = false
+    /// Set when a line was refused as too long: input is discarded, the error is sent, our side is shut down, and
+    /// the connection closes at the client's EOF or after a grace period. Closing at once, with unread input
+    /// queued, would make the client's read fail (ECONNRESET) before it sees the error.
+    private(set) var lingerSince: UInt64?
+    private var halfClosed = false
     private var outbox: [ByteSlice] = []
     private var outboxBytes = 0
     private var inFlightBytes = 0
@@ -77,6 +87,7 @@ final class Connection {
     private func didRead(count: Int, buffer: UnsafePointer<uv_buf_t>?) {
         if count < 0 {
             if count == Int(UV_EOF.rawValue) {
+                if lingerSince != nil { close(); return }
                 sawEOF = true
                 uv_read_stop(ltd_stream(pipe))
                 partial = []
@@ -87,9 +98,10 @@ final class Connection {
             }
             return
         }
+        if lingerSince != nil { return }   // refused: input is discarded
         guard count > 0, let base = buffer?.pointee.base else { return }
         received(UnsafeRawBufferPointer(start: base, count: count))
-        if !closing && !readStopped && !sawEOF && queuedBytes > Connection.highWater {
+        if !closing && !readStopped && !decoding && !sawEOF && queuedBytes > Connection.highWater {
             uv_read_stop(ltd_stream(pipe))
             readStopped = true
         }
@@ -101,12 +113,24 @@ final class Connection {
         guard let base = bytes.baseAddress else { return }
         let limit = daemon.configuration.maxLineBytes
         var start = 0
-        while start < bytes.count, !closing, !closeWhenFlushed {
+        while start < bytes.count, !closing, !closeWhenFlushed, lingerSince == nil {
             guard let hit = memchr(base + start, 0x0A, bytes.count - start) else { break }
             let end = base.distance(to: UnsafeRawPointer(hit))
             let length = partial.count + (end - start)
             if length > limit {
                 refuseLongLine(length: length)
+                return
+            }
+            if length > Daemon.offloadLineBytes {
+                // Parsing megabytes of inline data would stall every other client: decode it in the threadpool,
+                // and hold what follows until it is done.
+                var line = partial
+                partial = []
+                line.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[start..<end]))
+                deferred = Array(UnsafeRawBufferPointer(rebasing: bytes[(end + 1)...]))
+                decoding = true
+                uv_read_stop(ltd_stream(pipe))
+                daemon.decodeInBackground(line, from: self)
                 return
             }
             if partial.isEmpty {
@@ -119,7 +143,7 @@ final class Connection {
             }
             start = end + 1
         }
-        guard start < bytes.count, !closing, !closeWhenFlushed else { return }
+        guard start < bytes.count, !closing, !closeWhenFlushed, lingerSince == nil else { return }
         let rest = bytes.count - start
         if partial.count + rest > limit {
             refuseLongLine(length: partial.count + rest)
@@ -128,12 +152,39 @@ final class Connection {
         partial.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[start...]))
     }
 
+    /// The large line handed to `decodeInBackground` has been answered: go on with what followed it.
+    func decodeFinished() {
+        decoding = false
+        guard !closing else { return }
+        let rest = deferred
+        deferred = []
+        if !rest.isEmpty { rest.withUnsafeBytes { received($0) } }
+        if !decoding, !closing, !closeWhenFlushed, !sawEOF, !readStopped { _ = startReading() }
+    }
+
     private func refuseLongLine(length: Int) {
         partial = []
+        deferred = []
         let limit = daemon.configuration.maxLineBytes
         Log.warning("connection uid \(peerUID) pid \(peerPID): line of more than \(limit) bytes refused; closing")
-        send(ProtocolError(.lineTooLong, "a request line is longer than this daemon's limit of \(limit) bytes (seen \(length) so far without a newline); send smaller requests, or start ltd with a larger --max-line-bytes").line)
-        finishAfterFlush()
+        send(ProtocolError(.lineTooLong, "a request line is longer than this daemon's limit of \(limit) bytes (seen \(length) bytes of it); send smaller requests, or start ltd with a larger --max-line-bytes").line)
+        endSubscription()
+        lingerSince = Clock.monotonicNanoseconds()
+        if readStopped, !sawEOF { readStopped = false; _ = startReading() }
+        flush()
+        shutDownIfFlushed()
+    }
+
+    /// After a refusal: once the error is written, send EOF (shutdown of our writing side).
+    private func shutDownIfFlushed() {
+        guard lingerSince != nil, !halfClosed, !closing, !writing, outbox.isEmpty else { return }
+        halfClosed = true
+        let request = UnsafeMutablePointer<uv_shutdown_t>.allocate(capacity: 1)
+        let result = uv_shutdown(request, ltd_stream(pipe)) { request, _ in request?.deallocate() }
+        if result != 0 {
+            request.deallocate()
+            close()
+        }
     }
 
     /// Stops reading, sends what is queued, then closes.
@@ -340,7 +391,8 @@ final class Connection {
         }
         pump()
         flush()
-        if readStopped, !closeWhenFlushed, !sawEOF, queuedBytes <= Connection.highWater / 2 {
+        shutDownIfFlushed()
+        if readStopped, !decoding, !closeWhenFlushed, !sawEOF, queuedBytes <= Connection.highWater / 2 {
             readStopped = false
             _ = startReading()
         }

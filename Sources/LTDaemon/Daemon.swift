@@ -52,6 +52,8 @@ public final class Daemon {
     /// How much nicer than the job threads the loop thread runs (see `ThreadLauncher`).
     static let loopNiceIncrement: Int32 = 2
     static let readBufferSize = 64 * 1024
+    /// Request lines longer than this are decoded (and their spec validated) in libuv's threadpool.
+    static let offloadLineBytes = 256 * 1024
     let readBuffer: UnsafeMutableRawPointer
 
     private var jobs: [String: JobStream] = [:]
@@ -132,7 +134,9 @@ public final class Daemon {
         housekeeping.pointee.data = unmanaged
         uv_timer_start(housekeeping, { timer in
             guard let data = timer?.pointee.data else { return }
-            Unmanaged<Daemon>.fromOpaque(data).takeUnretainedValue().reportStatus()
+            let daemon = Unmanaged<Daemon>.fromOpaque(data).takeUnretainedValue()
+            daemon.reportStatus()
+            daemon.closeLingering()
         }, 1000, 1000)
         uv_timer_init(loop, watchdog)
         watchdog.pointee.data = unmanaged
@@ -375,7 +379,8 @@ public final class Daemon {
         return ProtocolError(.unknownJob, "no job named \"\(name)\"; known jobs: \(known). Start one with: ltctl start \(name) --example colab", id: id)
     }
 
-    private func startJob(name: String, spec: JobSpec, from connection: Connection, id: JSONValue?) {
+    private func startJob(name: String, spec: JobSpec, prepared: Result<Trainer, SpecError>?, specFile: [UInt8]?,
+                          from connection: Connection, id: JSONValue?) {
         if jobs[name] != nil {
             connection.send(ProtocolError(.jobExists, "a job named \"\(name)\" already exists; pick another name, or delete it first (ltctl delete \(name))", id: id).line)
             return
@@ -385,7 +390,9 @@ public final class Daemon {
             return
         }
         let trainer: Trainer
-        do { trainer = try Trainer(spec: spec) } catch {
+        switch prepared ?? Daemon.prepareTrainer(spec) {
+        case .success(let ready): trainer = ready
+        case .failure(let error):
             connection.send(ProtocolError(.invalidSpec, error.description, field: error.field, id: id).line)
             return
         }
@@ -394,7 +401,7 @@ public final class Daemon {
         let directory = store.directory(of: name)
         let initial = JobCheckpoint(seq: 0, offset: 0, state: summary.state, summary: summary, trainer: trainer.checkpoint)
         do {
-            try store.create(job: name, spec: spec, owner: connection.peerUID, created: created, checkpoint: initial)
+            try store.create(job: name, spec: spec, specFile: specFile, owner: connection.peerUID, created: created, checkpoint: initial)
         } catch let error where error.code == EEXIST {
             // A directory the daemon could not restore at start-up still holds this name.
             connection.send(ProtocolError(.jobExists, "the state directory already holds a job named \"\(name)\" that this daemon could not load (see its log); pick another name", id: id).line)
@@ -489,15 +496,74 @@ public final class Daemon {
 
     // MARK: Requests
 
+    static func prepareTrainer(_ spec: JobSpec) -> Result<Trainer, SpecError> {
+        do throws(SpecError) { return .success(try Trainer(spec: spec)) } catch { return .failure(error) }
+    }
+
+    /// A large request line on its way through the threadpool: decoded, and for `start` its Trainer prepared.
+    private final class DecodeWork: @unchecked Sendable {
+        // @unchecked: `line`, `decoded` and `trainer` are touched by the threadpool thread only between
+        // uv_queue_work and its after-callback; `connection` only on the loop thread.
+        let line: [UInt8]
+        let connection: Connection
+        var decoded: Result<RequestLine, ProtocolError>?
+        var trainer: Result<Trainer, SpecError>?
+        var specFile: [UInt8]?
+        init(line: [UInt8], connection: Connection) { self.line = line; self.connection = connection }
+
+        func run() {
+            let result = RequestLine.decode(line)
+            decoded = result
+            if case .success(let request) = result, case .start(_, let spec) = request.request {
+                trainer = Daemon.prepareTrainer(spec)
+                if case .success = trainer { specFile = StateStore.specFile(spec) }
+            }
+        }
+    }
+
+    /// Decodes `line` in libuv's threadpool, then answers it on the loop (`connection` reads nothing meanwhile).
+    func decodeInBackground(_ line: [UInt8], from connection: Connection) {
+        let work = DecodeWork(line: line, connection: connection)
+        let request = UnsafeMutablePointer<uv_work_t>.allocate(capacity: 1)
+        request.pointee.data = Unmanaged.passRetained(work).toOpaque()
+        let queued = uv_queue_work(loop, request, { request in
+            guard let data = request?.pointee.data else { return }
+            Unmanaged<DecodeWork>.fromOpaque(data).takeUnretainedValue().run()
+        }, { request, _ in
+            guard let request, let data = request.pointee.data else { return }
+            let work = Unmanaged<DecodeWork>.fromOpaque(data).takeRetainedValue()
+            request.deallocate()
+            work.connection.daemon.finishDecode(work)
+        })
+        if queued != 0 {
+            if let data = request.pointee.data { Unmanaged<DecodeWork>.fromOpaque(data).release() }
+            request.deallocate()
+            work.run()
+            finishDecode(work)
+        }
+    }
+
+    private func finishDecode(_ work: DecodeWork) {
+        let connection = work.connection
+        guard !connection.closing, let decoded = work.decoded else { return }
+        dispatch(decoded, prepared: work.trainer, specFile: work.specFile, from: connection)
+        connection.decodeFinished()
+    }
+
     /// Handles one request line from `connection` (without its `\n`).
     func handle(line: UnsafeRawBufferPointer, from connection: Connection) {
+        dispatch(RequestLine.decode(line), prepared: nil, specFile: nil, from: connection)
+    }
+
+    private func dispatch(_ decoded: Result<RequestLine, ProtocolError>, prepared: Result<Trainer, SpecError>?,
+                          specFile: [UInt8]?, from connection: Connection) {
         if shuttingDown {
             connection.send(ProtocolError(.shuttingDown, "ltd is shutting down; try again when it is back").line)
             connection.finishAfterFlush()
             return
         }
         let request: RequestLine
-        switch RequestLine.decode(line) {
+        switch decoded {
         case .failure(let error):
             Log.debug("uid \(connection.peerUID): \(error.code.rawValue): \(error.message)")
             connection.send(error.line)
@@ -511,7 +577,7 @@ public final class Daemon {
         case .hello:
             connection.send(Reply.hello(id: id, pid: getpid(), uid: getuid()))
         case .start(let job, let spec):
-            startJob(name: job, spec: spec, from: connection, id: id)
+            startJob(name: job, spec: spec, prepared: prepared, specFile: specFile, from: connection, id: id)
         case .list:
             connection.send(Reply.jobs(id: id, jobOrder.compactMap { jobs[$0].map(status(of:)) }))
         case .status(let job):
@@ -548,6 +614,14 @@ public final class Daemon {
     }
 
     // MARK: Status and shutdown
+
+    /// Closes connections that were refused (line too long) more than 2 s ago and have not closed their side.
+    private func closeLingering() {
+        let now = Clock.monotonicNanoseconds()
+        for connection in connections.values {
+            if let since = connection.lingerSince, now &- since > 2_000_000_000 { connection.close() }
+        }
+    }
 
     private func reportStatus() {
         guard let notifier else { return }

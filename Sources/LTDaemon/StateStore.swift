@@ -22,14 +22,19 @@ struct StateStore {
     }
 
     /// Records a new job: its directory, spec, meta and initial checkpoint. On failure, removes what it wrote.
-    func create(job: String, spec: JobSpec, owner: UInt32, created: String, checkpoint: JobCheckpoint) throws(SystemError) {
+    /// The bytes of `spec.json` (pure; large specs have this done off the loop thread).
+    static func specFile(_ spec: JobSpec) -> [UInt8] {
+        var writer = JSONWriter(precision: .float64, capacity: 4096 + 24 * (spec.data.x.count + (spec.validation?.x.count ?? 0)) * 2)
+        writer.value(spec.json)
+        writer.newline()
+        return writer.bytes
+    }
+
+    func create(job: String, spec: JobSpec, specFile: [UInt8]? = nil, owner: UInt32, created: String, checkpoint: JobCheckpoint) throws(SystemError) {
         let dir = directory(of: job)
         guard mkdir(dir, 0o700) == 0 else { throw SystemError(operation: "mkdir", path: dir, code: errno) }
         do throws(SystemError) {
-            var specWriter = JSONWriter(precision: .float64, capacity: 4096)
-            specWriter.value(spec.json)
-            specWriter.newline()
-            try FileIO.writeAtomically(specWriter.bytes, to: dir + "/spec.json", directory: dir, sync: false)
+            try FileIO.writeAtomically(specFile ?? StateStore.specFile(spec), to: dir + "/spec.json", directory: dir, sync: false)
             var meta = JSONWriter(precision: .float64, capacity: 128)
             meta.beginObject()
             meta.field("job", job)

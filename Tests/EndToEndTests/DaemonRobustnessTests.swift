@@ -11,7 +11,7 @@ import Glibc
 struct DaemonRobustnessTests {
     @Test("each bad input gets an error while a watcher keeps receiving")
     func badInput() throws {
-        let daemon = try DaemonProcess.launch(tag: "bad", arguments: ["--max-line-bytes", "4096"])
+        let daemon = try DaemonProcess.launch(tag: "bad", arguments: ["--max-line-bytes", "1048576"])
         defer { daemon.cleanUp() }
         let control = try LineClient(path: daemon.socketPath)
         #expect(try control.request("{\"op\":\"start\",\"job\":\"w\",\"spec\":\(Harness.spec(rows: 12, epochs: 150, batch: 4, paceMs: 2))}")["type"]?.stringValue == "started")
@@ -46,9 +46,26 @@ struct DaemonRobustnessTests {
         try expectError(Array("{\"op\":\"delete\",\"job\":\"w\"}".utf8), "job_active")
         #expect(try bad.request("{\"op\":\"hello\",\"id\":\"still here\"}")["id"]?.stringValue == "still here")
 
+        // Large lines (decoded off the loop) keep their place among pipelined requests, good or bad.
+        let bulky = Harness.spec(rows: 30_000, epochs: 1, batch: 30_000)
+        let broken = bulky.replacingOccurrences(of: "\"batch_size\":30000", with: "\"batch_size\":0")
+        let pipelined = "{\"op\":\"start\",\"id\":1,\"job\":\"bulky\",\"spec\":\(broken)}\n{\"op\":\"hello\",\"id\":2}\n"
+            + "{\"op\":\"start\",\"id\":3,\"job\":\"bulky\",\"spec\":\(bulky)}\n{\"op\":\"status\",\"id\":4,\"job\":\"bulky\"}\n"
+        #expect(pipelined.utf8.count > 2 * 256 * 1024)
+        try bad.send(pipelined)
+        let first = try bad.readJSON()
+        #expect(first["id"]?.intValue == 1)
+        #expect(first["code"]?.stringValue == "invalid_spec")
+        #expect(first["field"]?.stringValue == "batch_size")
+        #expect(try bad.readJSON()["id"]?.intValue == 2)
+        let started = try bad.readJSON()
+        #expect(started["id"]?.intValue == 3)
+        #expect(started["type"]?.stringValue == "started")
+        #expect(try bad.readJSON()["status"]?["job"]?.stringValue == "bulky")
+
         // A terminated line over the limit: an error, then the connection closes.
         let long = try LineClient(path: daemon.socketPath)
-        try long.send(String(repeating: "x", count: 5000) + "\n")
+        try long.send(String(repeating: "x", count: 1_100_000) + "\n")
         #expect(try long.readJSON()["code"]?.stringValue == "line_too_long")
         #expect(try long.readLine(timeout: .seconds(10)) == nil)
 
@@ -179,6 +196,24 @@ struct DaemonRobustnessTests {
         }
         let own = try asNobody(daemon.socketPath, ["{\"op\":\"delete\",\"id\":1,\"job\":\"theirs\"}"])
         #expect(own.first?["type"]?.stringValue == "ok")
+        #expect(try daemon.stop() == 0)
+    }
+
+    @Test("the job limit refuses start with too_many_jobs until a job is deleted")
+    func jobLimit() throws {
+        let daemon = try DaemonProcess.launch(tag: "cap", arguments: ["--max-jobs", "2"])
+        defer { daemon.cleanUp() }
+        let client = try LineClient(path: daemon.socketPath)
+        for name in ["one", "two"] {
+            #expect(try client.request("{\"op\":\"start\",\"job\":\"\(name)\",\"spec\":\(Harness.spec())}")["type"]?.stringValue == "started")
+        }
+        let refused = try client.request("{\"op\":\"start\",\"job\":\"three\",\"spec\":\(Harness.spec())}")
+        #expect(refused["code"]?.stringValue == "too_many_jobs")
+        try Harness.wait(.seconds(20), "job one to finish") {
+            try client.request("{\"op\":\"status\",\"job\":\"one\"}")["status"]?["state"]?.stringValue == "finished"
+        }
+        #expect(try client.request("{\"op\":\"delete\",\"job\":\"one\"}")["type"]?.stringValue == "ok")
+        #expect(try client.request("{\"op\":\"start\",\"job\":\"three\",\"spec\":\(Harness.spec())}")["type"]?.stringValue == "started")
         #expect(try daemon.stop() == 0)
     }
 }

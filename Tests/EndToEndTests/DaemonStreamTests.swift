@@ -152,4 +152,64 @@ struct DaemonStreamTests {
         #expect(next["seq"]?.intValue == log.count + 1)
         #expect(try daemon.stop() == 0)
     }
+
+    @Test("pause, step, resume, cancel, delete and divergence each show up in the stream as documented")
+    func lifecycle() throws {
+        let daemon = try DaemonProcess.launch(tag: "life")
+        defer { daemon.cleanUp() }
+        let control = try LineClient(path: daemon.socketPath)
+        #expect(try control.request("{\"op\":\"start\",\"job\":\"walk\",\"spec\":\(Harness.spec(rows: 12, epochs: 1000, batch: 4, paused: true))}")["type"]?.stringValue == "started")
+        let watcher = try LineClient(path: daemon.socketPath)
+        _ = try watcher.request("{\"op\":\"subscribe\",\"job\":\"walk\"}")
+        func next() throws -> JSONValue { try watcher.readJSON(timeout: .seconds(20)) }
+        #expect(try next()["type"]?.stringValue == "start")
+        #expect(try next()["state"]?.stringValue == "paused")
+        // Three steps end an epoch of three batches: the epoch event follows without another step.
+        let stepped = try control.request("{\"op\":\"step\",\"job\":\"walk\",\"count\":3}")
+        #expect(stepped["type"]?.stringValue == "ok")
+        #expect(stepped["state"]?.stringValue == "paused")
+        for iteration in 1...3 {
+            let step = try next()
+            #expect(step["type"]?.stringValue == "step")
+            #expect(step["iteration"]?.intValue == iteration)
+        }
+        let epoch = try next()
+        #expect(epoch["type"]?.stringValue == "epoch")
+        #expect(epoch["seq"]?.intValue == 6)
+        #expect(try control.request("{\"op\":\"status\",\"job\":\"walk\"}")["status"]?["iteration"]?.intValue == 3)
+        #expect(try control.request("{\"op\":\"resume\",\"job\":\"walk\"}")["state"]?.stringValue == "running")
+        #expect(try next()["state"]?.stringValue == "running")
+        #expect(try control.request("{\"op\":\"pause\",\"job\":\"walk\"}")["state"]?.stringValue == "paused")
+        var event = try next()
+        while event["type"]?.stringValue != "state" { event = try next() }
+        #expect(event["state"]?.stringValue == "paused")
+        #expect(try control.request("{\"op\":\"cancel\",\"job\":\"walk\"}")["type"]?.stringValue == "ok")
+        let cancelled = try next()
+        #expect(cancelled["type"]?.stringValue == "state")
+        #expect(cancelled["state"]?.stringValue == "cancelled")
+        let end = try next()
+        #expect(end["type"]?.stringValue == "end")
+        #expect(end["state"]?.stringValue == "cancelled")
+        // After `end` the subscription is over; the connection serves requests again.
+        #expect(try watcher.request("{\"op\":\"hello\"}")["type"]?.stringValue == "hello")
+        let again = try control.request("{\"op\":\"resume\",\"job\":\"walk\"}")
+        #expect(again["code"]?.stringValue == "wrong_state")
+        #expect(try control.request("{\"op\":\"delete\",\"job\":\"walk\"}")["type"]?.stringValue == "ok")
+        #expect(try control.request("{\"op\":\"status\",\"job\":\"walk\"}")["code"]?.stringValue == "unknown_job")
+        #expect(!FileManager.default.fileExists(atPath: daemon.stateDirectory + "/jobs/walk"))
+
+        // A learning rate that overflows: the step with a non-finite loss, then diverged with a message, then end.
+        let wild = "{\"data\":{\"x\":[1,2,3,4],\"y\":[2,4,6,8]},\"init\":{\"kernel\":0.5,\"bias\":0},\"optimizer\":{\"name\":\"sgd\",\"learning_rate\":1e30},\"epochs\":50,\"batch_size\":4}"
+        #expect(try control.request("{\"op\":\"start\",\"job\":\"wild\",\"spec\":\(wild)}")["type"]?.stringValue == "started")
+        let observer = try LineClient(path: daemon.socketPath)
+        _ = try observer.request("{\"op\":\"subscribe\",\"job\":\"wild\",\"types\":[\"state\"]}")
+        let states = try observer.readUntilEnd().map { try JSONParser.parse($0.dropLast()) }
+        #expect(states.map { $0["type"]?.stringValue } == ["state", "state", "end"])
+        #expect(states[1]["state"]?.stringValue == "diverged")
+        #expect((states[1]["message"]?.stringValue ?? "").isEmpty == false)
+        #expect(states[2]["state"]?.stringValue == "diverged")
+        let status = try control.request("{\"op\":\"status\",\"job\":\"wild\"}")
+        #expect(status["status"]?["state"]?.stringValue == "diverged")
+        #expect(try daemon.stop() == 0)
+    }
 }
