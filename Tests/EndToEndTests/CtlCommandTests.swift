@@ -8,8 +8,7 @@ import Testing
 struct CtlCommandTests {
     @Test func startListStatusJSON() throws {
         let h = try DaemonProcess.launchForLtctl()
-        try h.startColab("job1")
-        #expect(try h.waitFinished("job1") == 0)
+        try h.runColabToTheEnd("job1")
         let status = try JSONParser.parse(try h.ltctl(["status", "job1", "--json"]).stdout)
         #expect(status["state"]?.stringValue == "finished")
         #expect(status["iteration"]?.intValue == 12)
@@ -141,8 +140,7 @@ struct CtlCommandTests {
 
     @Test func exportHasOneRowPerStepWithTheDaemonsNumbers() throws {
         let h = try DaemonProcess.launchForLtctl()
-        try h.startColab("e")
-        #expect(try h.waitFinished("e") == 0)
+        try h.runColabToTheEnd("e")
         let csv = try h.ltctl(["export", "e", "--csv"])
         #expect(csv.status == 0)
         let lines = csv.stdout.split(separator: "\n").map(String.init)
@@ -170,8 +168,7 @@ struct CtlCommandTests {
 
     @Test func explainShowsTheDaemonsNumbers() throws {
         let h = try DaemonProcess.launchForLtctl()
-        try h.startColab("x")
-        #expect(try h.waitFinished("x") == 0)
+        try h.runColabToTheEnd("x")
         let explain = try h.ltctl(["explain", "x", "--iteration", "5"])
         #expect(explain.status == 0)
         let step = String(decoding: try h.rawSubscription("x"), as: UTF8.self).split(separator: "\n")

@@ -9,8 +9,7 @@ import Testing
 struct CtlGoldenTests {
     @Test func compareMatchesKerasToFourDecimals() throws {
         let h = try DaemonProcess.launchForLtctl()
-        try h.startColab("colab")
-        #expect(try h.waitFinished("colab") == 0)
+        try h.runColabToTheEnd("colab")
         let golden = try Fixtures.goldenSteps()
         #expect(golden.count == 12)
 
@@ -56,8 +55,7 @@ struct CtlGoldenTests {
     ])
     func humanFormatSnapshots(file: String, arguments: [String]) throws {
         let h = try DaemonProcess.launchForLtctl()
-        try h.startColab("colab")
-        #expect(try h.waitFinished("colab") == 0)
+        try h.runColabToTheEnd("colab")
         let result = try h.ltctl(arguments)
         #expect(result.status == 0, "\(result.stderr)")
         let actual = Self.normalized(result.stdout)

@@ -27,6 +27,13 @@ extension DaemonProcess {
         guard result.status == 0 else { throw HarnessFailure("ltctl start failed (\(result.status)): \(result.stderr)") }
     }
 
+    /// Starts the twelve-point job and waits for its end; throws unless it finished (tail exits 0 only then).
+    func runColabToTheEnd(_ name: String) throws {
+        try startColab(name)
+        let status = try waitFinished(name)
+        guard status == 0 else { throw HarnessFailure("ltctl tail \(name) exited \(status): the job did not finish") }
+    }
+
     /// Waits for a job to reach a final state by tailing it (tail exits then); returns tail's exit status.
     @discardableResult
     func waitFinished(_ name: String) throws -> Int32 {
