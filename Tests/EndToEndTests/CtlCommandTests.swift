@@ -7,9 +7,8 @@ import Testing
 @Suite("ltctl commands against a real ltd", .serialized)
 struct CtlCommandTests {
     @Test func startListStatusJSON() throws {
-        let h = try CtlHarness()
-        try h.startColab("job1")
-        #expect(try h.waitFinished("job1") == 0)
+        let h = try DaemonProcess.launchForLtctl()
+        try h.runColabToTheEnd("job1")
         let status = try JSONParser.parse(try h.ltctl(["status", "job1", "--json"]).stdout)
         #expect(status["state"]?.stringValue == "finished")
         #expect(status["iteration"]?.intValue == 12)
@@ -23,7 +22,7 @@ struct CtlCommandTests {
     }
 
     @Test func stepThrough() throws {
-        let h = try CtlHarness()
+        let h = try DaemonProcess.launchForLtctl()
         try h.startColab("walk", extra: ["--paused"])
         let step = try h.ltctl(["step", "walk", "3"])
         #expect(step.status == 0, "\(step.stderr)")
@@ -39,7 +38,7 @@ struct CtlCommandTests {
     }
 
     @Test func cancelPauseDeleteAndExitCodes() throws {
-        let h = try CtlHarness()
+        let h = try DaemonProcess.launchForLtctl()
         try h.startColab("slow", extra: ["--paused"])
         #expect(try h.ltctl(["cancel", "slow"]).status == 0)
         // tail of a cancelled job exits 3, in both formats.
@@ -55,7 +54,7 @@ struct CtlCommandTests {
     }
 
     @Test func errorsSayWhatToDo() throws {
-        let h = try CtlHarness()
+        let h = try DaemonProcess.launchForLtctl()
         try h.startColab("known")
         let unknown = try h.ltctl(["status", "nosuch"])
         #expect(unknown.status == 1)
@@ -78,16 +77,16 @@ struct CtlCommandTests {
     /// Another user may watch but not control; the refusal names the owner. Needs root (to run ltctl as nobody).
     @Test(.enabled(if: getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/sbin/runuser")))
     func permissionErrorsNameTheOwner() throws {
-        let h = try CtlHarness()
+        let h = try DaemonProcess.launchForLtctl()
         try h.startColab("mine", extra: ["--paused"])
         // Let nobody reach the socket and a copy of ltctl.
         chmod(h.directory, 0o755)
         chmod(h.socketPath, 0o666)
         let copy = h.directory + "/ltctl"
-        try FileManager.default.copyItem(atPath: CtlHarness.ltctlPath, toPath: copy)
-        func run(_ args: [String]) throws -> CtlHarness.Result {
-            try CtlHarness.run("/usr/sbin/runuser", ["-u", "nobody", "--", copy] + args + ["--socket", h.socketPath],
-                               environment: ["NO_COLOR": "1", "PATH": "/usr/bin:/bin"])
+        try FileManager.default.copyItem(atPath: Paths.ltctl, toPath: copy)
+        func run(_ args: [String]) throws -> CommandResult {
+            try Command.run(["/usr/sbin/runuser", "-u", "nobody", "--", copy] + args + ["--socket", h.socketPath],
+                            environment: ["NO_COLOR": "1", "PATH": "/usr/bin:/bin"])
         }
         let cancel = try run(["cancel", "mine"])
         #expect(cancel.status == 1)
@@ -99,7 +98,7 @@ struct CtlCommandTests {
     }
 
     @Test func startFromCSVSyntheticAndSpec() throws {
-        let h = try CtlHarness()
+        let h = try DaemonProcess.launchForLtctl()
         let csv = "area,price\n1,5.0\n2,8.8\n3,9.6\n4,14.2\n"
         let path = h.directory + "/data.csv"
         try csv.write(toFile: path, atomically: true, encoding: .utf8)
@@ -133,16 +132,15 @@ struct CtlCommandTests {
     }
 
     @Test func startFollowExitsWithTheJob() throws {
-        let h = try CtlHarness()
+        let h = try DaemonProcess.launchForLtctl()
         let follow = try h.ltctl(["start", "f", "--example", "colab", "--follow"])
         #expect(follow.status == 0)
         #expect(follow.stdout.contains("── end: finished after 12 steps"))
     }
 
     @Test func exportHasOneRowPerStepWithTheDaemonsNumbers() throws {
-        let h = try CtlHarness()
-        try h.startColab("e")
-        #expect(try h.waitFinished("e") == 0)
+        let h = try DaemonProcess.launchForLtctl()
+        try h.runColabToTheEnd("e")
         let csv = try h.ltctl(["export", "e", "--csv"])
         #expect(csv.status == 0)
         let lines = csv.stdout.split(separator: "\n").map(String.init)
@@ -169,9 +167,8 @@ struct CtlCommandTests {
     }
 
     @Test func explainShowsTheDaemonsNumbers() throws {
-        let h = try CtlHarness()
-        try h.startColab("x")
-        #expect(try h.waitFinished("x") == 0)
+        let h = try DaemonProcess.launchForLtctl()
+        try h.runColabToTheEnd("x")
         let explain = try h.ltctl(["explain", "x", "--iteration", "5"])
         #expect(explain.status == 0)
         let step = String(decoding: try h.rawSubscription("x"), as: UTF8.self).split(separator: "\n")
@@ -188,7 +185,7 @@ struct CtlCommandTests {
     }
 
     @Test func demoStartsAPrivateDaemonWhenNoneAnswers() throws {
-        let h = try CtlHarness()
+        let h = try DaemonProcess.launchForLtctl()
         let nowhere = h.directory + "/none.sock"
         let demo = try h.ltctl(["demo", "--socket", nowhere, "--pace", "10ms"])
         #expect(demo.status == 0, "\(demo.stderr)")
@@ -203,7 +200,7 @@ struct CtlCommandTests {
     }
 
     @Test func completionScriptAndHelp() throws {
-        let h = try CtlHarness()
+        let h = try DaemonProcess.launchForLtctl()
         let bash = try h.ltctl(["--generate-completion-script", "bash"])
         #expect(bash.status == 0)
         #expect(bash.stdout.contains("ltctl"))

@@ -8,10 +8,9 @@ import Testing
 @Suite("ltctl on the twelve-point example", .serialized)
 struct CtlGoldenTests {
     @Test func compareMatchesKerasToFourDecimals() throws {
-        let h = try CtlHarness()
-        try h.startColab("colab")
-        #expect(try h.waitFinished("colab") == 0)
-        let golden = try CtlHarness.goldenSteps()
+        let h = try DaemonProcess.launchForLtctl()
+        try h.runColabToTheEnd("colab")
+        let golden = try Fixtures.goldenSteps()
         #expect(golden.count == 12)
 
         // The table: 12 rows, Keras's running RMSE and the validation RMSE to 4 decimals.
@@ -55,13 +54,12 @@ struct CtlGoldenTests {
         ("export.csv", ["export", "colab", "--csv"]),
     ])
     func humanFormatSnapshots(file: String, arguments: [String]) throws {
-        let h = try CtlHarness()
-        try h.startColab("colab")
-        #expect(try h.waitFinished("colab") == 0)
+        let h = try DaemonProcess.launchForLtctl()
+        try h.runColabToTheEnd("colab")
         let result = try h.ltctl(arguments)
         #expect(result.status == 0, "\(result.stderr)")
         let actual = Self.normalized(result.stdout)
-        #expect(actual == (try CtlHarness.snapshot(file, actual: actual)))
+        #expect(actual == (try Fixtures.snapshot(file, actual: actual)))
     }
 
     /// Replaces what differs from run to run: the creation time and the owner.

@@ -9,7 +9,7 @@ import Glibc
 @Suite("ltctl tail streams", .serialized)
 struct CtlStreamTests {
     @Test func tailJSONIsByteIdenticalToARawSubscription() throws {
-        let h = try CtlHarness()
+        let h = try DaemonProcess.launchForLtctl()
         // Enough events to span many 64 KiB reads.
         let start = try h.ltctl(["start", "big", "--synthetic", "slope=3,intercept=-2,noise=0.5,n=8000,seed=1", "--batch-size", "8",
                                   "--epochs", "2", "--optimizer", "adam", "--learning-rate", "0.1"])
@@ -35,19 +35,19 @@ struct CtlStreamTests {
     }
 
     @Test func noFollowStopsAtTheSeqCurrentWhenSubscribing() throws {
-        let h = try CtlHarness()
+        let h = try DaemonProcess.launchForLtctl()
         try h.startColab("p", extra: ["--paused"])
         #expect(try h.ltctl(["step", "p", "2"]).status == 0)
         let status = try JSONParser.parse(try h.ltctl(["status", "p", "--json"]).stdout)
         let seq = try #require(status["seq"]?.intValue)
-        let json = try h.ltctl(["tail", "p", "--json", "--no-follow"], timeout: 10)
+        let json = try h.ltctl(["tail", "p", "--json", "--no-follow"], timeout: .seconds(10))
         #expect(json.status == 0)
         let lines = json.stdout.split(separator: "\n")
         #expect(lines.count == seq)
         #expect(lines.last.flatMap { try? Event(line: Array($0.utf8)) }?.seq == seq)
-        let every = try h.ltctl(["tail", "p", "--json", "--no-follow", "--every", "3"], timeout: 10)
+        let every = try h.ltctl(["tail", "p", "--json", "--no-follow", "--every", "3"], timeout: .seconds(10))
         #expect(every.status == 0, "a filtered-out last step must not leave --no-follow waiting")
-        let human = try h.ltctl(["tail", "p", "--no-follow"], timeout: 10)
+        let human = try h.ltctl(["tail", "p", "--no-follow"], timeout: .seconds(10))
         #expect(human.status == 0)
         #expect(human.stdout.contains("── paused"))
         #expect(try h.ltctl(["cancel", "p"]).status == 0)
@@ -59,15 +59,15 @@ struct CtlStreamTests {
             Issue.record("tmux is not installed (apt-get install tmux)")
             return
         }
-        let h = try CtlHarness()
+        let h = try DaemonProcess.launchForLtctl()
         try h.startColab("shared", extra: ["--pace", "100ms"])
         let session = "ltctl-\(getpid())"
         let tmuxSocket = h.directory + "/tmux.sock"
-        // tmux's server inherits its first client's signal mask; the test runner's threads block signals.
-        func tmux(_ args: [String]) throws -> (status: Int32, stdout: String) {
-            try CtlHarness.runClean("/usr/bin/tmux", ["-S", tmuxSocket] + args, scratch: h.directory)
+        // tmux's server inherits its first client's signal mask: Command starts it clean (see ChildProcess).
+        func tmux(_ args: [String]) throws -> CommandResult {
+            try Command.run(["/usr/bin/tmux", "-S", tmuxSocket] + args)
         }
-        let command = "NO_COLOR=1 LTD_SOCKET=\(h.socketPath) \(CtlHarness.ltctlPath) tail shared; echo exit=$?; sleep 30"
+        let command = "NO_COLOR=1 LTD_SOCKET=\(h.socketPath) \(Paths.ltctl) tail shared; echo exit=$?; sleep 30"
         // The pane's shell lingers after ltctl, so tmux has read every byte when we capture (output written just
         // before a pane's process exits can otherwise be lost). One tmux command line, so remain-on-exit is set before any pane can finish.
         let setUp = try tmux(["new-session", "-d", "-s", session, "-x", "450", "-y", "60", command,

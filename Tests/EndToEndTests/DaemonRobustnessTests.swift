@@ -14,7 +14,7 @@ struct DaemonRobustnessTests {
         let daemon = try DaemonProcess.launch(tag: "bad", arguments: ["--max-line-bytes", "1048576"])
         defer { daemon.cleanUp() }
         let control = try LineClient(path: daemon.socketPath)
-        #expect(try control.request("{\"op\":\"start\",\"job\":\"w\",\"spec\":\(Harness.spec(rows: 12, epochs: 150, batch: 4, paceMs: 2))}")["type"]?.stringValue == "started")
+        #expect(try control.request("{\"op\":\"start\",\"job\":\"w\",\"spec\":\(JobSpecs.noisyLine(rows: 12, epochs: 150, batch: 4, paceMs: 2))}")["type"]?.stringValue == "started")
         let watcher = try LineClient(path: daemon.socketPath)
         _ = try watcher.request("{\"op\":\"subscribe\",\"job\":\"w\"}")
 
@@ -41,13 +41,13 @@ struct DaemonRobustnessTests {
         try expectError(Array("{\"op\":\"start\",\"job\":\"../etc\",\"spec\":{}}".utf8), "invalid_job_name")
         try expectError(Array("{\"op\":\"start\",\"job\":\"x\",\"spec\":{\"data\":{\"x\":[1],\"y\":[1]},\"optimizer\":{\"name\":\"rmsprop\",\"rho\":1.5}}}".utf8), "invalid_spec", field: "optimizer.rho")
         try expectError(Array("{\"op\":\"start\",\"job\":\"x\",\"spec\":{\"data\":{\"x\":[1,2],\"y\":[1]},\"optimizer\":{\"name\":\"sgd\"}}}".utf8), "invalid_spec")
-        try expectError(Array("{\"op\":\"start\",\"job\":\"w\",\"spec\":\(Harness.spec())}".utf8), "job_exists")
+        try expectError(Array("{\"op\":\"start\",\"job\":\"w\",\"spec\":\(JobSpecs.noisyLine())}".utf8), "job_exists")
         try expectError(Array("{\"op\":\"step\",\"job\":\"w\"}".utf8), "wrong_state")
         try expectError(Array("{\"op\":\"delete\",\"job\":\"w\"}".utf8), "job_active")
         #expect(try bad.request("{\"op\":\"hello\",\"id\":\"still here\"}")["id"]?.stringValue == "still here")
 
         // Large lines (decoded off the loop) keep their place among pipelined requests, good or bad.
-        let bulky = Harness.spec(rows: 30_000, epochs: 1, batch: 30_000)
+        let bulky = JobSpecs.noisyLine(rows: 30_000, epochs: 1, batch: 30_000)
         let broken = bulky.replacingOccurrences(of: "\"batch_size\":30000", with: "\"batch_size\":0")
         let pipelined = "{\"op\":\"start\",\"id\":1,\"job\":\"bulky\",\"spec\":\(broken)}\n{\"op\":\"hello\",\"id\":2}\n"
             + "{\"op\":\"start\",\"id\":3,\"job\":\"bulky\",\"spec\":\(bulky)}\n{\"op\":\"status\",\"id\":4,\"job\":\"bulky\"}\n"
@@ -91,7 +91,7 @@ struct DaemonRobustnessTests {
         for (i, line) in stream.enumerated() {
             #expect(try JSONParser.parse(line.dropLast())["seq"]?.intValue == i + 1, "watcher line \(i)")
         }
-        #expect(try Harness.lines(ofFile: daemon.logPath(job: "w")) == stream)
+        #expect(try NDJSON.lines(ofFile: daemon.logPath(job: "w")) == stream)
         #expect(try control.request("{\"op\":\"hello\"}")["type"]?.stringValue == "hello")
         #expect(try daemon.stop() == 0)
     }
@@ -101,7 +101,7 @@ struct DaemonRobustnessTests {
         let daemon = try DaemonProcess.launch(tag: "frozen")
         defer { daemon.cleanUp() }
         let control = try LineClient(path: daemon.socketPath)
-        #expect(try control.request("{\"op\":\"start\",\"job\":\"f\",\"spec\":\(Harness.spec(rows: 12, epochs: 25_000, batch: 1, paused: true))}")["type"]?.stringValue == "started")
+        #expect(try control.request("{\"op\":\"start\",\"job\":\"f\",\"spec\":\(JobSpecs.noisyLine(rows: 12, epochs: 25_000, batch: 1, paused: true))}")["type"]?.stringValue == "started")
         let output = daemon.directory + "/frozen.ndjson"
         let script = """
         import socket, sys
@@ -114,19 +114,14 @@ struct DaemonRobustnessTests {
             if line.startswith(b'{"type":"end"'): break
         out.close()
         """
-        let reader = Process()
-        reader.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        reader.arguments = ["python3", "-c", script, daemon.socketPath, output]
-        let pipe = Pipe()
-        reader.standardOutput = pipe
-        try reader.run()
-        defer { if reader.isRunning { kill(reader.processIdentifier, SIGKILL) } }
-        _ = pipe.fileHandleForReading.availableData   // "ready"
-        kill(reader.processIdentifier, SIGSTOP)
+        let ready = daemon.directory + "/frozen.ready"
+        let reader = try ChildProcess(["python3", "-c", script, daemon.socketPath, output], stdout: .file(ready, append: false))
+        try waitUntil("the reader to subscribe") { (try? String(contentsOfFile: ready, encoding: .utf8)) == "ready\n" }
+        reader.signal(SIGSTOP)
         let baseline = daemon.residentKiB()
         #expect(try control.request("{\"op\":\"resume\",\"job\":\"f\"}")["type"]?.stringValue == "ok")
         var peak = baseline
-        try Harness.wait(.seconds(300), "the 300k-step job to finish") {
+        try waitUntil("the 300k-step job to finish", timeout: .seconds(300)) {
             peak = max(peak, daemon.residentKiB())
             let status = try control.request("{\"op\":\"status\",\"job\":\"f\"}")
             return status["status"]?["state"]?.stringValue == "finished"
@@ -134,32 +129,32 @@ struct DaemonRobustnessTests {
         peak = max(peak, daemon.residentKiB())
         // The issue's bound: a frozen subscriber during a 300k-step job may not grow the daemon by more than 64 MiB.
         #expect(peak - baseline < 64 * 1024, "RSS grew from \(baseline) KiB to \(peak) KiB")
-        kill(reader.processIdentifier, SIGCONT)
-        try Harness.wait(.seconds(120), "the reader to catch up") { !reader.isRunning }
-        let log = try Harness.lines(ofFile: daemon.logPath(job: "f"))
+        reader.signal(SIGCONT)
+        try waitUntil("the reader to catch up", timeout: .seconds(120)) { !reader.isRunning }
+        let log = try NDJSON.lines(ofFile: daemon.logPath(job: "f"))
         #expect(log.count == 300_000 + 25_000 + 5)   // start, paused, running, the steps and epochs, finished, end
-        #expect(try Harness.lines(ofFile: output) == log)
+        #expect(try NDJSON.lines(ofFile: output) == log)
         #expect(try daemon.stop() == 0)
     }
 
     /// Runs socat as uid/gid 65534 (nobody), sending `lines`; returns the reply lines as JSON.
     func asNobody(_ socket: String, _ lines: [String]) throws -> [JSONValue] {
         let input = Data((lines.joined(separator: "\n") + "\n").utf8)
-        let result = try Harness.run("/usr/bin/setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups",
-                                                          "/usr/bin/socat", "-t", "1", "-", "UNIX-CONNECT:" + socket], input: input)
-        return try Harness.splitLines(Array(result.output.utf8)).map { try JSONParser.parse($0.dropLast()) }
+        let result = try Command.run(["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                                      "/usr/bin/socat", "-t", "1", "-", "UNIX-CONNECT:" + socket], stdin: input)
+        return try NDJSON.split([UInt8](result.stdoutBytes)).map { try JSONParser.parse($0.dropLast()) }
     }
 
     @Test("only the owner or root may control a job; anyone may list, status and subscribe")
     func permissions() throws {
         guard getuid() == 0 else { return }   // needs root to act as another uid
-        let directory = try Harness.temporaryDirectory("perm")
+        let directory = try Paths.temporaryDirectory("perm")
         chmod(directory, 0o777)
         let daemon = try DaemonProcess.launch(directory: directory)
         defer { daemon.cleanUp() }
         chmod(daemon.socketPath, 0o666)
         let root = try LineClient(path: daemon.socketPath)
-        #expect(try root.request("{\"op\":\"start\",\"job\":\"mine\",\"spec\":\(Harness.spec(paused: true))}")["type"]?.stringValue == "started")
+        #expect(try root.request("{\"op\":\"start\",\"job\":\"mine\",\"spec\":\(JobSpecs.noisyLine(paused: true))}")["type"]?.stringValue == "started")
 
         let replies = try asNobody(daemon.socketPath, [
             "{\"op\":\"hello\",\"id\":1}",
@@ -170,7 +165,7 @@ struct DaemonRobustnessTests {
             "{\"op\":\"step\",\"id\":6,\"job\":\"mine\"}",
             "{\"op\":\"cancel\",\"id\":7,\"job\":\"mine\"}",
             "{\"op\":\"delete\",\"id\":8,\"job\":\"mine\"}",
-            "{\"op\":\"start\",\"id\":9,\"job\":\"theirs\",\"spec\":\(Harness.spec(paused: true))}",
+            "{\"op\":\"start\",\"id\":9,\"job\":\"theirs\",\"spec\":\(JobSpecs.noisyLine(paused: true))}",
             "{\"op\":\"step\",\"id\":10,\"job\":\"theirs\",\"count\":2}",
             "{\"op\":\"subscribe\",\"id\":11,\"job\":\"mine\"}",
         ])
@@ -191,7 +186,7 @@ struct DaemonRobustnessTests {
         // Root may control anyone's job; the owner's job is untouched by the refusals.
         #expect(try root.request("{\"op\":\"status\",\"job\":\"mine\"}")["status"]?["state"]?.stringValue == "paused")
         #expect(try root.request("{\"op\":\"cancel\",\"job\":\"theirs\"}")["type"]?.stringValue == "ok")
-        try Harness.wait(.seconds(10), "theirs to be cancelled") {
+        try waitUntil("theirs to be cancelled", timeout: .seconds(10)) {
             try root.request("{\"op\":\"status\",\"job\":\"theirs\"}")["status"]?["state"]?.stringValue == "cancelled"
         }
         let own = try asNobody(daemon.socketPath, ["{\"op\":\"delete\",\"id\":1,\"job\":\"theirs\"}"])
@@ -205,15 +200,15 @@ struct DaemonRobustnessTests {
         defer { daemon.cleanUp() }
         let client = try LineClient(path: daemon.socketPath)
         for name in ["one", "two"] {
-            #expect(try client.request("{\"op\":\"start\",\"job\":\"\(name)\",\"spec\":\(Harness.spec())}")["type"]?.stringValue == "started")
+            #expect(try client.request("{\"op\":\"start\",\"job\":\"\(name)\",\"spec\":\(JobSpecs.noisyLine())}")["type"]?.stringValue == "started")
         }
-        let refused = try client.request("{\"op\":\"start\",\"job\":\"three\",\"spec\":\(Harness.spec())}")
+        let refused = try client.request("{\"op\":\"start\",\"job\":\"three\",\"spec\":\(JobSpecs.noisyLine())}")
         #expect(refused["code"]?.stringValue == "too_many_jobs")
-        try Harness.wait(.seconds(20), "job one to finish") {
+        try waitUntil("job one to finish", timeout: .seconds(20)) {
             try client.request("{\"op\":\"status\",\"job\":\"one\"}")["status"]?["state"]?.stringValue == "finished"
         }
         #expect(try client.request("{\"op\":\"delete\",\"job\":\"one\"}")["type"]?.stringValue == "ok")
-        #expect(try client.request("{\"op\":\"start\",\"job\":\"three\",\"spec\":\(Harness.spec())}")["type"]?.stringValue == "started")
+        #expect(try client.request("{\"op\":\"start\",\"job\":\"three\",\"spec\":\(JobSpecs.noisyLine())}")["type"]?.stringValue == "started")
         #expect(try daemon.stop() == 0)
     }
 }

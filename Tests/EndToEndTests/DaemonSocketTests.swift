@@ -9,23 +9,14 @@ import Glibc
 @Suite("ltd socket setup", .serialized)
 struct DaemonSocketTests {
     /// Runs ltd to completion (it is expected to refuse to start); returns its exit status and stderr.
-    func runRefused(_ arguments: [String], timeout: Duration = .seconds(20)) throws -> (status: Int32, stderr: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Harness.ltdPath)
-        process.arguments = arguments
-        let errors = Pipe()
-        process.standardError = errors
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        try Harness.wait(timeout, "ltd to give up") { !process.isRunning }
-        let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        return (process.terminationStatus, text)
+    func runRefused(_ arguments: [String]) throws -> CommandResult {
+        try Command.run([Paths.ltd] + arguments, timeout: .seconds(20))
     }
 
     @Test("a socket path longer than sun_path is refused clearly")
     func tooLong() throws {
-        let directory = try Harness.temporaryDirectory("long")
-        defer { Harness.remove(directory) }
+        let directory = try Paths.temporaryDirectory("long")
+        defer { Paths.remove(directory) }
         let path = directory + "/" + String(repeating: "s", count: 110) + ".sock"
         let result = try runRefused(["--socket", path, "--state-dir", directory + "/state"])
         #expect(result.status == 1)
@@ -61,18 +52,13 @@ struct DaemonSocketTests {
     @Test("in user mode the socket is 0600 and a missing socket directory is created 0700")
     func userModeSocket() throws {
         guard getuid() == 0 else { return }   // needs root to run ltd as another user
-        let directory = try Harness.temporaryDirectory("mode")
-        defer { Harness.remove(directory) }
+        let directory = try Paths.temporaryDirectory("mode")
+        defer { Paths.remove(directory) }
         chmod(directory, 0o777)
         let socket = directory + "/run/ltd/ltd.sock"
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/setpriv")
-        process.arguments = ["--reuid=65534", "--regid=65534", "--clear-groups", Harness.ltdPath,
-                             "--socket", socket, "--state-dir", directory + "/state"]
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
-        try Harness.wait(.seconds(20), "the socket to appear") { FileManager.default.fileExists(atPath: socket) }
+        let daemon = try ChildProcess(["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", Paths.ltd,
+                                       "--socket", socket, "--state-dir", directory + "/state"])
+        try waitUntil("the socket to appear", timeout: .seconds(20)) { FileManager.default.fileExists(atPath: socket) }
         var info = stat()
         #expect(stat(socket, &info) == 0)
         #expect(info.st_mode & 0o777 == 0o600)
@@ -81,46 +67,39 @@ struct DaemonSocketTests {
         #expect(info.st_mode & 0o777 == 0o700)
         #expect(stat(directory + "/state", &info) == 0)
         #expect(info.st_mode & 0o777 == 0o700)
-        kill(process.processIdentifier, SIGTERM)
-        try Harness.wait(.seconds(20), "ltd to stop") { !process.isRunning }
-        #expect(process.terminationStatus == 0)
+        daemon.signal(SIGTERM)
+        #expect(try daemon.waitForExit(timeout: .seconds(20)) == 0)
     }
 
     @Test("socket activation: uses fd 3, notifies READY, STATUS, WATCHDOG and STOPPING, never unlinks the socket")
     func socketActivation() throws {
-        let directory = try Harness.temporaryDirectory("act")
-        defer { Harness.remove(directory) }
-        let notify = try SystemdTestSupport.DatagramReceiver(name: directory + "/notify")
+        let directory = try Paths.temporaryDirectory("act")
+        defer { Paths.remove(directory) }
+        let notify = try NotifySocket(name: directory + "/notify")
         let socket = directory + "/act.sock"
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/systemd-socket-activate")
-        process.arguments = ["-E", "NOTIFY_SOCKET=" + notify.name, "-E", "WATCHDOG_USEC=200000", "-l", socket,
-                             Harness.ltdPath, "--state-dir", directory + "/state", "--socket", directory + "/unused.sock"]
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        defer { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
-        try Harness.wait(.seconds(10), "the activation socket") { FileManager.default.fileExists(atPath: socket) }
+        let daemon = try ChildProcess(["/usr/bin/systemd-socket-activate", "-E", "NOTIFY_SOCKET=" + notify.name, "-E", "WATCHDOG_USEC=200000",
+                                       "-l", socket, Paths.ltd, "--state-dir", directory + "/state", "--socket", directory + "/unused.sock"])
+        try waitUntil("the activation socket", timeout: .seconds(10)) { FileManager.default.fileExists(atPath: socket) }
         // The first connection makes systemd-socket-activate exec ltd with the listening socket as fd 3.
         let client = try LineClient(path: socket)
-        #expect(try client.request("{\"op\":\"hello\"}")["pid"]?.intValue == Int(process.processIdentifier))
+        #expect(try client.request("{\"op\":\"hello\"}")["pid"]?.intValue == Int(daemon.pid))
         #expect(notify.receive(until: "READY=1", timeout: .seconds(10)).found)
         let seen = notify.receive(until: "WATCHDOG=1", timeout: .seconds(5))
         #expect(seen.found)
         #expect(seen.seen.contains { $0.hasPrefix("STATUS=") } || notify.receive(until: "WATCHDOG=1", timeout: .seconds(2)).found)
-        kill(process.processIdentifier, SIGTERM)
+        daemon.signal(SIGTERM)
         #expect(notify.receive(until: "STOPPING=1", timeout: .seconds(10)).found)
-        try Harness.wait(.seconds(20), "ltd to stop") { !process.isRunning }
-        #expect(process.terminationStatus == 0)
+        #expect(try daemon.waitForExit(timeout: .seconds(20)) == 0)
         #expect(FileManager.default.fileExists(atPath: socket), "a socket passed by systemd is never unlinked")
         #expect(!FileManager.default.fileExists(atPath: directory + "/unused.sock"))
     }
 
     @Test("--help teaches the flags, the defaults and the environment")
     func help() throws {
-        let result = try Harness.run(Harness.ltdPath, ["--help"])
+        let result = try Command.run([Paths.ltd, "--help"])
         #expect(result.status == 0)
         for needle in ["--socket", "--state-dir", "--max-line-bytes", "--log-level", "LTD_SOCKET", "LTD_STATE_DIR", "XDG_RUNTIME_DIR", "SIGTERM"] {
-            #expect(result.output.contains(needle), "help lacks \(needle)")
+            #expect(result.stdout.contains(needle), "help lacks \(needle)")
         }
     }
 }

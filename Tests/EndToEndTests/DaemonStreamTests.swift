@@ -26,7 +26,7 @@ struct DaemonStreamTests {
         let daemon = try DaemonProcess.launch(tag: "streams")
         defer { daemon.cleanUp() }
         let control = try LineClient(path: daemon.socketPath)
-        let started = try control.request("{\"op\":\"start\",\"id\":1,\"job\":\"j1\",\"spec\":\(Harness.spec(rows: 12, epochs: 2000, batch: 1, paused: true))}")
+        let started = try control.request("{\"op\":\"start\",\"id\":1,\"job\":\"j1\",\"spec\":\(JobSpecs.noisyLine(rows: 12, epochs: 2000, batch: 1, paused: true))}")
         #expect(started["type"]?.stringValue == "started")
         var watchers: [LineClient] = []
         for _ in 0..<3 {
@@ -44,7 +44,7 @@ struct DaemonStreamTests {
         try checkContiguous(streams[0], job: "j1")
         #expect(streams[0].count == 24_000 + 2000 + 4 + 1)   // steps, epochs, start + 3 states, end
         for other in streams.dropFirst() + [lateStream] { #expect(other == streams[0]) }
-        #expect(try Harness.lines(ofFile: daemon.logPath(job: "j1")) == streams[0])
+        #expect(try NDJSON.lines(ofFile: daemon.logPath(job: "j1")) == streams[0])
 
         // Resuming from the middle sees exactly the rest; past the end the reply says complete.
         let resumer = try LineClient(path: daemon.socketPath)
@@ -76,18 +76,18 @@ struct DaemonStreamTests {
     func killAndRestart() throws {
         let daemon = try DaemonProcess.launch(tag: "restart")
         defer { daemon.cleanUp() }
-        let spec = Harness.spec(rows: 12, epochs: 4000, batch: 1)
+        let spec = JobSpecs.noisyLine(rows: 12, epochs: 4000, batch: 1)
         let control = try LineClient(path: daemon.socketPath)
         #expect(try control.request("{\"op\":\"start\",\"job\":\"a\",\"spec\":\(spec)}")["type"]?.stringValue == "started")
-        #expect(try control.request("{\"op\":\"start\",\"job\":\"p\",\"spec\":\(Harness.spec(rows: 12, epochs: 4000, batch: 1, paused: true))}")["type"]?.stringValue == "started")
+        #expect(try control.request("{\"op\":\"start\",\"job\":\"p\",\"spec\":\(JobSpecs.noisyLine(rows: 12, epochs: 4000, batch: 1, paused: true))}")["type"]?.stringValue == "started")
         #expect(try control.request("{\"op\":\"step\",\"job\":\"p\",\"count\":7}")["type"]?.stringValue == "ok")
         // Let "a" get somewhere, but not to the end.
-        try Harness.wait(.seconds(30), "job a to pass 2000 events") {
+        try waitUntil("job a to pass 2000 events", timeout: .seconds(30)) {
             let status = try control.request("{\"op\":\"status\",\"job\":\"a\"}")
             return (status["status"]?["seq"]?.intValue ?? 0) > 2000
         }
         // A stepped paused job checkpoints once it has been idle for 200 ms.
-        try Harness.wait(.seconds(30), "job p's checkpoint to hold its 7 steps") {
+        try waitUntil("job p's checkpoint to hold its 7 steps", timeout: .seconds(30)) {
             let data = (try? Data(contentsOf: URL(fileURLWithPath: daemon.checkpointPath(job: "p")))) ?? Data()
             return (try? JSONParser.parse([UInt8](data)))?["summary"]?["iteration"]?.intValue == 7
         }
@@ -113,7 +113,7 @@ struct DaemonStreamTests {
         }
         #expect(renamed.count == uninterrupted.count)
         #expect(renamed == uninterrupted)
-        #expect(try Harness.lines(ofFile: daemon.logPath(job: "a")) == resumed)
+        #expect(try NDJSON.lines(ofFile: daemon.logPath(job: "a")) == resumed)
         #expect(try daemon.stop() == 0)
     }
 
@@ -122,7 +122,7 @@ struct DaemonStreamTests {
         let daemon = try DaemonProcess.launch(tag: "term")
         defer { daemon.cleanUp() }
         let control = try LineClient(path: daemon.socketPath)
-        let spec = Harness.spec(rows: 12, epochs: 100_000, batch: 1, paceMs: 1)
+        let spec = JobSpecs.noisyLine(rows: 12, epochs: 100_000, batch: 1, paceMs: 1)
         #expect(try control.request("{\"op\":\"start\",\"job\":\"long\",\"spec\":\(spec)}")["type"]?.stringValue == "started")
         let watcher = try LineClient(path: daemon.socketPath)
         _ = try watcher.request("{\"op\":\"subscribe\",\"job\":\"long\"}")
@@ -136,7 +136,7 @@ struct DaemonStreamTests {
         }
         #expect(try daemon.waitForExit() == 0)
         #expect(farewell?["code"]?.stringValue == "shutting_down")
-        let log = try Harness.lines(ofFile: daemon.logPath(job: "long"))
+        let log = try NDJSON.lines(ofFile: daemon.logPath(job: "long"))
         // The watcher read 50 lines before, and everything after them that reached the log.
         #expect(Array(log[50...]) == received)
         let checkpoint = try JSONParser.parse(try Data(contentsOf: URL(fileURLWithPath: daemon.checkpointPath(job: "long"))))
@@ -158,7 +158,7 @@ struct DaemonStreamTests {
         let daemon = try DaemonProcess.launch(tag: "life")
         defer { daemon.cleanUp() }
         let control = try LineClient(path: daemon.socketPath)
-        #expect(try control.request("{\"op\":\"start\",\"job\":\"walk\",\"spec\":\(Harness.spec(rows: 12, epochs: 1000, batch: 4, paused: true))}")["type"]?.stringValue == "started")
+        #expect(try control.request("{\"op\":\"start\",\"job\":\"walk\",\"spec\":\(JobSpecs.noisyLine(rows: 12, epochs: 1000, batch: 4, paused: true))}")["type"]?.stringValue == "started")
         let watcher = try LineClient(path: daemon.socketPath)
         _ = try watcher.request("{\"op\":\"subscribe\",\"job\":\"walk\"}")
         func next() throws -> JSONValue { try watcher.readJSON(timeout: .seconds(20)) }

@@ -9,34 +9,30 @@ import Glibc
 
 /// `ltctl plot` and `ltctl compare --chart` against a real ltd on a private socket.
 @Suite(.serialized) struct PlotCommandTests {
-    typealias Support = SystemdTestSupport
+    typealias Ltctl = ([String], [String: String]) throws -> CommandResult
 
-    /// Starts ltd in a fresh directory, runs the Colab example to its end, and hands the socket to `body`.
-    func withFinishedColabJob(_ body: (_ directory: String, _ ltctl: ([String], [String: String]) throws -> (status: Int32, output: String)) throws -> Void) throws {
+    /// Starts ltd in a fresh directory, runs the Colab example to its end, and hands `body` the directory and a way to
+    /// run ltctl against it (stderr interleaved into stdout, as a user sees it).
+    func withFinishedColabJob(_ body: (_ directory: String, _ ltctl: Ltctl) throws -> Void) throws {
         let daemon = try DaemonProcess.launch(tag: "plot")
         defer { daemon.cleanUp() }
-        let directory = daemon.directory
-        let ltctlPath = Support.productsDirectory.appendingPathComponent("ltctl").path
-        let ltctl = { (arguments: [String], environment: [String: String]) in
-            var env = ProcessInfo.processInfo.environment
-            env["LTD_SOCKET"] = daemon.socketPath
-            env.merge(environment) { $1 }
-            return try Support.run([ltctlPath] + arguments, environment: env)
+        let ltctl: Ltctl = { arguments, environment in
+            try daemon.ltctl(arguments, environment: environment, stderr: .intoStdout)
         }
         let started = try ltctl(["start", "colab", "--example", "colab"], [:])
-        #expect(started.status == 0, "ltctl start: \(started.output)")
+        #expect(started.status == 0, "ltctl start: \(started.stdout)")
         // tail exits at the job's end event.
         let tailed = try ltctl(["tail", "colab"], ["NO_COLOR": "1"])
-        #expect(tailed.status == 0, "ltctl tail: \(tailed.output)")
-        try body(directory, ltctl)
+        #expect(tailed.status == 0, "ltctl tail: \(tailed.stdout)")
+        try body(daemon.directory, ltctl)
     }
 
     @Test func plotWritesTheSVGOfTheColabExample() throws {
         try withFinishedColabJob { directory, ltctl in
             let file = directory + "/colab.svg"
             let plotted = try ltctl(["plot", "colab", "-o", file], [:])
-            #expect(plotted.status == 0, "ltctl plot: \(plotted.output)")
-            #expect(plotted.output.contains("colab: wrote \(file) (12 steps, finished)"))
+            #expect(plotted.status == 0, "ltctl plot: \(plotted.stdout)")
+            #expect(plotted.stdout.contains("colab: wrote \(file) (12 steps, finished)"))
             let svg = try String(contentsOfFile: file, encoding: .utf8)
             #expect(XMLParser(data: Data(svg.utf8)).parse(), "not well-formed XML")
             func count(_ needle: String) -> Int { svg.components(separatedBy: needle).count - 1 }
@@ -53,7 +49,7 @@ import Glibc
 
             let animated = directory + "/colab-animated.svg"
             let again = try ltctl(["plot", "colab", "-o", animated, "--animate", "--width", "640"], [:])
-            #expect(again.status == 0, "ltctl plot --animate: \(again.output)")
+            #expect(again.status == 0, "ltctl plot --animate: \(again.stdout)")
             let text = try String(contentsOfFile: animated, encoding: .utf8)
             #expect(XMLParser(data: Data(text.utf8)).parse())
             #expect(text.contains("<animate ") && text.contains("width=\"640\""))
@@ -64,29 +60,29 @@ import Glibc
         try withFinishedColabJob { directory, ltctl in
             let unknown = try ltctl(["plot", "nosuchjob", "-o", directory + "/x.svg"], [:])
             #expect(unknown.status != 0)
-            #expect(unknown.output.contains("nosuchjob"))
+            #expect(unknown.stdout.contains("nosuchjob"))
             #expect(!FileManager.default.fileExists(atPath: directory + "/x.svg"))
             let unwritable = try ltctl(["plot", "colab", "-o", directory + "/no/such/dir/x.svg"], [:])
             #expect(unwritable.status != 0)
-            #expect(unwritable.output.contains("cannot write"))
+            #expect(unwritable.stdout.contains("cannot write"))
             let narrow = try ltctl(["plot", "colab", "-o", directory + "/x.svg", "--width", "10"], [:])
-            #expect(narrow.status != 0 && narrow.output.contains("--width"))
+            #expect(narrow.status != 0 && narrow.stdout.contains("--width"))
         }
     }
 
     @Test func compareChartFitsTheTerminal() throws {
         try withFinishedColabJob { _, ltctl in
             let compared = try ltctl(["compare", "colab", "--chart"], ["NO_COLOR": "1", "COLUMNS": "70"])
-            #expect(compared.status == 0, "ltctl compare --chart: \(compared.output)")
-            guard let range = compared.output.range(of: "RMSE per iteration\n") else {
-                Issue.record("no chart in:\n\(compared.output)")
+            #expect(compared.status == 0, "ltctl compare --chart: \(compared.stdout)")
+            guard let range = compared.stdout.range(of: "RMSE per iteration\n") else {
+                Issue.record("no chart in:\n\(compared.stdout)")
                 return
             }
-            let chart = compared.output[range.upperBound...].split(separator: "\n")
+            let chart = compared.stdout[range.upperBound...].split(separator: "\n")
             #expect(chart.count >= 15)
             #expect(chart.allSatisfy { $0.count <= 70 }, "\(chart)")
             #expect(chart.contains { $0.unicodeScalars.contains { (0x2801...0x28FF).contains($0.value) } }, "no braille")
-            #expect(!compared.output.contains("\u{1B}["), "NO_COLOR must switch colour off")
+            #expect(!compared.stdout.contains("\u{1B}["), "NO_COLOR must switch colour off")
             let refused = try ltctl(["compare", "colab", "--chart", "--json"], [:])
             #expect(refused.status != 0)
         }

@@ -12,10 +12,10 @@ import Glibc
     static let activate = "/usr/bin/systemd-socket-activate"
 
     /// A daemon under test, started as systemd would start it and killed if a test leaves it running.
-    static func startDaemon(_ arguments: [String], environment: [String: String]) throws -> SystemdTestSupport.Child {
+    static func startDaemon(_ arguments: [String], environment: [String: String]) throws -> ChildProcess {
         // The daemon's own logs are not under test; LTD_TEST_VERBOSE=1 shows them.
-        try SystemdTestSupport.Child(arguments, environment: environment,
-                                     quiet: ProcessInfo.processInfo.environment["LTD_TEST_VERBOSE"] == nil)
+        let output: ChildProcess.Stream = ProcessInfo.processInfo.environment["LTD_TEST_VERBOSE"] == nil ? .null : .inherited
+        return try ChildProcess(arguments, environment: environment, stdout: output, stderr: output)
     }
 
     static func baseEnvironment() -> [String: String] {
@@ -29,22 +29,20 @@ import Glibc
     }
 
     /// Sends hello and returns the reply's fields.
-    static func hello(_ connection: SystemdTestSupport.LineConnection, id: Int) throws -> JSONValue {
-        try connection.send(#"{"op":"hello","id":\#(id)}"#)
-        let line = try #require(connection.readLine(), "no reply to hello")
-        return try JSONParser.parse(line)
+    static func hello(_ connection: LineClient, id: Int) throws -> JSONValue {
+        try connection.request(#"{"op":"hello","id":\#(id)}"#, timeout: .seconds(10))
     }
 
     @Test func activatedDaemonServesThePassedSocketAndNeverUnlinksIt() throws {
-        let directory = try SystemdTestSupport.temporaryDirectory("act")
-        defer { SystemdTestSupport.removeTree(directory) }
+        let directory = try Paths.temporaryDirectory("act")
+        defer { Paths.remove(directory) }
         let socketPath = directory + "/ltd.sock"
         let daemon = try Self.startDaemon(
-            [Self.activate, "-l", socketPath, SystemdTestSupport.ltdPath, "--state-dir", directory + "/state"],
+            [Self.activate, "-l", socketPath, Paths.ltd, "--state-dir", directory + "/state"],
             environment: Self.baseEnvironment())
 
         // systemd-socket-activate execs ltd in place on the first connection, so ltd's pid is the process's pid.
-        let first = try SystemdTestSupport.LineConnection(path: socketPath)
+        let first = try LineClient(path: socketPath, retryFor: .seconds(10))
         let reply = try Self.hello(first, id: 1)
         #expect(reply["type"]?.stringValue == "hello")
         #expect(reply["id"]?.intValue == 1)
@@ -53,28 +51,28 @@ import Glibc
         #expect(reply["uid"]?.intValue == Int(getuid()))
 
         // The listener stays open for more clients while the first is connected.
-        let second = try SystemdTestSupport.LineConnection(path: socketPath, timeout: .zero)
+        let second = try LineClient(path: socketPath)
         #expect(try Self.hello(second, id: 2)["type"]?.stringValue == "hello")
 
         daemon.signal(SIGTERM)
-        let status = daemon.waitForExit(timeout: .seconds(15))
+        let status = try daemon.waitForExit(timeout: .seconds(15))
         #expect(status == 0, "ltd should exit 0 on SIGTERM")
         // The socket belongs to whoever activated ltd: still there after ltd is gone.
         #expect(Self.isSocket(socketPath), "ltd unlinked a socket it was given")
     }
 
     @Test func activatedDaemonNotifiesReadyStatusAndStopping() throws {
-        let directory = try SystemdTestSupport.temporaryDirectory("actn")
-        defer { SystemdTestSupport.removeTree(directory) }
+        let directory = try Paths.temporaryDirectory("actn")
+        defer { Paths.remove(directory) }
         let socketPath = directory + "/ltd.sock"
-        let notify = try SystemdTestSupport.DatagramReceiver(name: directory + "/notify")
+        let notify = try NotifySocket(name: directory + "/notify")
         // systemd-socket-activate passes on only what -E names.
         let daemon = try Self.startDaemon(
             [Self.activate, "-l", socketPath, "-E", "NOTIFY_SOCKET=" + notify.name,
-             SystemdTestSupport.ltdPath, "--state-dir", directory + "/state"],
+             Paths.ltd, "--state-dir", directory + "/state"],
             environment: Self.baseEnvironment())
 
-        let connection = try SystemdTestSupport.LineConnection(path: socketPath)
+        let connection = try LineClient(path: socketPath, retryFor: .seconds(10))
         let ready = notify.receive(until: "READY=1", timeout: .seconds(15))
         #expect(ready.found, "no READY=1; got \(ready.seen)")
         #expect(try Self.hello(connection, id: 1)["type"]?.stringValue == "hello")
@@ -84,28 +82,28 @@ import Glibc
         #expect(stopping.found, "no STOPPING=1 after SIGTERM; got \(stopping.seen)")
         let everything = (ready.seen + stopping.seen).flatMap { $0.split(separator: "\n") }
         #expect(everything.contains { $0.hasPrefix("STATUS=") }, "no STATUS= line; got \(everything)")
-        #expect(daemon.waitForExit(timeout: .seconds(15)) == 0)
+        #expect(try daemon.waitForExit(timeout: .seconds(15)) == 0)
         #expect(Self.isSocket(socketPath), "ltd unlinked a socket it was given")
     }
 
     /// Started directly (no activation), ltd binds its own socket, says READY=1 only once that socket accepts,
     /// pings the watchdog at half of WATCHDOG_USEC, and says STOPPING=1 on SIGTERM.
     @Test func directlyStartedDaemonNotifiesReadyWatchdogAndStopping() throws {
-        let directory = try SystemdTestSupport.temporaryDirectory("notify")
-        defer { SystemdTestSupport.removeTree(directory) }
+        let directory = try Paths.temporaryDirectory("notify")
+        defer { Paths.remove(directory) }
         let socketPath = directory + "/ltd.sock"
-        let notify = try SystemdTestSupport.DatagramReceiver(name: directory + "/notify")
+        let notify = try NotifySocket(name: directory + "/notify")
         var environment = Self.baseEnvironment()
         environment["NOTIFY_SOCKET"] = notify.name
         environment["WATCHDOG_USEC"] = "200000"
         let daemon = try Self.startDaemon(
-            [SystemdTestSupport.ltdPath, "--socket", socketPath, "--state-dir", directory + "/state"],
+            [Paths.ltd, "--socket", socketPath, "--state-dir", directory + "/state"],
             environment: environment)
 
         let ready = notify.receive(until: "READY=1", timeout: .seconds(15))
         try #require(ready.found, "no READY=1; got \(ready.seen)")
         // READY=1 promises a socket that accepts now: one attempt, no retry.
-        let connection = try SystemdTestSupport.LineConnection(path: socketPath, timeout: .zero)
+        let connection = try LineClient(path: socketPath)
         #expect(try Self.hello(connection, id: 7)["pid"]?.intValue == Int(daemon.pid))
 
         // WATCHDOG_USEC=0.2 s asks for a ping every 0.1 s; two within 10 s is a liveness check, not a timing test.
@@ -116,6 +114,6 @@ import Glibc
         daemon.signal(SIGTERM)
         let stopping = notify.receive(until: "STOPPING=1", timeout: .seconds(15))
         #expect(stopping.found, "no STOPPING=1 after SIGTERM; got \(stopping.seen)")
-        #expect(daemon.waitForExit(timeout: .seconds(15)) == 0)
+        #expect(try daemon.waitForExit(timeout: .seconds(15)) == 0)
     }
 }

@@ -9,10 +9,10 @@ import Glibc
 /// watchdog interval, and the unit files through `systemd-analyze`.
 @Suite struct SystemdNotifierTests {
     @Test func sendsOneDatagramToAPathSocket() throws {
-        let directory = try SystemdTestSupport.temporaryDirectory("notify")
-        defer { SystemdTestSupport.removeTree(directory) }
+        let directory = try Paths.temporaryDirectory("notify")
+        defer { Paths.remove(directory) }
         let path = directory + "/notify"
-        let receiver = try SystemdTestSupport.DatagramReceiver(name: path)
+        let receiver = try NotifySocket(name: path)
         let notifier = try #require(SystemdNotifier(environment: ["NOTIFY_SOCKET": path]))
 
         #expect(notifier.send("READY=1\nSTATUS=0 jobs, 0 subscribers"))
@@ -23,7 +23,7 @@ import Glibc
 
     @Test func sendsToTheAbstractNamespace() throws {
         let name = "@ltd-test-notify-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        let receiver = try SystemdTestSupport.DatagramReceiver(name: name)
+        let receiver = try NotifySocket(name: name)
         let notifier = try #require(SystemdNotifier(environment: ["NOTIFY_SOCKET": name]))
 
         #expect(notifier.send("WATCHDOG=1"))
@@ -31,8 +31,8 @@ import Glibc
     }
 
     @Test func reportsAFailedSend() throws {
-        let directory = try SystemdTestSupport.temporaryDirectory("notify")
-        defer { SystemdTestSupport.removeTree(directory) }
+        let directory = try Paths.temporaryDirectory("notify")
+        defer { Paths.remove(directory) }
         let notifier = try #require(SystemdNotifier(environment: ["NOTIFY_SOCKET": directory + "/nobody-listens"]))
         #expect(notifier.send("READY=1") == false)
     }
@@ -107,20 +107,20 @@ import Glibc
     }
 
     @Test func recognisesOnlyAListeningUnixStreamSocket() throws {
-        let directory = try SystemdTestSupport.temporaryDirectory("fds")
-        defer { SystemdTestSupport.removeTree(directory) }
+        let directory = try Paths.temporaryDirectory("fds")
+        defer { Paths.remove(directory) }
 
         let listener = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
         try #require(listener >= 0)
         defer { close(listener) }
-        var (address, length) = try SystemdTestSupport.unixAddress(directory + "/listen.sock")
+        var (address, length) = try unixAddress(directory + "/listen.sock")
         let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) } }
         try #require(bound == 0)
         #expect(ListenFDs.isListeningUnixStream(listener) == false, "bound but not yet listening")
         try #require(listen(listener, 8) == 0)
         #expect(ListenFDs.isListeningUnixStream(listener))
 
-        let datagram = try SystemdTestSupport.DatagramReceiver(name: directory + "/dgram.sock")
+        let datagram = try NotifySocket(name: directory + "/dgram.sock")
         #expect(ListenFDs.isListeningUnixStream(datagram.fd) == false)
 
         var pipeEnds: [Int32] = [0, 0]
@@ -134,21 +134,20 @@ import Glibc
 @Suite struct UnitFileTests {
     /// `scripts/verify-units` fails on any output from `systemd-analyze verify`, so it must pass on ours.
     @Test func unitsVerifyWithoutAnyWarning() throws {
-        let result = try SystemdTestSupport.run(
-            ["bash", SystemdTestSupport.repositoryRoot.appendingPathComponent("scripts/verify-units").path,
-             "--ltd", SystemdTestSupport.ltdPath])
-        #expect(result.status == 0, "\(result.output)")
-        #expect(result.output.contains("system units: systemd-analyze verify is silent"))
-        #expect(result.output.contains("user units: systemd-analyze verify is silent"))
+        let result = try Command.run(["bash", Paths.script("verify-units"), "--ltd", Paths.ltd], stderr: .intoStdout, timeout: .seconds(300))
+        #expect(result.status == 0, "\(result.stdout)")
+        #expect(result.stdout.contains("system units: systemd-analyze verify is silent"))
+        #expect(result.stdout.contains("user units: systemd-analyze verify is silent"))
     }
 
     /// The check is not vacuous: a misspelt key (which verify reports with exit code 0) and weakened hardening
     /// must both make it fail.
     @Test func verificationCatchesAWarningAndWeakHardening() throws {
-        let copy = try SystemdTestSupport.temporaryDirectory("units")
-        defer { SystemdTestSupport.removeTree(copy) }
-        let source = SystemdTestSupport.repositoryRoot.appendingPathComponent("systemd").path
-        try SystemdTestSupport.run(["cp", "-R", source + "/.", copy])
+        let copy = try Paths.temporaryDirectory("units")
+        defer { Paths.remove(copy) }
+        let source = Paths.repositoryRoot.appendingPathComponent("systemd").path
+        let copied = try Command.run(["cp", "-R", source + "/.", copy], stderr: .intoStdout)
+        try #require(copied.status == 0, "\(copied.stdout)")
 
         let userService = copy + "/user/ltd.service"
         let text = try String(contentsOfFile: userService, encoding: .utf8)
@@ -161,11 +160,9 @@ import Glibc
             .joined(separator: "\n")
         try weakened.write(toFile: systemService, atomically: true, encoding: .utf8)
 
-        let result = try SystemdTestSupport.run(
-            ["bash", SystemdTestSupport.repositoryRoot.appendingPathComponent("scripts/verify-units").path,
-             "--ltd", SystemdTestSupport.ltdPath, copy])
+        let result = try Command.run(["bash", Paths.script("verify-units"), "--ltd", Paths.ltd, copy], stderr: .intoStdout, timeout: .seconds(300))
         #expect(result.status != 0)
-        #expect(result.output.contains("Unknown key 'UMaks'"), "\(result.output)")
-        #expect(result.output.contains("exceeds"), "\(result.output)")
+        #expect(result.stdout.contains("Unknown key 'UMaks'"), "\(result.stdout)")
+        #expect(result.stdout.contains("exceeds"), "\(result.stdout)")
     }
 }
