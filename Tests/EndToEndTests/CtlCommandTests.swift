@@ -21,6 +21,18 @@ struct CtlCommandTests {
         #expect(human.stdout.contains("job1  finished"))
     }
 
+    /// `ltctl hello` names the daemon behind the socket: the pid the test started, and the caller's uid.
+    @Test func helloNamesTheDaemon() throws {
+        let h = try DaemonProcess.launchForLtctl()
+        let human = try h.ltctl(["hello"])
+        #expect(human.status == 0, "\(human.stderr)")
+        #expect(human.stdout.hasPrefix("ltd \(DefaultPaths.daemonVersion) (protocol \(DefaultPaths.protocolVersion)), pid \(h.pid), at \(h.socketPath)"))
+        let reply = try JSONParser.parse(try h.ltctl(["hello", "--json"]).stdout)
+        #expect(reply["type"]?.stringValue == "hello")
+        #expect(reply["pid"]?.intValue == Int(h.pid))
+        #expect(reply["uid"]?.intValue == Int(getuid()))
+    }
+
     @Test func stepThrough() throws {
         let h = try DaemonProcess.launchForLtctl()
         try h.startColab("walk", extra: ["--paused"])
