@@ -3,7 +3,7 @@ import Testing
 @testable import LTEngine
 
 /// THE REFERENCE: the straightforward step-event encoder through `JSONWriter`, as `EventEncoder.step` was before the
-/// fast `EventEncoder.StepEncoder`. Kept here, in the tests only, as the definition of the bytes the fast path must
+/// fast `EventEncoder.JobEncoder`. Kept here, in the tests only, as the definition of the bytes the fast path must
 /// produce; do not optimise it.
 enum ReferenceStepEncoder {
     static func step(job: String, seq: Int, record r: StepRecord, spec: JobSpec) -> [UInt8] {
@@ -82,7 +82,29 @@ enum ReferenceStepEncoder {
     }
 }
 
-/// The fast step encoder against the reference, byte for byte, over every step of real Trainer runs.
+/// THE REFERENCE for epoch events: `EventEncoder.epoch` as it was before `JobEncoder.epoch`.
+enum ReferenceEpochEncoder {
+    static func epoch(job: String, seq: Int, record r: EpochRecord, precision: Precision) -> [UInt8] {
+        var w = JSONWriter(precision: precision, capacity: 256)
+        w.beginObject()
+        w.key("type"); w.rawString("epoch")
+        w.field("job", job)
+        w.field("seq", seq)
+        w.field("epoch", r.epoch)
+        w.field("iteration", r.iteration)
+        w.field("loss", r.loss)
+        w.field("rmse", r.rmse)
+        w.field("val_loss", r.valLoss)
+        w.field("val_rmse", r.valRmse)
+        w.field("w", r.w)
+        w.field("b", r.b)
+        w.endObject()
+        w.newline()
+        return w.bytes
+    }
+}
+
+/// The fast step (and epoch) encoder against the reference, byte for byte, over every step of real Trainer runs.
 @Suite struct StepEncoderEquivalenceTests {
     static let optimizers: [OptimizerSpec] = [
         OptimizerSpec(name: .sgd, learningRate: 0.01),
@@ -112,14 +134,20 @@ enum ReferenceStepEncoder {
     static func compare(_ spec: JobSpec, job: String = "job1", limit: Int = 400,
                         sourceLocation: SourceLocation = #_sourceLocation) throws -> Int {
         var trainer = try Trainer(spec: spec)
-        var encoder = EventEncoder.StepEncoder(job: job, spec: spec)
+        var encoder = EventEncoder.JobEncoder(job: job, spec: spec)
         var seq = 1, steps = 0
         while steps < limit, let event = trainer.next() {
             seq += 1
+            if case .epoch(let r) = event {
+                let reference = ReferenceEpochEncoder.epoch(job: job, seq: seq, record: r, precision: spec.precision)
+                #expect(encoder.epoch(seq: seq, record: r) == reference, sourceLocation: sourceLocation)
+                #expect(EventEncoder.epoch(job: job, seq: seq, record: r, precision: spec.precision) == reference,
+                        sourceLocation: sourceLocation)
+            }
             guard case .step(let r) = event else { continue }
             steps += 1
             let reference = ReferenceStepEncoder.step(job: job, seq: seq, record: r, spec: spec)
-            let fast = encoder.encode(seq: seq, record: r)
+            let fast = encoder.step(seq: seq, record: r)
             let oneShot = EventEncoder.step(job: job, seq: seq, record: r, spec: spec)
             guard fast == reference, oneShot == reference else {
                 Issue.record("step \(r.iteration) differs:\nreference \(String(decoding: reference, as: UTF8.self))\nfast      \(String(decoding: fast, as: UTF8.self))",
@@ -175,11 +203,11 @@ enum ReferenceStepEncoder {
     /// One encoder that sees records with other slot names than the job's (it re-spells its slot keys).
     @Test func slotNamesChangeUnderOneEncoder() throws {
         let spec = JobSpec(data: Self.data(12), optimizer: OptimizerSpec(name: .adam), batchSize: 4)
-        var encoder = EventEncoder.StepEncoder(job: "j", spec: spec)
+        var encoder = EventEncoder.JobEncoder(job: "j", spec: spec)
         for names in [["velocity"], ["momentum", "velocity", "velocity_hat"], [], ["a", "b"], ["velocity"]] {
             let r = makeStep(order: nil, range: 0..<4, slotNames: names)
-            #expect(encoder.encode(seq: 7, record: r) == ReferenceStepEncoder.step(job: "j", seq: 7, record: r, spec: spec))
-            #expect(encoder.encoded(seq: 7, record: r) == ReferenceStepEncoder.step(job: "j", seq: 7, record: r, spec: spec))
+            #expect(encoder.step(seq: 7, record: r) == ReferenceStepEncoder.step(job: "j", seq: 7, record: r, spec: spec))
+            #expect(encoder.stepLine(seq: 7, record: r) == ReferenceStepEncoder.step(job: "j", seq: 7, record: r, spec: spec))
         }
     }
 
@@ -204,9 +232,9 @@ enum ReferenceStepEncoder {
         var outside = makeStep(order: outsideOrder, range: 0..<100)
         outside.wAfter = -.infinity
         records.append(outside)
-        var encoder = EventEncoder.StepEncoder(job: "edge", spec: spec)
+        var encoder = EventEncoder.JobEncoder(job: "edge", spec: spec)
         for (i, r) in records.enumerated() {
-            #expect(encoder.encode(seq: i, record: r) == ReferenceStepEncoder.step(job: "edge", seq: i, record: r, spec: spec), "record \(i)")
+            #expect(encoder.step(seq: i, record: r) == ReferenceStepEncoder.step(job: "edge", seq: i, record: r, spec: spec), "record \(i)")
         }
     }
 }

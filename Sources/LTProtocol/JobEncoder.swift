@@ -1,16 +1,18 @@
 import LTEngine
 
 extension EventEncoder {
-    /// One job's step events, fast: everything that is the same in every step event of the job (the header up to
+    /// One job's step and epoch events, fast: everything that is the same in every such event of the job (the header up to
     /// `"seq":` with the escaped job name, the slot keys) is spelled once here, and each event is written through a
     /// pointer into one exactly-bounded array — constant key runs (separator, key, colon) as single copies, integers
     /// and numbers digit by digit in place, no intermediate String, no final copy.
     /// The bytes are those of `JSONWriter`-based encoding (tests compare both over real runs).
-    public struct StepEncoder: Sendable {
+    public struct JobEncoder: Sendable {
         public let spec: JobSpec
         public let job: String
         /// `{"type":"step","job":"NAME","seq":`
         private let head: [UInt8]
+        /// `{"type":"epoch","job":"NAME","seq":`
+        private let epochHead: [UInt8]
         /// Each slot name's key run: `"name":` (with a leading comma after the first), back to back.
         private let slotKeys: [UInt8]
         /// Where each slot's key run ends in `slotKeys`; as many entries as there are slots (at most 3 are written).
@@ -29,15 +31,21 @@ extension EventEncoder {
             w.field("job", job)
             w.key("seq")
             head = w.bytes
+            var e = JSONWriter(precision: spec.precision, capacity: 64 + job.utf8.count)
+            e.beginObject()
+            e.key("type"); e.rawString("epoch")
+            e.field("job", job)
+            e.key("seq")
+            epochHead = e.bytes
             rowCount = spec.data.x.count
-            indexDigits = StepEncoder.decimalDigits(UInt64(max(rowCount, 1)))
+            indexDigits = JobEncoder.decimalDigits(UInt64(max(rowCount, 1)))
             slotNames = []
             slotKeys = []
             slotKeyEnds = []
         }
 
-        private init(copying other: StepEncoder, slotNames names: [String]) {
-            spec = other.spec; job = other.job; head = other.head; rowCount = other.rowCount; indexDigits = other.indexDigits
+        private init(copying other: JobEncoder, slotNames names: [String]) {
+            spec = other.spec; job = other.job; head = other.head; epochHead = other.epochHead; rowCount = other.rowCount; indexDigits = other.indexDigits
             slotNames = names
             var keys: [UInt8] = []
             var ends: [Int] = []
@@ -61,15 +69,15 @@ extension EventEncoder {
         }
 
         /// The step event's line. `mutating` only to remember the optimizer's slot names (one array per job).
-        public mutating func encode(seq: Int, record r: StepRecord) -> [UInt8] {
-            if r.slots.names != slotNames { self = StepEncoder(copying: self, slotNames: r.slots.names) }
-            return encoded(seq: seq, record: r)
+        public mutating func step(seq: Int, record r: StepRecord) -> [UInt8] {
+            if r.slots.names != slotNames { self = JobEncoder(copying: self, slotNames: r.slots.names) }
+            return stepLine(seq: seq, record: r)
         }
 
         /// The line, computed without touching `self` (for callers that cannot hold the encoder mutably).
-        public func encoded(seq: Int, record r: StepRecord) -> [UInt8] {
+        public func stepLine(seq: Int, record r: StepRecord) -> [UInt8] {
             guard r.slots.names == slotNames else {
-                return StepEncoder(copying: self, slotNames: r.slots.names).encoded(seq: seq, record: r)
+                return JobEncoder(copying: self, slotNames: r.slots.names).stepLine(seq: seq, record: r)
             }
             let rows = r.batch.count
             let withValues = rows <= maxRowsWithValues
@@ -142,6 +150,29 @@ extension EventEncoder {
                 o.run("},\"bias\":{")
                 slotValues(&o, r.slots.bias, precision)
                 o.run("}}}\n")
+                count = o.count
+            }
+        }
+
+        /// The epoch event's line (the bytes of `EventEncoder.epoch`).
+        public func epoch(seq: Int, record r: EpochRecord) -> [UInt8] {
+            let precision = spec.precision
+            // Keys < 96 bytes, 3 integers, 6 numbers.
+            let bound = epochHead.count &+ 96 &+ 3 &* 21 &+ 6 &* (1 &+ ShortestDecimal.maxLength)
+            return [UInt8](unsafeUninitializedCapacity: bound) { buffer, count in
+                guard let base = buffer.baseAddress else { count = 0; return }
+                var o = RawOut(base)
+                o.copy(epochHead)
+                o.integer(seq)
+                o.run(",\"epoch\":"); o.integer(r.epoch)
+                o.run(",\"iteration\":"); o.integer(r.iteration)
+                o.run(",\"loss\":"); o.number(r.loss, precision)
+                o.run(",\"rmse\":"); o.number(r.rmse, precision)
+                o.run(",\"val_loss\":"); o.number(r.valLoss, precision)
+                o.run(",\"val_rmse\":"); o.number(r.valRmse, precision)
+                o.run(",\"w\":"); o.number(r.w, precision)
+                o.run(",\"b\":"); o.number(r.b, precision)
+                o.run("}\n")
                 count = o.count
             }
         }
