@@ -14,6 +14,8 @@ final class JobRunner: @unchecked Sendable {
     // @unchecked: after `start()` this object is used only by its own thread.
     private let record: JobRecord
     private let spec: JobSpec
+    /// The job's step and epoch events, their constant parts spelled once.
+    private var events: EventEncoder.JobEncoder
     private var trainer: Trainer
     private let inbox: Inbox
     private let startRecord: StartRecord
@@ -43,6 +45,7 @@ final class JobRunner: @unchecked Sendable {
     init(record: JobRecord, trainer: Trainer, inbox: Inbox, seq: Int, offset: Int, paused: Bool) {
         self.record = record
         self.spec = record.spec
+        self.events = EventEncoder.JobEncoder(job: record.name, spec: record.spec)
         self.trainer = trainer
         self.inbox = inbox
         self.startRecord = trainer.start
@@ -139,7 +142,7 @@ final class JobRunner: @unchecked Sendable {
                 tookStep = true
                 lastEpoch = step.epoch
                 lastStep = step.step
-                emit(EventEncoder.step(job: record.name, seq: seq + 1, record: step, spec: spec), .step, step.iteration)
+                emit(events.step(seq: seq + 1, record: step), .step, step.iteration)
                 record.summary.withLock { s in
                     s.iteration = step.iteration; s.epoch = step.epoch; s.step = step.step; s.seq = seq
                     s.w = step.wAfter; s.b = step.bAfter
@@ -150,7 +153,7 @@ final class JobRunner: @unchecked Sendable {
                 divergencePending = spec.onDivergence == .stop && !step.loss.isFinite
                 pendingAfterStep = step.step == startRecord.stepsPerEpoch || divergencePending
             case .epoch(let epoch):
-                emit(EventEncoder.epoch(job: record.name, seq: seq + 1, record: epoch, precision: spec.precision), .epoch, 0)
+                emit(events.epoch(seq: seq + 1, record: epoch), .epoch, 0)
                 record.summary.withLock { $0.seq = seq }
                 pendingAfterStep = epoch.epoch >= spec.epochs || divergencePending
                 checkpointIfDue()

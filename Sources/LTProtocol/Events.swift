@@ -91,8 +91,14 @@ public enum EventEncoder {
     }
 
     /// One optimizer step. `batch.x`, `y` and `pred` only for batches of at most 64 rows; a contiguous batch of more
-    /// than 1024 rows gives `range` instead of `indices`.
+    /// than 1024 rows gives `range` instead of `indices`. A job's thread holds a `JobEncoder` instead (same bytes,
+    /// the job's constant parts spelled once).
     public static func step(job: String, seq: Int, record r: StepRecord, spec: JobSpec) -> [UInt8] {
+        JobEncoder(job: job, spec: spec).stepLine(seq: seq, record: r)
+    }
+
+    /// The step event through `JSONWriter`, for what `JobEncoder` does not bound (indices outside the dataset).
+    static func generalStep(job: String, seq: Int, record r: StepRecord, spec: JobSpec) -> [UInt8] {
         let rows = r.batch.count
         var w = JSONWriter(precision: spec.precision, capacity: 512 + (rows <= maxRowsWithValues ? 40 * rows : 8 * min(rows, 4096)))
         header(&w, "step", job: job, seq: seq)
