@@ -289,26 +289,16 @@ struct JSONShapeReader {
         guard let v = value[key] else { throw JSONShapeError(path: key, reason: "missing") }
         return v
     }
-    func string(_ key: String) throws(JSONShapeError) -> String {
+    /// The field `key`, read by `get`; `expected` names what was wanted, for the error.
+    private func typed<T>(_ key: String, _ expected: String, _ get: (JSONValue) -> T?) throws(JSONShapeError) -> T {
         let v = try field(key)
-        guard let s = v.stringValue else { throw JSONShapeError(path: key, reason: "expected a string, got \(v.typeName)") }
-        return s
+        guard let t = get(v) else { throw JSONShapeError(path: key, reason: "expected \(expected), got \(v.typeName)") }
+        return t
     }
-    func int(_ key: String) throws(JSONShapeError) -> Int {
-        let v = try field(key)
-        guard let i = v.intValue else { throw JSONShapeError(path: key, reason: "expected an integer, got \(v.typeName)") }
-        return i
-    }
-    func double(_ key: String) throws(JSONShapeError) -> Double {
-        let v = try field(key)
-        guard let d = v.doubleValue else { throw JSONShapeError(path: key, reason: "expected a number, got \(v.typeName)") }
-        return d
-    }
-    func bool(_ key: String) throws(JSONShapeError) -> Bool {
-        let v = try field(key)
-        guard let b = v.boolValue else { throw JSONShapeError(path: key, reason: "expected true or false, got \(v.typeName)") }
-        return b
-    }
+    func string(_ key: String) throws(JSONShapeError) -> String { try typed(key, "a string") { $0.stringValue } }
+    func int(_ key: String) throws(JSONShapeError) -> Int { try typed(key, "an integer") { $0.intValue } }
+    func double(_ key: String) throws(JSONShapeError) -> Double { try typed(key, "a number") { $0.doubleValue } }
+    func bool(_ key: String) throws(JSONShapeError) -> Bool { try typed(key, "true or false") { $0.boolValue } }
     func optionalString(_ key: String) throws(JSONShapeError) -> String? {
         guard let v = value[key], !v.isNull else { return nil }
         return try string(key)
