@@ -61,59 +61,89 @@ struct OptimizerRule<S: EngineScalar>: Sendable {
         layout = (slots[0], slots[1], slots[2])
     }
 
+    /// Adam and AdamW compute one bias-corrected step size per step, for both variables.
+    var usesAdamAlpha: Bool { name == .adam || name == .adamw }
+
+    /// Keras's name of internal slot `index`, nil when this optimizer does not use it.
+    func slotName(internal index: Int) -> String? {
+        let order = [layout.0, layout.1, layout.2]
+        return order.firstIndex(of: index).flatMap { $0 < slotNames.count ? slotNames[$0] : nil }
+    }
+
     /// Slots before the first step (zeros; Adagrad's accumulator starts at initial_accumulator_value).
     var initialSlots: (S, S, S) { name == .adagrad ? (initialAccumulator, 0, 0) : (0, 0, 0) }
 
     /// Adam's bias-corrected step size for the step after `iterations` steps (the same for kernel and bias).
     @inline(__always)
-    func adamAlpha(iterations: Int) -> S {
-        let t = S(iterations &+ 1)
-        let b1p = S.kerasPow(beta1, t), b2p = S.kerasPow(beta2, t)
-        return (learningRate * (1 - b2p).squareRoot()) / (1 - b1p)
+    func adamAlpha<R: UpdateRecorder>(iterations: Int, record r: inout R) -> R.Value where R.Value.Scalar == S {
+        let t = r.given("t", S(iterations &+ 1))
+        let lr = r.given("learning_rate", learningRate)
+        let b1p = r.define("beta_1_power", R.Value.power(r.given("beta_1", beta1), t))
+        let b2p = r.define("beta_2_power", R.Value.power(r.given("beta_2", beta2), t))
+        return r.define("alpha", (lr * (1 - b2p).squareRoot()) / (1 - b1p))
     }
 
     /// One variable's update: weight decay first (base_optimizer.py applies it to every variable, bias included),
-    /// then the optimizer's `update_step`.
+    /// then the optimizer's `update_step`. Written once: training runs it with plain scalars and `SilentRecorder`,
+    /// `explain` with `Traced` scalars and `WorkingRecorder`; the named values are the working's lines.
+    /// `variable` names the weight ("w" or "b"), `slotPrefix` its slots ("kernel." or "bias."), `gradient` its gradient.
     @inline(__always)
-    func update(_ v: inout S, gradient g: S, slots s: inout (S, S, S), adamAlpha alpha: S) {
-        let lr = learningRate
-        if let wd = weightDecay { v = v - (v * wd) * lr }
+    func update<R: UpdateRecorder>(_ v: inout R.Value, gradient g: R.Value, slots s: inout (R.Value, R.Value, R.Value),
+                                   adamAlpha alpha: R.Value, variable: String, slotPrefix: String,
+                                   record r: inout R) where R.Value.Scalar == S {
+        let lr = r.given("learning_rate", learningRate)
+        if let decay = weightDecay {
+            let wd = r.given("weight_decay", decay)
+            v = r.define(variable, v - (v * wd) * lr)
+        }
         switch name {
         case .sgd:
             if usesMomentum {
-                s.0 = s.0 * momentum - g * lr
-                if nesterov { v = v + (s.0 * momentum - g * lr) } else { v = v + s.0 }
+                let mu = r.given("momentum", momentum)
+                s.0 = r.define(slotPrefix + "momentum", s.0 * mu - g * lr)
+                if nesterov {
+                    v = r.define(variable, v + (s.0 * mu - g * lr))
+                } else {
+                    v = r.define(variable, v + s.0)
+                }
             } else {
-                v = v - g * lr
+                v = r.define(variable, v - g * lr)
             }
         case .rmsprop:
-            s.0 = rho * s.0 + oneMinusRho * (g * g)
-            let den: S
+            let rhoV = r.given("rho", rho), oneMinusRhoV = r.given("one_minus_rho", oneMinusRho)
+            let eps = r.given("epsilon", epsilon)
+            s.0 = r.define(slotPrefix + "velocity", rhoV * s.0 + oneMinusRhoV * (g * g))
+            let den: R.Value
             if centered {
-                s.2 = rho * s.2 + oneMinusRho * g
-                den = s.0 - (s.2 * s.2 - epsilon)        // Grappler's re-association of (v - a²) + eps
+                s.2 = r.define(slotPrefix + "average_gradient", rhoV * s.2 + oneMinusRhoV * g)
+                // Grappler's re-association of (velocity - average_gradient²) + epsilon.
+                den = r.define("denominator", s.0 - (s.2 * s.2 - eps))
             } else {
-                den = s.0 + epsilon
+                den = r.define("denominator", s.0 + eps)
             }
-            let inc = (lr * g) * (1 / den.squareRoot())  // Grappler's rsqrt form of (lr·g)/sqrt(den)
+            // Grappler's rsqrt form of (lr·g) / sqrt(denominator).
+            let inc = r.define("increment", (lr * g) * (1 / den.squareRoot()))
             if usesMomentum {
-                s.1 = momentum * s.1 + inc
-                v = v - s.1
+                let mu = r.given("momentum", momentum)
+                s.1 = r.define(slotPrefix + "momentum", mu * s.1 + inc)
+                v = r.define(variable, v - s.1)
             } else {
-                v = v - inc
+                v = r.define(variable, v - inc)
             }
         case .adam, .adamw:
-            s.0 = s.0 + (g - s.0) * oneMinusBeta1
-            s.1 = s.1 + (g * g - s.1) * oneMinusBeta2
+            let eps = r.given("epsilon", epsilon)
+            s.0 = r.define(slotPrefix + "momentum", s.0 + (g - s.0) * r.given("one_minus_beta_1", oneMinusBeta1))
+            s.1 = r.define(slotPrefix + "velocity", s.1 + (g * g - s.1) * r.given("one_minus_beta_2", oneMinusBeta2))
             var vUsed = s.1
             if amsgrad {
-                s.2 = s.2 < s.1 ? s.1 : s.2
+                s.2 = r.define(slotPrefix + "velocity_hat", R.Value.larger(s.2, s.1))
                 vUsed = s.2
             }
-            v = v - (s.0 * alpha) / (vUsed.squareRoot() + epsilon)
+            v = r.define(variable, v - (s.0 * alpha) / (vUsed.squareRoot() + eps))
         case .adagrad:
-            s.0 = s.0 + g * g
-            v = v - (lr * g) * (1 / (s.0 + epsilon).squareRoot())
+            let eps = r.given("epsilon", epsilon)
+            s.0 = r.define(slotPrefix + "accumulator", s.0 + g * g)
+            v = r.define(variable, v - (lr * g) * (1 / (s.0 + eps).squareRoot()))
         }
     }
 

@@ -104,12 +104,27 @@ struct BatchSums<S: EngineScalar> {
     var gradB: S
 }
 
+/// Sees each row of a batch as `batchSums` computes it, in batch order (`explain`'s table of rows).
+protocol RowObserver {
+    associatedtype Scalar: EngineScalar
+    /// Row `k` of the batch (dataset row `row`); `gradWSoFar` is the FMA chain after this row.
+    mutating func observe(_ k: Int, row: Int, x: Scalar, y: Scalar, prediction: Scalar, error: Scalar,
+                          squaredError: Scalar, gradientPart: Scalar, gradWSoFar: Scalar)
+}
+
+/// The training path: sees nothing, and compiles away.
+struct IgnoreRows<S: EngineScalar>: RowObserver {
+    @inline(__always) mutating func observe(_ k: Int, row: Int, x: S, y: S, prediction: S, error: S,
+                                            squaredError: S, gradientPart: S, gradWSoFar: S) {}
+}
+
 /// Forward pass, loss numerator and both gradients of one batch in a single pass (KERAS.md §1):
 /// pred = f32(x·w) + b, d = y − pred, gpred = −(c·(2d)) with c = f32(1/n), g_b = SUM_eigen(gpred),
-/// g_w = FMA chain acc = fma(x_i, gpred_i, acc) in batch order.
+/// g_w = FMA chain acc = fma(x_i, gpred_i, acc) in batch order. `observer` sees every row's values as computed here.
 @inline(__always)
-func batchSums<S: EngineScalar, R: RowMap>(x: UnsafePointer<S>, y: UnsafePointer<S>, rows: R, count n: Int,
-                                           w: S, b: S) -> BatchSums<S> {
+func batchSums<S: EngineScalar, R: RowMap, O: RowObserver>(x: UnsafePointer<S>, y: UnsafePointer<S>, rows: R,
+                                                           count n: Int, w: S, b: S,
+                                                           observer: inout O) -> BatchSums<S> where O.Scalar == S {
     let c = 1 / S(n)
     let wv = SIMD8<S>(repeating: w), bv = SIMD8<S>(repeating: b), cv = SIMD8<S>(repeating: c)
     var gradW: S = 0
@@ -118,17 +133,34 @@ func batchSums<S: EngineScalar, R: RowMap>(x: UnsafePointer<S>, y: UnsafePointer
         let pred = xv * wv + bv
         let d = yv - pred
         let g = -(cv * (d + d))
-        for lane in 0..<8 { gradW = gradW.addingProduct(xv[lane], g[lane]) }
-        return (d * d, g)
+        let squares = d * d
+        for lane in 0..<8 {
+            gradW = gradW.addingProduct(xv[lane], g[lane])
+            observer.observe(k &+ lane, row: rows.row(k &+ lane), x: xv[lane], y: yv[lane], prediction: pred[lane],
+                             error: d[lane], squaredError: squares[lane], gradientPart: g[lane], gradWSoFar: gradW)
+        }
+        return (squares, g)
     }, element: { k -> (S, S) in
         let r = rows.row(k)
         let xi = x[r]
-        let d = y[r] - (xi * w + b)
+        let pred = xi * w + b
+        let d = y[r] - pred
         let g = -(c * (d + d))
         gradW = gradW.addingProduct(xi, g)
-        return (d * d, g)
+        let square = d * d
+        observer.observe(k, row: r, x: xi, y: y[r], prediction: pred, error: d, squaredError: square,
+                         gradientPart: g, gradWSoFar: gradW)
+        return (square, g)
     })
     return BatchSums(squaredErrors: sq, gradW: gradW, gradB: gb)
+}
+
+/// `batchSums` without an observer: the training path.
+@inline(__always)
+func batchSums<S: EngineScalar, R: RowMap>(x: UnsafePointer<S>, y: UnsafePointer<S>, rows: R, count n: Int,
+                                           w: S, b: S) -> BatchSums<S> {
+    var ignore = IgnoreRows<S>()
+    return batchSums(x: x, y: y, rows: rows, count: n, w: w, b: b, observer: &ignore)
 }
 
 /// SUM_eigen of squared errors over `count` validation rows from `start`, in dataset order.

@@ -10,8 +10,8 @@ import Darwin
 ///
 /// Every operation on an `EngineScalar` is one IEEE operation rounded to the scalar's precision; the engine relies
 /// on Swift never contracting `a * b + c` into a fused multiply-add unless asked (`addingProduct`).
-protocol EngineScalar: BinaryFloatingPoint, SIMDScalar, Sendable, Codable
-where Self.RawSignificand: FixedWidthInteger {
+protocol EngineScalar: BinaryFloatingPoint, SIMDScalar, Sendable, Codable, UpdateArithmetic
+where Self.RawSignificand: FixedWidthInteger, Scalar == Self {
     /// `pow(base, exponent)` as TensorFlow's float32 `Pow` computes it: in double, then rounded (KERAS.md §2, Adam).
     static func kerasPow(_ base: Self, _ exponent: Self) -> Self
     /// The scalar's own bit pattern, zero-extended: exact, and NaN-safe for checkpoints.

@@ -198,9 +198,12 @@ struct Run<S: EngineScalar>: Sendable {
         let loss = lossTotal / lossCount
         let rmse = (squaresTotal / squaresCount).squareRoot()
 
-        let alpha: S = rule.name == .adam || rule.name == .adamw ? rule.adamAlpha(iterations: iteration) : 0
-        rule.update(&w, gradient: sums.gradW, slots: &kernelSlots, adamAlpha: alpha)
-        rule.update(&b, gradient: sums.gradB, slots: &biasSlots, adamAlpha: alpha)
+        var silent = SilentRecorder<S>()
+        let alpha: S = rule.usesAdamAlpha ? rule.adamAlpha(iterations: iteration, record: &silent) : 0
+        rule.update(&w, gradient: sums.gradW, slots: &kernelSlots, adamAlpha: alpha, variable: "w",
+                    slotPrefix: "kernel.", record: &silent)
+        rule.update(&b, gradient: sums.gradB, slots: &biasSlots, adamAlpha: alpha, variable: "b",
+                    slotPrefix: "bias.", record: &silent)
         iteration += 1
         stepInEpoch += 1
         (lastValLoss, lastValRmse) = validate()
@@ -224,6 +227,12 @@ struct Run<S: EngineScalar>: Sendable {
 
     /// The batch sums of positions first..<first+count of this epoch's order, at the current weights.
     func forwardPass(first: Int, count: Int) -> BatchSums<S> {
+        var ignore = IgnoreRows<S>()
+        return forwardPass(first: first, count: count, observer: &ignore)
+    }
+
+    /// The same, showing each row to `observer`.
+    func forwardPass<O: RowObserver>(first: Int, count: Int, observer: inout O) -> BatchSums<S> where O.Scalar == S {
         x.withUnsafeBufferPointer { xp in
             y.withUnsafeBufferPointer { yp in
                 guard let xb = xp.baseAddress, let yb = yp.baseAddress else {
@@ -232,10 +241,12 @@ struct Run<S: EngineScalar>: Sendable {
                 if let order {
                     return order.withUnsafeBufferPointer { op in
                         guard let ob = op.baseAddress else { return BatchSums(squaredErrors: 0, gradW: 0, gradB: 0) }
-                        return batchSums(x: xb, y: yb, rows: PermutedRows(order: ob + first), count: count, w: w, b: b)
+                        return batchSums(x: xb, y: yb, rows: PermutedRows(order: ob + first), count: count, w: w, b: b,
+                                         observer: &observer)
                     }
                 }
-                return batchSums(x: xb, y: yb, rows: ContiguousRows(start: first), count: count, w: w, b: b)
+                return batchSums(x: xb, y: yb, rows: ContiguousRows(start: first), count: count, w: w, b: b,
+                                 observer: &observer)
             }
         }
     }

@@ -30,8 +30,11 @@ public enum TensorFlowStatelessRandom {
     /// `rnd * (maxval - minval) + minval` as TF computes it: three separate float32 operations, each rounded to
     /// nearest even (no fused multiply-add).
     public static func scale(unitUniform u: Float, minval: Float, maxval: Float) -> Float {
-        let range = maxval - minval
-        let stretched = u * range
-        return stretched + minval
+        scaled(unitUniform: u, minval: minval, maxval: maxval)
+    }
+
+    /// The same in any `UpdateArithmetic`, so `explain` shows the formula of the very operations that drew the weight.
+    static func scaled<A: UpdateArithmetic>(unitUniform u: A, minval: A, maxval: A) -> A {
+        u * (maxval - minval) + minval
     }
 }
