@@ -609,6 +609,9 @@ public final class Daemon {
             control("cancel", job: job, count: 0, connection: connection, id: id)
         case .delete(let job):
             control("delete", job: job, count: 0, connection: connection, id: id)
+        case .explain(let job, let iteration):
+            guard let stream = jobs[job] else { connection.send(unknownJob(job, id: id).line); break }
+            ExplainWork.start(stream.record, iteration: iteration, loop: loop, connection: connection, id: id)
         }
         connection.flush()
     }

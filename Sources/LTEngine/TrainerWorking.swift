@@ -1,10 +1,11 @@
 /// `explain`'s source: the working of the step a trainer takes next, from the code that takes it (see Working.swift).
 
 extension Trainer {
-    /// The working of the step `next()` would hand out next; nil when the next event is not a step.
-    public func nextStepWorking() -> StepWorking? {
-        if let run = float32 { return run.nextStepWorking() }
-        return float64?.nextStepWorking()
+    /// The working of the step `next()` would hand out next, with at most `rowLimit` rows listed; nil when the next
+    /// event is not a step.
+    public func nextStepWorking(rowLimit: Int = .max) -> StepWorking? {
+        if let run = float32 { return run.nextStepWorking(rowLimit: rowLimit) }
+        return float64?.nextStepWorking(rowLimit: rowLimit)
     }
 
     /// Iteration 0: the initial weights and where they came from.
@@ -18,25 +19,33 @@ extension Trainer {
     /// The working of `iteration` (0: the initial weights) of a run of `spec`, by replaying the run up to it: the
     /// engine is deterministic, so the replay takes exactly the steps the job took. Costs `iteration` steps.
     /// nil when the run finishes or diverges before that iteration.
-    public static func working(spec: JobSpec, iteration: Int) throws(SpecError) -> Working? {
+    public static func working(spec: JobSpec, iteration: Int, rowLimit: Int = .max) throws(SpecError) -> Working? {
         var trainer = try Trainer(spec: spec)
         if iteration <= 0 { return .initial(trainer.initialWorking) }
         guard iteration <= trainer.start.totalSteps else { return nil }
+        while trainer.stepsTaken < iteration - 1 {
+            guard trainer.next() != nil else { return nil }
+        }
+        // The step may follow an epoch record.
         while true {
-            if let working = trainer.nextStepWorking() {
-                if working.iteration == iteration { return .step(working) }
-                if working.iteration > iteration { return nil }
-            }
+            if let working = trainer.nextStepWorking(rowLimit: rowLimit) { return .step(working) }
             guard trainer.next() != nil else { return nil }
         }
     }
 }
 
+extension Trainer {
+    /// Optimizer steps taken so far.
+    var stepsTaken: Int { float32?.iteration ?? float64?.iteration ?? 0 }
+}
+
 /// Collects the rows of a batch as `batchSums` computes them.
 struct RowCollector<S: EngineScalar>: RowObserver {
+    let limit: Int
     var rows: [RowWorking] = []
     mutating func observe(_ k: Int, row: Int, x: S, y: S, prediction: S, error: S, squaredError: S,
                           gradientPart: S, gradWSoFar: S) {
+        guard k < limit else { return }
         rows.append(RowWorking(row: row, x: Double(x), y: Double(y), prediction: Double(prediction),
                                error: Double(error), squaredError: Double(squaredError),
                                gradientPart: Double(gradientPart), gradWSoFar: Double(gradWSoFar)))
@@ -45,11 +54,11 @@ struct RowCollector<S: EngineScalar>: RowObserver {
 
 extension Run {
     /// The working of the step `step()` takes next, at the current state; nil unless a step comes next.
-    func nextStepWorking() -> StepWorking? {
+    func nextStepWorking(rowLimit: Int) -> StepWorking? {
         guard phase == .running else { return nil }
         let first = stepInEpoch * batchSize
         let count = min(batchSize, x.count - first)
-        var collector = RowCollector<S>()
+        var collector = RowCollector<S>(limit: rowLimit)
         let sums = forwardPass(first: first, count: count, observer: &collector)
 
         var shared = WorkingRecorder<S>()
@@ -60,7 +69,7 @@ extension Run {
         let bias = variableWorking(value: b, gradient: sums.gradB, slots: biasSlots, alpha: alpha,
                                    names: ("bias", "b", "grad_b"), given: &given)
         return StepWorking(epoch: epoch, step: stepInEpoch + 1, iteration: iteration + 1, stepsPerEpoch: stepsPerEpoch,
-                           precision: S.precision, optimizer: rule.name, rows: collector.rows,
+                           precision: S.precision, optimizer: rule.name, batchSize: count, rows: collector.rows,
                            scale: Double(1 / S(count)), squaredErrorSum: Double(sums.squaredErrors),
                            batchLoss: Double(sums.squaredErrors / S(count)), gradW: Double(sums.gradW),
                            gradB: Double(sums.gradB), hyperParameters: given, shared: shared.lines,

@@ -156,7 +156,9 @@ public struct StepWorking: Sendable, Equatable {
     public var epoch: Int, step: Int, iteration: Int, stepsPerEpoch: Int
     public var precision: Precision
     public var optimizer: OptimizerName
-    /// The batch, in feed order.
+    /// Rows in the batch.
+    public var batchSize: Int
+    /// The batch, in feed order (the first `rowLimit` rows when the caller asked for fewer).
     public var rows: [RowWorking]
     /// `1 / n` in the job's precision: the mean's factor in the loss gradient.
     public var scale: Double
@@ -177,7 +179,7 @@ public struct StepWorking: Sendable, Equatable {
 
     public static func == (a: Self, b: Self) -> Bool {
         a.epoch == b.epoch && a.step == b.step && a.iteration == b.iteration && a.stepsPerEpoch == b.stepsPerEpoch
-            && a.precision == b.precision && a.optimizer == b.optimizer && a.rows == b.rows
+            && a.precision == b.precision && a.optimizer == b.optimizer && a.batchSize == b.batchSize && a.rows == b.rows
             && a.scale.bitPattern == b.scale.bitPattern && a.squaredErrorSum.bitPattern == b.squaredErrorSum.bitPattern
             && a.batchLoss.bitPattern == b.batchLoss.bitPattern && a.gradW.bitPattern == b.gradW.bitPattern
             && a.gradB.bitPattern == b.gradB.bitPattern

@@ -20,6 +20,8 @@ public enum ErrorCode: String, Sendable, CaseIterable {
     /// delete needs a job in a final state.
     case jobActive = "job_active"
     case tooManyJobs = "too_many_jobs"
+    /// explain asked for an iteration the job has not taken (yet).
+    case notReached = "not_reached"
     case alreadySubscribed = "already_subscribed"
     case shuttingDown = "shutting_down"
     case internalError = "internal"

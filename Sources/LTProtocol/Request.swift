@@ -14,6 +14,8 @@ public enum Request: Sendable, Equatable {
     case step(job: String, count: Int)
     case cancel(job: String)
     case delete(job: String)
+    /// The worked example of one step (iteration 0: the initial weights), computed by the engine.
+    case explain(job: String, iteration: Int)
 
     /// The wire `op`.
     public var op: String {
@@ -29,6 +31,7 @@ public enum Request: Sendable, Equatable {
         case .step: return "step"
         case .cancel: return "cancel"
         case .delete: return "delete"
+        case .explain: return "explain"
         }
     }
 
@@ -37,13 +40,13 @@ public enum Request: Sendable, Equatable {
         switch self {
         case .hello, .list, .unsubscribe: return nil
         case .start(let job, _), .status(let job), .subscribe(let job, _, _, _), .pause(let job), .resume(let job),
-             .step(let job, _), .cancel(let job), .delete(let job):
+             .step(let job, _), .cancel(let job), .delete(let job), .explain(let job, _):
             return job
         }
     }
 
     public static let ops = ["hello", "start", "list", "status", "subscribe", "unsubscribe", "pause", "resume", "step",
-                             "cancel", "delete"]
+                             "cancel", "delete", "explain"]
 
     /// Fields each op takes besides `op` and `id`.
     public static func fields(of op: String) -> [String] {
@@ -52,6 +55,7 @@ public enum Request: Sendable, Equatable {
         case "status", "pause", "resume", "cancel", "delete": return ["job"]
         case "subscribe": return ["job", "from", "every", "types"]
         case "step": return ["job", "count"]
+        case "explain": return ["job", "iteration"]
         default: return []
         }
     }
@@ -126,6 +130,12 @@ public struct RequestLine: Sendable, Equatable {
             let job = try jobName(value, op: op)
             let count = try integer(value, "count", in: 1...Request.maxStepCount) ?? 1
             return .step(job: job, count: count)
+        case "explain":
+            let job = try jobName(value, op: op)
+            guard let iteration = try integer(value, "iteration", in: 0...Int.max) else {
+                throw ProtocolError(.badRequest, "explain needs \"iteration\", the step to explain (from 1; 0 for the initial weights)", field: "iteration")
+            }
+            return .explain(job: job, iteration: iteration)
         case "subscribe":
             let job = try jobName(value, op: op)
             let from = try integer(value, "from", in: 1...Int.max) ?? 1
@@ -188,6 +198,8 @@ public struct RequestLine: Sendable, Equatable {
             w.field("job", job)
         case let .step(job, count):
             w.field("job", job); w.field("count", count)
+        case let .explain(job, iteration):
+            w.field("job", job); w.field("iteration", iteration)
         case let .subscribe(job, from, every, types):
             w.field("job", job); w.field("from", from); w.field("every", every)
             if let types {
