@@ -12,7 +12,7 @@ extension Trainer {
     public var initialWorking: InitialWorking {
         if let run = float32 { return run.initialWorking(start) }
         if let run = float64 { return run.initialWorking(start) }
-        return InitialWorking(w: start.w, b: start.b, origin: start.origin, lines: [], slots: start.slots,
+        return InitialWorking(w: start.w, b: start.b, origin: start.origin, given: [], lines: [], slots: start.slots,
                               optimum: start.optimum, precision: .float32)
     }
 
@@ -80,7 +80,7 @@ extension Run {
     /// hyper-parameters across both variables, in order of first use.
     private func variableWorking(value: S, gradient: S, slots: (S, S, S), alpha: Traced<S>,
                                  names: (variable: String, symbol: String, gradient: String),
-                                 given: inout [(name: String, value: Double)]) -> VariableWorking {
+                                 given: inout [NamedValue]) -> VariableWorking {
         let prefix = names.variable + "."
         func traced(_ v: S, _ index: Int) -> Traced<S> {
             Traced(v, prefix + (rule.slotName(internal: index) ?? "unused_\(index)"))
@@ -100,21 +100,22 @@ extension Run {
     }
 
     /// Slots in Keras's order with Keras's names.
-    private func namedSlots(_ s: (S, S, S)) -> [(name: String, value: Double)] {
+    private func namedSlots(_ s: (S, S, S)) -> [NamedValue] {
         let packed = rule.pack(s)
-        return Array(zip(rule.slotNames, [packed.0, packed.1, packed.2]))
+        return zip(rule.slotNames, [packed.0, packed.1, packed.2]).map { NamedValue($0, $1) }
     }
 
     func initialWorking(_ start: StartRecord) -> InitialWorking {
-        var lines: [WorkingLine] = []
+        var lines: [WorkingLine] = [], given: [NamedValue] = []
         if let limit = start.origin.limit, let u = start.origin.unitUniform {
             var recorder = WorkingRecorder<Float>()
             let unit = recorder.given("unit_uniform", Float(u))
             let minval = recorder.given("minval", -Float(limit)), maxval = recorder.given("maxval", Float(limit))
             _ = recorder.define("w", TensorFlowStatelessRandom.scaled(unitUniform: unit, minval: minval, maxval: maxval))
             lines = recorder.lines
+            given = recorder.given
         }
-        return InitialWorking(w: start.w, b: start.b, origin: start.origin, lines: lines, slots: start.slots,
+        return InitialWorking(w: start.w, b: start.b, origin: start.origin, given: given, lines: lines, slots: start.slots,
                               optimum: start.optimum, precision: S.precision)
     }
 }

@@ -49,9 +49,11 @@ struct Traced<S: EngineScalar>: UpdateArithmetic {
     var formula: String
     /// 0: a sum or difference; 1: a product or quotient; 2: a name, a number or a function call.
     var precedence: Int
+    /// Every operation that produced `value`, in evaluation order (empty for a name or a number).
+    var operations: [WorkingOperation]
 
-    init(_ value: S, _ formula: String, precedence: Int = 2) {
-        self.value = value; self.formula = formula; self.precedence = precedence
+    init(_ value: S, _ formula: String, precedence: Int = 2, operations: [WorkingOperation] = []) {
+        self.value = value; self.formula = formula; self.precedence = precedence; self.operations = operations
     }
 
     init(integerLiteral literal: Int) { self.init(S(literal), String(literal)) }
@@ -61,20 +63,43 @@ struct Traced<S: EngineScalar>: UpdateArithmetic {
     private static func binary(_ a: Self, _ op: String, _ b: Self, _ value: S, precedence p: Int) -> Self {
         let left = a.precedence < p ? "(\(a.formula))" : a.formula
         let right = b.precedence <= p ? "(\(b.formula))" : b.formula
-        return Traced(value, "\(left) \(op) \(right)", precedence: p)
+        let operation = WorkingOperation(operator: op, operands: [Double(a.value), Double(b.value)], value: Double(value))
+        return Traced(value, "\(left) \(op) \(right)", precedence: p, operations: a.operations + b.operations + [operation])
+    }
+
+    private static func function(_ name: String, _ arguments: [Self], _ value: S) -> Self {
+        let operation = WorkingOperation(operator: name, operands: arguments.map { Double($0.value) }, value: Double(value))
+        return Traced(value, "\(name)(\(arguments.map(\.formula).joined(separator: ", ")))",
+                      operations: arguments.flatMap(\.operations) + [operation])
     }
 
     static func + (a: Self, b: Self) -> Self { binary(a, "+", b, a.value + b.value, precedence: 0) }
     static func - (a: Self, b: Self) -> Self { binary(a, "-", b, a.value - b.value, precedence: 0) }
     static func * (a: Self, b: Self) -> Self { binary(a, "*", b, a.value * b.value, precedence: 1) }
     static func / (a: Self, b: Self) -> Self { binary(a, "/", b, a.value / b.value, precedence: 1) }
-    func squareRoot() -> Self { Traced(value.squareRoot(), "sqrt(\(formula))") }
-    static func larger(_ a: Self, _ b: Self) -> Self {
-        Traced(a.value < b.value ? b.value : a.value, "max(\(a.formula), \(b.formula))")
-    }
+    func squareRoot() -> Self { Self.function("sqrt", [self], value.squareRoot()) }
+    static func larger(_ a: Self, _ b: Self) -> Self { function("max", [a, b], a.value < b.value ? b.value : a.value) }
     static func power(_ base: Self, _ exponent: Self) -> Self {
-        Traced(S.kerasPow(base.value, exponent.value), "pow(\(base.formula), \(exponent.formula))")
+        function("pow", [base, exponent], S.kerasPow(base.value, exponent.value))
     }
+}
+
+/// One operation of a working line, with its operands' values and its result, in the job's precision.
+public struct WorkingOperation: Sendable, Equatable {
+    /// `+`, `-`, `*`, `/`, `sqrt`, `pow` or `max`.
+    public var `operator`: String
+    public var operands: [Double]
+    public var value: Double
+    public init(operator: String, operands: [Double], value: Double) {
+        self.operator = `operator`; self.operands = operands; self.value = value
+    }
+}
+
+/// A value and its name: a hyper-parameter, a slot, or a value a formula reads.
+public struct NamedValue: Sendable, Equatable {
+    public var name: String
+    public var value: Double
+    public init(_ name: String, _ value: Double) { self.name = name; self.value = value }
 }
 
 /// One named value of a working: `name = formula`, evaluated in the job's precision. Names are bound in order, so a
@@ -85,25 +110,28 @@ public struct WorkingLine: Sendable, Equatable {
     /// rounds to the job's precision.
     public var formula: String
     public var value: Double
-    public init(name: String, formula: String, value: Double) {
-        self.name = name; self.formula = formula; self.value = value
+    /// Every operation of the formula in evaluation order; the last one's result is `value`.
+    public var operations: [WorkingOperation]
+    public init(name: String, formula: String, value: Double, operations: [WorkingOperation] = []) {
+        self.name = name; self.formula = formula; self.value = value; self.operations = operations
     }
 }
 
 /// Records a working: the given values (hyper-parameters) once each, and one line per defined value.
 struct WorkingRecorder<S: EngineScalar>: UpdateRecorder {
-    var given: [(name: String, value: Double)] = []
+    var given: [NamedValue] = []
     var lines: [WorkingLine] = []
 
     mutating func given(_ name: @autoclosure () -> String, _ value: S) -> Traced<S> {
         let name = name()
-        if !given.contains(where: { $0.name == name }) { given.append((name, Double(value))) }
+        if !given.contains(where: { $0.name == name }) { given.append(NamedValue(name, Double(value))) }
         return Traced(value, name)
     }
 
     mutating func define(_ name: @autoclosure () -> String, _ value: Traced<S>) -> Traced<S> {
         let name = name()
-        lines.append(WorkingLine(name: name, formula: value.formula, value: Double(value.value)))
+        lines.append(WorkingLine(name: name, formula: value.formula, value: Double(value.value),
+                                 operations: value.operations))
         return Traced(value.value, name)
     }
 }
@@ -136,19 +164,11 @@ public struct VariableWorking: Sendable, Equatable {
     public var before: Double
     public var gradient: Double
     /// Keras's slot names and values, in Keras's order.
-    public var slotsBefore: [(name: String, value: Double)]
+    public var slotsBefore: [NamedValue]
     public var lines: [WorkingLine]
-    public var slotsAfter: [(name: String, value: Double)]
+    public var slotsAfter: [NamedValue]
     public var after: Double
 
-    public static func == (a: Self, b: Self) -> Bool {
-        a.variable == b.variable && a.symbol == b.symbol && a.gradientName == b.gradientName
-            && a.before.bitPattern == b.before.bitPattern && a.gradient.bitPattern == b.gradient.bitPattern
-            && a.slotsBefore.elementsEqual(b.slotsBefore) { $0.name == $1.name && $0.value.bitPattern == $1.value.bitPattern }
-            && a.lines == b.lines
-            && a.slotsAfter.elementsEqual(b.slotsAfter) { $0.name == $1.name && $0.value.bitPattern == $1.value.bitPattern }
-            && a.after.bitPattern == b.after.bitPattern
-    }
 }
 
 /// The worked example of one step. Every value is a number of the job's precision, widened to Double.
@@ -171,28 +191,22 @@ public struct StepWorking: Sendable, Equatable {
     /// Σ gradient_part, summed in Eigen's order.
     public var gradB: Double
     /// The optimizer's hyper-parameters as the update uses them, in the job's precision, in order of first use.
-    public var hyperParameters: [(name: String, value: Double)]
+    public var hyperParameters: [NamedValue]
     /// Values the step computes once for both variables (Adam's bias-corrected step size); empty otherwise.
     public var shared: [WorkingLine]
     public var kernel: VariableWorking
     public var bias: VariableWorking
 
-    public static func == (a: Self, b: Self) -> Bool {
-        a.epoch == b.epoch && a.step == b.step && a.iteration == b.iteration && a.stepsPerEpoch == b.stepsPerEpoch
-            && a.precision == b.precision && a.optimizer == b.optimizer && a.batchSize == b.batchSize && a.rows == b.rows
-            && a.scale.bitPattern == b.scale.bitPattern && a.squaredErrorSum.bitPattern == b.squaredErrorSum.bitPattern
-            && a.batchLoss.bitPattern == b.batchLoss.bitPattern && a.gradW.bitPattern == b.gradW.bitPattern
-            && a.gradB.bitPattern == b.gradB.bitPattern
-            && a.hyperParameters.elementsEqual(b.hyperParameters) { $0.name == $1.name && $0.value == $1.value }
-            && a.shared == b.shared && a.kernel == b.kernel && a.bias == b.bias
-    }
 }
 
 /// Iteration 0: where the initial weights came from.
 public struct InitialWorking: Sendable, Equatable {
+
     public var w: Double, b: Double
     public var origin: InitialWeightsOrigin
-    /// For Keras's uniform draws: `w = u * (limit - (-limit)) + (-limit)`, as TF scales its unit uniform.
+    /// For Keras's uniform draws, the values TF's scaling reads (`unit_uniform`, `minval`, `maxval`)…
+    public var given: [NamedValue]
+    /// …and its one line, `w = unit_uniform * (maxval - minval) + minval`. Both empty for constants.
     public var lines: [WorkingLine]
     public var slots: OptimizerSlots
     public var optimum: Optimum?

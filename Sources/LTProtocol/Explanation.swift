@@ -37,10 +37,11 @@ extension Reply {
         if let seed = i.origin.initializerSeed { w.key("initializer_seed"); w.integer(seed) }
         if let limit = i.origin.limit { w.field("limit", limit) }
         if let u = i.origin.unitUniform { w.field("unit_uniform", u) }
+        w.key("given"); namedValues(&w, i.given)
         w.key("lines"); lines(&w, i.lines)
         w.key("slots"); w.beginObject()
-        w.key("kernel"); namedValues(&w, Array(zip(i.slots.names, [i.slots.kernel.0, i.slots.kernel.1, i.slots.kernel.2])))
-        w.key("bias"); namedValues(&w, Array(zip(i.slots.names, [i.slots.bias.0, i.slots.bias.1, i.slots.bias.2])))
+        w.key("kernel"); namedValues(&w, zip(i.slots.names, [i.slots.kernel.0, i.slots.kernel.1, i.slots.kernel.2]).map { NamedValue($0, $1) })
+        w.key("bias"); namedValues(&w, zip(i.slots.names, [i.slots.bias.0, i.slots.bias.1, i.slots.bias.2]).map { NamedValue($0, $1) })
         w.endObject()
         w.key("optimum")
         if let optimum = i.optimum {
@@ -111,14 +112,23 @@ extension Reply {
             w.field("name", line.name)
             w.field("formula", line.formula)
             w.field("value", line.value)
+            w.key("operations"); w.beginArray()
+            for operation in line.operations {
+                w.beginObject()
+                w.field("operator", operation.operator)
+                w.key("operands"); w.numbers(operation.operands)
+                w.field("value", operation.value)
+                w.endObject()
+            }
+            w.endArray()
             w.endObject()
         }
         w.endArray()
     }
 
-    private static func namedValues(_ w: inout JSONWriter, _ values: [(name: String, value: Double)]) {
+    private static func namedValues(_ w: inout JSONWriter, _ values: [NamedValue]) {
         w.beginObject()
-        for (name, value) in values { w.key(name); w.number(value) }
+        for v in values { w.key(v.name); w.number(v.value) }
         w.endObject()
     }
 }

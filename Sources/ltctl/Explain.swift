@@ -8,15 +8,18 @@ extension LTCtl {
         static let configuration = CommandConfiguration(
             abstract: "Show the arithmetic of one optimizer step with its real numbers, to redo it by hand.",
             discussion: """
-            The rows used, the predictions with w_before and b_before, the errors and the loss, the gradient formulas \
-            with their values, the optimizer's update with its state before and after, and the resulting w and b. \
-            Intermediate values are recomputed here in the job's precision to show the working; the daemon's numbers \
-            (marked "ltd") are the truth. --iteration 0 tells where the initial weights came from.
+            The rows used, the predictions with the weights before the step, the errors and the loss, the gradients, \
+            the optimizer's update line by line with its state before and after, and the resulting w and b. Every \
+            number is computed by the daemon's engine, by the code that trains, in the job's precision and in Keras's \
+            order of operations: redone by hand in that precision, each line gives the value shown, and the result is \
+            ltd's w and b exactly. --iteration 0 tells where the initial weights came from. --json prints the \
+            daemon's reply (docs/PROTOCOL.md, "explain").
             """)
 
         @OptionGroup var connection: ConnectionOptions
         @OptionGroup var job: JobArgument
         @Option(name: .shortAndLong, help: "The iteration (optimizer step, from 1; 0 for the initial weights).") var iteration: Int
+        @Flag(help: "Print the daemon's explanation object as one JSON line.") var json = false
 
         func validate() throws {
             if iteration < 0 { throw ValidationError("--iteration must be 0 or more") }
@@ -24,23 +27,14 @@ extension LTCtl {
 
         func run() throws {
             try runReportingErrors {
-                let history = try JobHistory.read(job: job.name, connection: connection, types: [.start, .step])
-                guard let start = history.start else { throw InputError("\(job.name) has no start event yet") }
-                let palette = Palette(fd: STDOUT_FILENO)
-                let text: String
-                if iteration == 0 {
-                    text = StepExplanation.initial(job: job.name, start: start, palette: palette)
-                } else {
-                    guard let index = history.steps.firstIndex(where: { $0.int("iteration") == iteration }) else {
-                        let total = start.int("total_steps").map { " of \($0)" } ?? ""
-                        throw InputError("\(job.name) has not reached iteration \(iteration): it has taken \(history.steps.last?.int("iteration") ?? 0)\(total) steps")
-                    }
-                    let previous = index > 0 ? history.steps[index - 1] : nil
-                    text = StepExplanation(job: job.name, start: start, step: history.steps[index], previous: previous,
-                                           isFloat32: history.isFloat32, palette: palette).text
-                }
+                let reply = try connection.connect().request("explain", [("job", .string(job.name)),
+                                                                         ("iteration", JSONValue(iteration))])
                 let out = BufferedOutput(fd: STDOUT_FILENO)
-                try out.write(text)
+                if json {
+                    try out.write(reply.serialized + "\n")
+                } else {
+                    try out.write(ExplanationText(reply: reply, palette: Palette(fd: STDOUT_FILENO)).text)
+                }
                 try out.flush()
                 return .success
             }
@@ -48,155 +42,184 @@ extension LTCtl {
     }
 }
 
-struct StepExplanation {
-    let job: String
-    let start: Event
-    let step: Event
-    /// The step before (its slots are this step's state before); nil for iteration 1 (the start event's slots).
-    let previous: Event?
-    let isFloat32: Bool
+/// The daemon's `explanation` reply in words. Only rendering happens here: every number is the daemon's text.
+struct ExplanationText {
+    let reply: JSONValue
     let palette: Palette
 
     static let maxRowsShown = 24
 
-    var text: String { isFloat32 ? render(Float.self) : render(Double.self) }
+    private func exact(_ v: JSONValue?) -> String { Format.exact(v) }
 
-    private func exact(_ key: String) -> String { Format.exact(step.value(key)) }
+    var text: String { reply["initial"] != nil ? initial : step }
 
-    private func render<T: ExplainFloat>(_: T.Type) -> String {
-        let iteration = step.int("iteration") ?? 0
-        let n = step.int("batch.size") ?? 0
-        let rows = Format.rowIndices(step.value("batch"))
-        let optimizerName = start.string("optimizer.name") ?? "?"
-        var t = palette.bold("\(job), iteration \(iteration): epoch \(step.int("epoch") ?? 0), step \(step.int("step") ?? 0)"
-            + (start.int("steps_per_epoch").map { " of \($0)" } ?? "")) + " (\(optimizerName), \(isFloat32 ? "float32" : "float64"))\n\n"
+    private var job: String { reply["job"]?.stringValue ?? "?" }
+    private var precision: String { reply["precision"]?.stringValue ?? "float32" }
+
+    private var step: String {
+        let r = reply
+        let n = r["batch_size"]?.intValue ?? 0
+        let rows = r["rows"]?.arrayValue ?? []
+        var t = palette.bold("\(job), iteration \(r["iteration"]?.intValue ?? 0): epoch \(r["epoch"]?.intValue ?? 0), "
+            + "step \(r["step"]?.intValue ?? 0) of \(r["steps_per_epoch"]?.intValue ?? 0)")
+            + " (\(r["optimizer"]?.stringValue ?? "?"), \(precision))\n"
+        t += palette.dim("Every number is ltd's own \(precision) value, unrounded; every operation below rounds to \(precision). "
+            + "Formulas read left to right, × and / before + and −.") + "\n\n"
 
         // 1. Rows
-        let shownRows = rows.count <= 32 ? rows.map(String.init).joined(separator: ", ") : Format.rows(step.value("batch"), limit: 16)
+        let rowList = rows.compactMap { $0["row"]?.intValue }
+        let shownRows = rowList.count <= 32 ? rowList.map(String.init).joined(separator: ", ")
+            : rowList.prefix(16).map(String.init).joined(separator: ", ") + ", …"
         t += palette.bold("1. Rows used") + " (batch of \(n), in feed order): \(shownRows)\n\n"
 
-        // 2. Predictions
-        let wBefore = T(step.double("w_before") ?? .nan), bBefore = T(step.double("b_before") ?? .nan)
-        let dataX = start.doubles("spec.data.x") ?? [], dataY = start.doubles("spec.data.y") ?? []
-        let xs: [T] = (step.doubles("batch.x") ?? rows.map { $0 < dataX.count ? dataX[$0] : .nan }).map { T($0) }
-        let ys: [T] = (step.doubles("batch.y") ?? rows.map { $0 < dataY.count ? dataY[$0] : .nan }).map { T($0) }
-        let preds: [T] = zip(xs, xs.indices).map { x, i in
-            if let p = step.value("batch.pred")?.arrayValue, i < p.count, let d = p[i].doubleValue { return T(d) }
-            return x * wBefore + bBefore
-        }
-        let errors = zip(ys, preds).map { $0 - $1 }
-        let squares = errors.map { $0 * $0 }
-        t += palette.bold("2. Predictions") + " with the weights before this step (" + (previous == nil ? "the initial weights" : "after iteration \(iteration - 1)")
-            + "): w_before = \(exact("w_before")), b_before = \(exact("b_before"))\n"
-        let headers = ["row", "x", "y", "pred = w·x + b", "error = y − pred", "error²"]
+        // 2. Forward pass
+        t += palette.bold("2. Predictions and errors") + " with the weights before this step: w = \(exact(r["w_before"])), "
+            + "b = \(exact(r["b_before"])); scale = 1/n = 1/\(n) = \(exact(r["scale"]))\n"
+        let headers = ["row", "x", "y", "prediction = x×w + b", "error = y − prediction", "error×error",
+                       "gradient_part = −(scale×(error+error))", "grad_w so far"]
         var table = [headers]
-        for i in 0..<min(xs.count, Self.maxRowsShown) {
-            table.append([i < rows.count ? String(rows[i]) : "?", xs[i].description, ys[i].description, preds[i].description,
-                          errors[i].description, squares[i].description])
+        for row in rows.prefix(Self.maxRowsShown) {
+            table.append(["row", "x", "y", "prediction", "error", "squared_error", "gradient_part", "grad_w_so_far"].map {
+                $0 == "row" ? String(row["row"]?.intValue ?? 0) : exact(row[$0])
+            })
         }
         let widths = headers.indices.map { c in table.map { $0[c].count }.max() ?? 0 }
-        for (r, line) in table.enumerated() {
-            let cells = line.enumerated().map { Format.padLeft($0.element, widths[$0.offset]) }.joined(separator: "   ")
-            t += "   " + (r == 0 ? palette.dim(cells) : cells) + "\n"
+        for (i, line) in table.enumerated() {
+            let cells = line.enumerated().map { Format.padLeft($0.element, widths[$0.offset]) }.joined(separator: "  ")
+            t += "   " + (i == 0 ? palette.dim(cells) : cells) + "\n"
         }
-        if xs.count > Self.maxRowsShown { t += "   … \(xs.count - Self.maxRowsShown) more rows\n" }
+        if n > min(rows.count, Self.maxRowsShown) {
+            t += "   … \(n - min(rows.count, Self.maxRowsShown)) more rows" + (rows.count < n ? " (--json lists the first \(rows.count))" : " (see --json)") + "\n"
+        }
         t += "\n"
 
-        // 3. Loss
-        let sumSquares = squares.reduce(T(0), +)
-        let loss = sumSquares / T(Double(max(n, 1)))
-        t += palette.bold("3. Loss") + " (mean squared error of this batch, before the update):\n"
-        t += "   loss = Σ error² / n = \(sumSquares) / \(n) = \(loss)" + palette.dim("      ltd: batch_loss \(exact("batch_loss"))") + "\n"
-        t += "   this batch's RMSE = √loss = \(Format.fixed(loss.double.squareRoot(), 4)); Keras's running RMSE for epoch \(step.int("epoch") ?? 0) so far = \(Format.fixed(step.value("rmse"), 4, float32: isFloat32))"
-            + " (loss \(Format.fixed(step.value("loss"), 4, float32: isFloat32)))\n\n"
-
-        // 4. Gradients
-        let sumXE = zip(xs, errors).reduce(T(0)) { $0 + $1.0 * $1.1 }
-        let sumE = errors.reduce(T(0), +)
-        let factor = T(-2.0 / Double(max(n, 1)))
-        t += palette.bold("4. Gradients") + " of the loss at w_before, b_before:\n"
-        t += "   grad_w = −(2/n)·Σ x·(y − pred) = −(2/\(n))×\(sumXE) = \(factor * sumXE)" + palette.dim("      ltd: \(exact("grad_w"))") + "\n"
-        t += "   grad_b = −(2/n)·Σ (y − pred)   = −(2/\(n))×\(sumE) = \(factor * sumE)" + palette.dim("      ltd: \(exact("grad_b"))") + "\n\n"
+        // 3. Loss and 4. gradients
+        t += palette.bold("3. Loss") + " of this batch, before the update:\n"
+        t += "   squared_error_sum = Σ error×error, added in Eigen's order (8 lanes, then halved) = \(exact(r["squared_error_sum"]))\n"
+        t += "   batch_loss = squared_error_sum / n = \(exact(r["squared_error_sum"])) / \(n) = \(exact(r["batch_loss"]))\n\n"
+        t += palette.bold("4. Gradients") + " at the weights before the step:\n"
+        t += "   grad_w = Σ x×gradient_part, one fused multiply-add per row in feed order (the last \"grad_w so far\") = \(exact(r["grad_w"]))\n"
+        t += "   grad_b = Σ gradient_part, added in Eigen's order = \(exact(r["grad_b"]))\n\n"
 
         // 5. Optimizer
-        var hyper: [String: Double] = [:]
-        var flags: [String: Bool] = [:]
-        for member in start.value("optimizer")?.objectMembers ?? [] {
-            if let d = member.value.doubleValue { hyper[member.key] = d }
-            if let b = member.value.boolValue { flags[member.key] = b }
+        let hyper = r["hyper_parameters"]?.objectMembers ?? []
+        t += palette.bold("5. Optimizer update") + " (\(r["optimizer"]?.stringValue ?? "?")): "
+            + hyper.map { "\($0.key) \(exact($0.value))" }.joined(separator: ", ") + "\n"
+        var shared: [String: String] = [:]
+        for (key, value) in hyper { shared[key] = exact(value) }
+        if let lines = r["shared"]?.arrayValue, !lines.isEmpty {
+            t += "   once for both variables:\n"
+            t += render(lines, &shared)
         }
-        let math = OptimizerMath<T>(optimizer: hyper, flags: flags, name: optimizerName)
-        let before = previous ?? start
-        t += palette.bold("5. Optimizer update") + ": " + EventPrinter.describeOptimizer(start.value("optimizer")) + "\n"
-        t += "   state before = " + (previous == nil ? "the start event's (all slots start at their initial value)" : "after iteration \(iteration - 1)")
-            + "; the gradients used are ltd's\n"
-        var recomputed: [String: Double] = [:]
-        for (variable, label, gradKey, valueKey, afterKey) in [("kernel", "w", "grad_w", "w_before", "w_after"), ("bias", "b", "grad_b", "b_before", "b_after")] {
-            var slots: [String: Double] = [:]
-            for member in before.value("slots.\(variable)")?.objectMembers ?? [] { slots[member.key] = member.value.doubleValue }
-            let slotText = (before.value("slots.\(variable)")?.objectMembers ?? []).map { "\($0.key) \(Format.exact($0.value))" }.joined(separator: ", ")
-            t += "   \(variable) (\(label)), g = \(gradKey) = \(exact(gradKey)); before: \(slotText.isEmpty ? "no slots" : slotText)\n"
-            let working = math.update(label: label, value: step.double(valueKey) ?? .nan, grad: step.double(gradKey) ?? .nan,
-                                      t: iteration - 1, slots: slots)
-            for line in working.lines { t += "     " + line + "\n" }
-            let after = (step.value("slots.\(variable)")?.objectMembers ?? []).map { "\($0.key) \(Format.exact($0.value))" }.joined(separator: ", ")
-            t += palette.dim("     ltd: \(label) \(exact(afterKey))" + (after.isEmpty ? "" : "; after: \(after)")) + "\n"
-            recomputed[label] = working.after
+        for variable in ["kernel", "bias"] {
+            guard let v = r[variable] else { continue }
+            let symbol = v["symbol"]?.stringValue ?? "?", gradient = v["gradient"]?.stringValue ?? "?"
+            var env = shared
+            env[symbol] = exact(v["before"])
+            env[gradient] = exact(v["grad"])
+            let slots = v["slots_before"]?.objectMembers ?? []
+            for (name, value) in slots { env["\(variable).\(name)"] = exact(value) }
+            let before = ["\(symbol) \(exact(v["before"]))", "\(gradient) \(exact(v["grad"]))"]
+                + slots.map { "\(variable).\($0.key) \(exact($0.value))" }
+            t += "   \(variable) (\(symbol)), before: " + before.joined(separator: ", ") + "\n"
+            t += render(v["lines"]?.arrayValue ?? [], &env)
+            let after = (v["slots_after"]?.objectMembers ?? []).map { "\(variable).\($0.key) \(exact($0.value))" }
+            if !after.isEmpty { t += "     after: " + after.joined(separator: ", ") + "\n" }
         }
         t += "\n"
 
         // 6. Result
-        t += palette.bold("6. Result") + ": w = \(exact("w_after")), b = \(exact("b_after"))  (ltd)\n"
-        let agrees = [("w", "w_after"), ("b", "b_after")].allSatisfy { label, key in
-            recomputed[label].map { T($0) } == step.double(key).map { T($0) }
-        }
-        if !agrees {
-            t += "   The working above differs from ltd in the last digits: ltd follows Keras's exact operation order (Eigen's "
-                + "summation, fused multiply-adds, rsqrt); its figures are the truth.\n"
-        }
-        t += "   With these weights the validation set scores val_loss \(Format.fixed(step.value("val_loss"), 4, float32: isFloat32)), val_rmse \(Format.fixed(step.value("val_rmse"), 4, float32: isFloat32))"
-            + " (model.evaluate after the update).\n"
+        t += palette.bold("6. Result") + ": w = \(exact(r["w_after"])), b = \(exact(r["b_after"]))"
+            + " — ltd's weights after iteration \(r["iteration"]?.intValue ?? 0), bit for bit.\n"
         return t
     }
 
-    /// Iteration 0: where the initial weights came from (the start event's `init` object).
-    static func initial(job: String, start: Event, palette: Palette) -> String {
-        let w = Format.exact(start.value("w")), b = Format.exact(start.value("b"))
-        var t = palette.bold("\(job), iteration 0: the initial weights") + "\n"
+    /// `name = formula`, then the formula with the values it reads, then the value; binds `name` for what follows.
+    private func render(_ lines: [JSONValue], _ env: inout [String: String]) -> String {
+        var t = ""
+        for line in lines {
+            let name = line["name"]?.stringValue ?? "?", formula = line["formula"]?.stringValue ?? ""
+            let value = exact(line["value"])
+            let indent = String(repeating: " ", count: 5 + name.count)
+            t += "     \(name) = \(Self.pretty(formula))\n"
+            t += "\(indent) = \(Self.pretty(Self.substitute(formula, env)))\n"
+            let operations = line["operations"]?.arrayValue ?? []
+            if operations.count > 1 {
+                for operation in operations { t += palette.dim("\(indent)     \(Self.operation(operation))") + "\n" }
+            }
+            t += "\(indent) = " + palette.bold(value) + "\n"
+            env[name] = value
+        }
+        return t
+    }
+
+    /// The formula with each bound name replaced by its value (negative values in parentheses).
+    static func substitute(_ formula: String, _ env: [String: String]) -> String {
+        var out = "", token = ""
+        func flush() {
+            if let value = env[token] { out += value.hasPrefix("-") ? "(\(value))" : value } else { out += token }
+            token = ""
+        }
+        for c in formula {
+            if c.isLetter || c.isNumber || c == "_" || c == "." { token.append(c) } else { flush(); out.append(c) }
+        }
+        flush()
+        return out
+    }
+
+    /// One operation with its operands' values: "(-79.64865) × 0.020200986 = -1.608976".
+    static func operation(_ o: JSONValue) -> String {
+        let operands = (o["operands"]?.arrayValue ?? []).map { v -> String in
+            let text = Format.exact(v)
+            return text.hasPrefix("-") ? "(\(text))" : text
+        }
+        let op = o["operator"]?.stringValue ?? "?"
+        let result = Format.exact(o["value"])
+        if operands.count == 2, ["+", "-", "*", "/"].contains(op) {
+            return "\(operands[0]) \(op == "*" ? "×" : op == "-" ? "−" : op) \(operands[1]) = \(result)"
+        }
+        return "\(op)(\(operands.joined(separator: ", "))) = \(result)"
+    }
+
+    /// × and − for reading; the engine's formulas use * and -.
+    static func pretty(_ formula: String) -> String {
+        formula.replacingOccurrences(of: " * ", with: " × ").replacingOccurrences(of: " - ", with: " − ")
+    }
+
+    private var initial: String {
+        let i = reply["initial"] ?? .null
+        let w = exact(i["w"]), b = exact(i["b"])
+        var t = palette.bold("\(job), iteration 0: the initial weights") + " (\(precision))\n"
         t += "   w = \(w), b = \(b)\n"
-        let seed = start.value("init.seed").map(Format.exact)
-        switch start.string("init.initializer") ?? "constant" {
+        let seed = i["seed"].map(Format.exact)
+        switch i["initializer"]?.stringValue ?? "constant" {
         case "constant":
-            t += "   Given in the spec (init.kernel \(Format.exact(start.value("spec.init.kernel") ?? start.value("w"))), "
-                + "init.bias \(Format.exact(start.value("spec.init.bias") ?? start.value("b")))), as with "
-                + "Dense(1, kernel_initializer=Constant(\(w)), bias_initializer=Constant(\(b))).\n"
-        case "glorot_uniform", "keras", "keras_default":
-            let isKeras = start.string("init.initializer") != "glorot_uniform"
-            if isKeras {
-                t += "   A fresh Dense(1) after keras.utils.set_random_seed(\(seed ?? "?")): its default kernel initializer is GlorotUniform, "
-                    + "whose seed Keras draws from Python's random module"
-                    + (start.value("init.initializer_seed").map { " (here \(Format.exact($0)))" } ?? "") + "; the bias initializer is zeros.\n"
-            } else {
-                t += "   keras.initializers.GlorotUniform(seed=\(seed ?? "?")) for the (1, 1) kernel; the bias is zeros.\n"
-            }
-            let limit = start.value("init.limit").map(Format.exact) ?? "1.7320508"
-            t += "   limit = √(6 / (fan_in + fan_out)) = √(6 / 2) = √3 = \(limit)\n"
-            if let u = start.value("init.unit_uniform") {
-                t += "   TF's stateless Philox generator turns the seed into a unit uniform u = \(Format.exact(u)) in [0, 1)\n"
-                t += "   w = −limit + 2·limit·u = −\(limit) + 2×\(limit)×\(Format.exact(u)) = \(w)\n"
-            } else {
-                t += "   w is drawn uniformly from [−limit, limit) by TF's stateless Philox generator: \(w)\n"
-            }
+            t += "   Given in the spec, as with Dense(1, kernel_initializer=Constant(\(w)), bias_initializer=Constant(\(b))).\n"
+        case "glorot_uniform":
+            t += "   keras.initializers.GlorotUniform(seed=\(seed ?? "?")) for the (1, 1) kernel; the bias is zeros.\n"
+        case "keras_default":
+            t += "   A fresh Dense(1) after keras.utils.set_random_seed(\(seed ?? "?")): its default kernel initializer is "
+                + "GlorotUniform, whose seed Keras draws from Python's random module"
+                + (i["initializer_seed"].map { " (here \(Format.exact($0)))" } ?? "") + "; the bias initializer is zeros.\n"
         case let other:
             t += "   Initializer: \(other)\n"
         }
+        if let limit = i["limit"], let u = i["unit_uniform"] {
+            t += "   limit = √(6 / (fan_in + fan_out)) = √(6 / 2) = √3, as float32: \(exact(limit))\n"
+            t += "   TF's stateless Philox generator turns the seed into a unit uniform \(exact(u)) in [0, 1);\n"
+            t += "   TF scales it to [minval, maxval) = [−limit, limit) in float32:\n"
+            var env: [String: String] = [:]
+            for (name, value) in i["given"]?.objectMembers ?? [] { env[name] = exact(value) }
+            t += render(i["lines"]?.arrayValue ?? [], &env)
+        }
         let slots = ["kernel", "bias"].map { v in
-            "\(v): " + ((start.value("slots.\(v)")?.objectMembers ?? []).map { "\($0.key) \(Format.exact($0.value))" }.joined(separator: ", "))
+            "\(v): " + ((i["slots"]?[v]?.objectMembers ?? []).map { "\($0.key) \(exact($0.value))" }.joined(separator: ", "))
         }.joined(separator: "; ")
         t += "   The optimizer's slots start at: \(slots)\n"
-        if let optimum = start.value("optimum"), !optimum.isNull {
-            t += "   For reference, the least-squares optimum of the training data is w \(Format.fixed(optimum["w"], 4, float32: false)), b \(Format.fixed(optimum["b"], 4, float32: false)) "
-                + "(mse \(Format.fixed(optimum["mse"], 4, float32: false))).\n"
+        if let optimum = i["optimum"], !optimum.isNull {
+            t += "   For reference, the least-squares optimum of the training data is w \(Format.fixed(optimum["w"], 4, float32: false)), "
+                + "b \(Format.fixed(optimum["b"], 4, float32: false)) (mse \(Format.fixed(optimum["mse"], 4, float32: false)); "
+                + "rounded to 4 decimals).\n"
         }
         return t
     }

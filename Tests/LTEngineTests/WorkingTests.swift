@@ -152,7 +152,7 @@ import Testing
 
     private func recompute<T: CalculatorScalar>(_ working: StepWorking, _: T.Type) throws {
         var shared: [String: T] = [:]
-        for (name, value) in working.hyperParameters { shared[name] = T(value) }
+        for h in working.hyperParameters { shared[h.name] = T(h.value) }
         for line in working.shared { try check(line, &shared) }
         for v in [working.kernel, working.bias] {
             var env = shared
@@ -170,6 +170,25 @@ import Testing
         let same = value.bitPattern == line.value.bitPattern
         #expect(same, "\(line.name) = \(line.formula): \(value) vs \(line.value)")
         env[line.name] = T(line.value)
+        // Each listed operation, redone: its operands give its result, and the last result is the line's value.
+        for o in line.operations {
+            let a = T(o.operands.first ?? .nan), b = T(o.operands.count > 1 ? o.operands[1] : .nan)
+            let redone: T
+            switch o.operator {
+            case "+": redone = a + b
+            case "-": redone = a - b
+            case "*": redone = a * b
+            case "/": redone = a / b
+            case "sqrt": redone = a.squareRoot()
+            case "pow": redone = T.pow(a, b)
+            case "max": redone = a < b ? b : a
+            default: Issue.record("unknown operator \(o.operator)"); continue
+            }
+            let same = Double(redone).bitPattern == o.value.bitPattern
+            #expect(same, "\(line.name): \(o.operator) \(o.operands) = \(o.value), redone \(Double(redone))")
+        }
+        let lastIsValue = line.operations.last.map { $0.value.bitPattern == line.value.bitPattern } ?? true
+        #expect(lastIsValue, "\(line.name): the last operation is not the line's value")
     }
 }
 
