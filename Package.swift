@@ -1,7 +1,8 @@
 // swift-tools-version: 6.0
 // ltd: watch, step by step, how Keras trains a one-feature linear regression.
 //
-// Dependencies point one way: executables → LTDaemon / LTClient → LTProtocol → LTEngine.
+// Dependencies point one way: executables → LTDaemon / LTClient → LTProtocol → LTEngine. Every target declares
+// each target it imports.
 // The engine knows nothing of sockets; the daemon knows nothing of optimizer maths.
 import PackageDescription
 
@@ -22,22 +23,23 @@ let package = Package(
         // The wire format: JSON, job spec decoding, requests, events, error codes, default paths.
         .target(name: "LTProtocol", dependencies: ["LTEngine"]),
         // The libuv daemon: listener, connections, jobs, event logs, subscriptions, systemd glue.
-        .target(name: "LTDaemon", dependencies: ["LTProtocol", "CLibUV"]),
+        .target(name: "LTDaemon", dependencies: ["LTEngine", "LTProtocol", "CLibUV"]),
         // A small blocking Unix-socket client; needs no libuv.
         .target(name: "LTClient", dependencies: ["LTProtocol"]),
         // Pictures of a training run: SVG and terminal charts. Pure values in, text out; no I/O.
         .target(name: "LTPlot"),
         .executableTarget(name: "ltd", dependencies: [
-            "LTDaemon", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "LTDaemon", "LTProtocol", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "ltctl", dependencies: [
-            "LTClient", "LTPlot", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "LTEngine", "LTProtocol", "LTClient", "LTPlot",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Benchmarks: swift run -c release LTBench engine|codec (results in docs/BENCHMARKS.md).
         .executableTarget(name: "LTBench", dependencies: ["LTEngine", "LTProtocol"]),
         // Fixtures are read through #filePath, not bundled as resources.
         .testTarget(name: "LTEngineTests", dependencies: ["LTEngine"], exclude: ["Golden", "Initializers/Fixtures"]),
-        .testTarget(name: "LTProtocolTests", dependencies: ["LTProtocol"]),
+        .testTarget(name: "LTProtocolTests", dependencies: ["LTEngine", "LTProtocol"]),
         .testTarget(name: "LTPlotTests", dependencies: ["LTPlot"], exclude: ["Fixtures"]),
         .testTarget(name: "EndToEndTests", dependencies: ["LTProtocol", "LTClient", "LTDaemon"], exclude: ["Fixtures", "Snapshots"]),
     ],

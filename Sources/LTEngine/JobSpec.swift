@@ -20,7 +20,7 @@ public struct JobSpec: Sendable, Equatable, Codable {
     public var validationMode: ValidationMode
 
     public init(data: Dataset, validation: Dataset? = nil, initialization: Initialization = .constant(kernel: 0, bias: 0),
-                optimizer: OptimizerSpec, epochs: Int = 1, batchSize: Int = 32, shuffle: Shuffle = .none,
+                optimizer: OptimizerSpec, epochs: Int = 1, batchSize: Int = KerasDefaults.batchSize, shuffle: Shuffle = .none,
                 precision: Precision = .float32, paceMs: Int = 0, paused: Bool = false,
                 onDivergence: DivergencePolicy = .stop, validationMode: ValidationMode = .exact) {
         self.data = data; self.validation = validation; self.initialization = initialization

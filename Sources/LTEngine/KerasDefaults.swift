@@ -1,5 +1,9 @@
 /// Keras 3's constructor defaults for each optimizer (KERAS.md §2), so a client can show the values a job runs with.
 public enum KerasDefaults {
+    /// `model.compile`'s default optimizer.
+    public static let optimizer = OptimizerName.rmsprop
+    /// `model.fit`'s default batch size.
+    public static let batchSize = 32
     public static func learningRate(_ name: OptimizerName) -> Double { name == .sgd ? 0.01 : 0.001 }
     public static let momentum = 0.0
     public static let nesterov = false

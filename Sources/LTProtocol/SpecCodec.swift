@@ -46,7 +46,7 @@ extension JobSpec {
         }
         let optimizer = try reader.optimizer(optimizerValue, at: "optimizer")
         let epochs = try SpecReader.integer(top["epochs"], at: "epochs", in: 1...SpecLimits.maxEpochs) ?? 1
-        let batchSize = try SpecReader.integer(top["batch_size"], at: "batch_size", in: 1...JobSpec.maxBatchSize) ?? 32
+        let batchSize = try SpecReader.integer(top["batch_size"], at: "batch_size", in: 1...JobSpec.maxBatchSize) ?? KerasDefaults.batchSize
         let shuffle = try top["shuffle"].nonNull.map { v throws(SpecError) in
             try SpecReader.shuffle(v, at: "shuffle", rows: data.x.count)
         } ?? .none

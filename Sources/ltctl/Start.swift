@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import LTClient
+import LTEngine
 import LTProtocol
 
 extension JSONValue {
@@ -40,24 +41,30 @@ struct SpecOptions: ParsableArguments {
     var validation: String?
 
     // Optimizer
-    @Option(help: ArgumentHelp("sgd, rmsprop (Keras's compile default), adam, adamw or adagrad.", valueName: "name"))
+    // Every default below is LTEngine's KerasDefaults, the values the engine fills in for an absent parameter.
+    @Option(help: ArgumentHelp("\(SpecOptions.optimizers.joined(separator: ", ")) (default \(KerasDefaults.optimizer.rawValue), as Keras's compile).",
+                               valueName: "name"))
     var optimizer: String?
-    @Option(help: ArgumentHelp("The learning rate (Keras's default for the optimizer if absent).", valueName: "lr"))
+    @Option(help: ArgumentHelp("The learning rate (Keras's default: " + OptimizerName.allCases.map {
+        "\($0.rawValue) \(KerasDefaults.learningRate($0))" }.joined(separator: ", ") + ").", valueName: "lr"))
     var learningRate: Double?
-    @Option(help: "RMSprop's rho.") var rho: Double?
-    @Option(help: "SGD or RMSprop momentum.") var momentum: Double?
-    @Option(help: "Epsilon (RMSprop, Adam, AdamW, Adagrad).") var epsilon: Double?
-    @Flag(inversion: .prefixedNo, help: "Centered RMSprop.") var centered: Bool?
-    @Flag(inversion: .prefixedNo, help: "Nesterov momentum (SGD).") var nesterov: Bool?
-    @Option(name: .customLong("beta-1"), help: "Adam's beta_1.") var beta1: Double?
-    @Option(name: .customLong("beta-2"), help: "Adam's beta_2.") var beta2: Double?
-    @Flag(inversion: .prefixedNo, help: "AMSGrad (Adam, AdamW).") var amsgrad: Bool?
-    @Option(help: "Weight decay (any optimizer; AdamW defaults to 0.004).") var weightDecay: Double?
-    @Option(help: "Adagrad's initial accumulator value.") var initialAccumulatorValue: Double?
+    @Option(help: "RMSprop's rho (default \(KerasDefaults.rho)).") var rho: Double?
+    @Option(help: "SGD or RMSprop momentum (default \(KerasDefaults.momentum)).") var momentum: Double?
+    @Option(help: "Epsilon: RMSprop, Adam, AdamW, Adagrad (default \(KerasDefaults.epsilon)).") var epsilon: Double?
+    @Flag(inversion: .prefixedNo, help: "Centered RMSprop (default \(KerasDefaults.centered)).") var centered: Bool?
+    @Flag(inversion: .prefixedNo, help: "Nesterov momentum, SGD (default \(KerasDefaults.nesterov)).") var nesterov: Bool?
+    @Option(name: .customLong("beta-1"), help: "Adam's and AdamW's beta_1 (default \(KerasDefaults.beta1)).") var beta1: Double?
+    @Option(name: .customLong("beta-2"), help: "Adam's and AdamW's beta_2 (default \(KerasDefaults.beta2)).") var beta2: Double?
+    @Flag(inversion: .prefixedNo, help: "AMSGrad, Adam and AdamW (default \(KerasDefaults.amsgrad)).") var amsgrad: Bool?
+    @Option(help: ArgumentHelp("Weight decay, any optimizer (default: " + OptimizerName.allCases.map {
+        "\($0.rawValue) \(KerasDefaults.weightDecay($0).map { "\($0)" } ?? "none")" }.joined(separator: ", ") + ")."))
+    var weightDecay: Double?
+    @Option(help: "Adagrad's initial accumulator value (default \(KerasDefaults.initialAccumulatorValue)).")
+    var initialAccumulatorValue: Double?
 
     // Training
     @Option(help: "Epochs.") var epochs: Int?
-    @Option(help: "Batch size (Keras's default is 32).") var batchSize: Int?
+    @Option(help: "Batch size (Keras's default is \(KerasDefaults.batchSize)).") var batchSize: Int?
     @Option(help: ArgumentHelp(
         "Shuffle: --shuffle (a new permutation every epoch), --shuffle=SEED (one seeded permutation, repeated every epoch, as Keras after set_random_seed), --shuffle=false.",
         valueName: "seed"))
@@ -79,7 +86,7 @@ struct SpecOptions: ParsableArguments {
     @Option(help: ArgumentHelp("stop (default, like TerminateOnNaN) or continue.", valueName: "policy")) var onDivergence: String?
     @Option(help: ArgumentHelp("exact (Keras evaluate, default) or fast.", valueName: "mode")) var validationMode: String?
 
-    static let optimizers = ["sgd", "rmsprop", "adam", "adamw", "adagrad"]
+    static let optimizers = OptimizerName.allCases.map(\.rawValue)
 
     func validate() throws {
         let sources = [csv != nil, example != nil, synthetic != nil].filter { $0 }.count
@@ -183,7 +190,7 @@ struct SpecOptions: ParsableArguments {
         }
         if let points { spec = spec.setting("data", points.json) }
 
-        var optimizerObject = spec["optimizer"] ?? .object([("name", .string("rmsprop"))])
+        var optimizerObject = spec["optimizer"] ?? .object([("name", .string(KerasDefaults.optimizer.rawValue))])
         if let optimizer, optimizer != optimizerObject["name"]?.stringValue {
             // A different optimizer: the old one's hyper-parameters may not apply to it.
             optimizerObject = .object([("name", .string(optimizer))])
