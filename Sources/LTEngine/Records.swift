@@ -37,6 +37,9 @@ public struct StepRecord: Sendable, Equatable {
     public var wAfter: Double, bAfter: Double
     /// This batch alone, before the update (Keras's per-batch loss value).
     public var batchLoss: Double
+    /// √batch_loss in the job's precision: this batch's own RMSE, before the update (what `compare` sets against
+    /// Keras's running RMSE).
+    public var batchRmse: Double
     /// Keras's running logs for the epoch so far, measured before each update.
     public var loss: Double, rmse: Double
     /// `evaluate(val_x, val_y, batch_size: B)` at the weights after the update.

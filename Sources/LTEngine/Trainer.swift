@@ -212,7 +212,8 @@ struct Run<S: EngineScalar>: Sendable {
             epoch: epoch, step: stepInEpoch, iteration: iteration,
             batch: BatchRows(order: order, range: first..<(first + count)),
             wBefore: Double(wBefore), bBefore: Double(bBefore), gradW: Double(sums.gradW), gradB: Double(sums.gradB),
-            wAfter: Double(w), bAfter: Double(b), batchLoss: Double(batchLoss), loss: Double(loss), rmse: Double(rmse),
+            wAfter: Double(w), bAfter: Double(b), batchLoss: Double(batchLoss),
+            batchRmse: Double(batchLoss.squareRoot()), loss: Double(loss), rmse: Double(rmse),
             valLoss: Double(lastValLoss), valRmse: Double(lastValRmse),
             slots: OptimizerSlots(names: rule.slotNames, kernel: rule.pack(kernelSlots), bias: rule.pack(biasSlots)))
 

@@ -134,6 +134,7 @@ public enum EventEncoder {
         w.field("w_after", r.wAfter)
         w.field("b_after", r.bAfter)
         w.field("batch_loss", r.batchLoss)
+        w.field("batch_rmse", r.batchRmse)
         w.field("loss", r.loss)
         w.field("rmse", r.rmse)
         w.field("val_loss", r.valLoss)

@@ -141,6 +141,7 @@ extension EventEncoder {
                 o.run(",\"w_after\":"); o.number(r.wAfter, precision)
                 o.run(",\"b_after\":"); o.number(r.bAfter, precision)
                 o.run(",\"batch_loss\":"); o.number(r.batchLoss, precision)
+                o.run(",\"batch_rmse\":"); o.number(r.batchRmse, precision)
                 o.run(",\"loss\":"); o.number(r.loss, precision)
                 o.run(",\"rmse\":"); o.number(r.rmse, precision)
                 o.run(",\"val_loss\":"); o.number(r.valLoss, precision)

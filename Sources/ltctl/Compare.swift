@@ -78,7 +78,7 @@ struct Comparison {
             return Row(iteration: e.int("iteration") ?? 0, epoch: e.int("epoch") ?? 0, step: e.int("step") ?? 0,
                        rows: Format.rows(e.value("batch")), batchSize: e.int("batch.size") ?? 0,
                        kerasRMSE: e.value("rmse") ?? .null,
-                       batchRMSE: history.number(history.squareRoot(batchLoss)),
+                       batchRMSE: e.value("batch_rmse") ?? .null,
                        valRMSE: e.value("val_rmse") ?? .null,
                        difference: history.number(history.rounded(keras - val)), batchLoss: batchLoss,
                        wBefore: e.value("w_before") ?? .null, wAfter: e.value("w_after") ?? .null, bAfter: e.value("b_after") ?? .null)

@@ -48,11 +48,6 @@ struct JobHistory {
     /// A wire number as the job holds it: the exact float32 value for a float32 job.
     func exact(_ value: Double) -> Double { isFloat32 ? Format.exactFloat32(value) : value }
 
-    /// The job's own sqrt, in its precision.
-    func squareRoot(_ value: Double) -> Double {
-        isFloat32 ? Double(Float(value).squareRoot()) : value.squareRoot()
-    }
-
     /// A number as the daemon would write it: shortest round-trip text in the job's precision.
     func number(_ value: Double) -> JSONValue {
         guard value.isFinite else { return .string(value.isNaN ? "NaN" : (value > 0 ? "Infinity" : "-Infinity")) }

@@ -76,7 +76,7 @@ extension TrainingRun {
                 StepPoint(iteration: e.int("iteration") ?? 0, epoch: e.int("epoch") ?? 0, step: e.int("step") ?? 0,
                           wAfter: e.double("w_after") ?? .nan, bAfter: e.double("b_after") ?? .nan,
                           kerasRmse: e.double("rmse") ?? .nan,
-                          batchRmse: history.squareRoot(e.double("batch_loss") ?? .nan),
+                          batchRmse: e.double("batch_rmse") ?? .nan,
                           valRmse: e.double("val_rmse") ?? .nan)
             })
     }

@@ -6,7 +6,7 @@ func makeStep(order: [Int]?, range: Range<Int>, slotNames: [String] = ["velocity
     StepRecord(epoch: 1, step: 1, iteration: 1, batch: BatchRows(order: order, range: range),
                wBefore: 0.5, bBefore: 0, gradW: -46.6, gradB: -16.3,
                wAfter: Double(Float(0.6581139)), bAfter: Double(Float(0.1581139)),
-               batchLoss: Double(Float(73.885)), loss: Double(Float(73.885)), rmse: Double(Float(8.595638)),
+               batchLoss: Double(Float(73.885)), batchRmse: Double(Float(8.595638)), loss: Double(Float(73.885)), rmse: Double(Float(8.595638)),
                valLoss: Double(Float(352.335)), valRmse: Double(Float(18.770588)),
                slots: OptimizerSlots(names: slotNames, kernel: (217.156, 2, 3), bias: (26.569, 5, 6)))
 }
@@ -31,7 +31,7 @@ func parse(_ line: [UInt8]) throws -> Event {
         let e = try parse(EventEncoder.step(job: "job1", seq: 3, record: makeStep(order: nil, range: 0..<4), spec: spec))
         #expect(e.type == .step && e.job == "job1" && e.seq == 3)
         for key in ["epoch", "step", "iteration", "batch.size", "w_before", "b_before", "grad_w", "grad_b", "w_after", "b_after",
-                    "batch_loss", "loss", "rmse", "val_loss", "val_rmse", "slots.kernel.velocity", "slots.bias.velocity"] {
+                    "batch_loss", "batch_rmse", "loss", "rmse", "val_loss", "val_rmse", "slots.kernel.velocity", "slots.bias.velocity"] {
             #expect(e.value(key) != nil, "\(key)")
         }
         #expect(e.ints("batch.indices") == [0, 1, 2, 3])

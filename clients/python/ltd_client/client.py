@@ -290,6 +290,18 @@ class Client:
         """Forget a job that is over (finished, cancelled, diverged or failed) and remove its log."""
         return self._expect(self.request("delete", job=name), "ok")
 
+    def explain(self, name: str, iteration: int) -> Dict[str, Any]:
+        """The worked example of step `iteration` of job `name` (0: where the initial weights came from).
+
+        The daemon's engine computes it with the code that trains, in the job's precision: the rows with their
+        predictions, errors and gradient parts, the loss, the gradients, the hyper-parameters, and the optimizer's
+        update as named lines (``{"name", "formula", "value", "operations"}``) for the kernel and the bias, with the
+        slots before and after. ``w_after`` and ``b_after`` are the job's weights bit for bit. Floats of a float32 job
+        are the shortest decimals of the float32 values (``float32()`` gives the exact value). Raises `NotReached`
+        for an iteration the job has not taken. See docs/PROTOCOL.md, "explain".
+        """
+        return self._expect(self.request("explain", job=name, iteration=iteration), "explanation")
+
     def tail(self, name: str, since: int = 1, every: Optional[int] = None, types: Optional[Iterable[str]] = None,
              timeout: Optional[float] = None) -> Subscription:
         """Subscribe to job `name` from seq `since` and iterate its events until its `end` event.

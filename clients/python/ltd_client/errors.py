@@ -120,6 +120,12 @@ class TooManyJobs(LtdError):
     code = "too_many_jobs"
 
 
+class NotReached(LtdError):
+    """`explain` asked for an iteration the job has not taken (yet)."""
+
+    code = "not_reached"
+
+
 class AlreadySubscribed(LtdError):
     code = "already_subscribed"
 
@@ -134,7 +140,7 @@ class InternalError(LtdError):
 
 _BY_CODE = {cls.code: cls for cls in (
     BadJSON, LineTooLong, UnknownOp, BadRequest, InvalidJobName, InvalidSpec, UnknownJob, JobExists,
-    PermissionDenied, WrongState, JobActive, TooManyJobs, AlreadySubscribed, ShuttingDown, InternalError)}
+    PermissionDenied, WrongState, JobActive, TooManyJobs, NotReached, AlreadySubscribed, ShuttingDown, InternalError)}
 
 
 def error_from_reply(reply: Dict[str, Any]) -> LtdError:

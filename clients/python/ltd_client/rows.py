@@ -11,11 +11,11 @@ __all__ = ["to_rows", "read_events", "STEP_COLUMNS"]
 # The per-step columns, in order; slot columns (slot_kernel_velocity, ...) follow, named after the optimizer.
 STEP_COLUMNS = (
     "job", "seq", "epoch", "step", "iteration", "batch_size", "indices", "w_before", "b_before", "grad_w", "grad_b",
-    "w_after", "b_after", "batch_loss", "loss", "rmse", "val_loss", "val_rmse",
+    "w_after", "b_after", "batch_loss", "batch_rmse", "loss", "rmse", "val_loss", "val_rmse",
 )
 
-_NUMBER_COLUMNS = ("w_before", "b_before", "grad_w", "grad_b", "w_after", "b_after", "batch_loss", "loss", "rmse",
-                   "val_loss", "val_rmse")
+_NUMBER_COLUMNS = ("w_before", "b_before", "grad_w", "grad_b", "w_after", "b_after", "batch_loss", "batch_rmse",
+                   "loss", "rmse", "val_loss", "val_rmse")
 
 
 def _is_number(value: Any) -> bool:

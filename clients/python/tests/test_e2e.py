@@ -12,7 +12,8 @@ import time
 import pytest
 
 from ltd_client import (AlreadySubscribed, BadJSON, BadRequest, Client, ConnectionLost, DaemonUnavailable,
-                        InvalidJobName, InvalidSpec, JobActive, JobExists, LineTooLong, LtdError, PermissionDenied, ShuttingDown,
+                        InvalidJobName, InvalidSpec, JobActive, JobExists, LineTooLong, LtdError, NotReached,
+                        PermissionDenied, ShuttingDown,
                         TooManyJobs, UnknownJob, UnknownOp, WrongState, decode_line, float32, to_rows)
 from ltd_client.spec import colab_example
 
@@ -77,6 +78,32 @@ def test_colab_example_matches_keras_bit_for_bit(client, job_name):
     assert (float32(end["w"]), float32(end["b"])) == (steps[-1]["w_after"], steps[-1]["b_after"])
     final = client.status(job_name)
     assert final["state"] == "finished" and final["iteration"] == 12 and final["epoch"] == 4
+
+
+def test_explain_is_the_step_the_job_took(client, job_name):
+    spec = colab_example()
+    spec["optimizer"] = {"name": "adam", "learning_rate": 0.1}
+    client.start(job_name, spec)
+    events = list(client.tail(job_name, timeout=WAIT))
+    steps = [e for e in events if e["type"] == "step"]
+    for step in steps:
+        working = client.explain(job_name, step["iteration"])
+        assert working["type"] == "explanation" and working["iteration"] == step["iteration"]
+        for key in ("w_before", "b_before", "grad_w", "grad_b", "w_after", "b_after", "batch_loss"):
+            assert float32(working[key]) == float32(step[key]), (step["iteration"], key)
+        assert [r["row"] for r in working["rows"]] == step["batch"]["indices"]
+        # Adam's slots before the step are the previous step's, by their wire names.
+        assert working["kernel"]["slots_after"] == step["slots"]["kernel"]
+        names = [line["name"] for line in working["kernel"]["lines"]]
+        assert names == ["kernel.momentum", "kernel.velocity", "w"]
+        assert working["kernel"]["lines"][-1]["value"] == step["w_after"]
+    third = client.explain(job_name, 3)
+    assert third["kernel"]["slots_before"] == steps[1]["slots"]["kernel"]
+    initial = client.explain(job_name, 0)["initial"]
+    assert (initial["w"], initial["b"]) == (0.5, 0.0)
+    with pytest.raises(NotReached) as caught:
+        client.explain(job_name, 13)
+    assert caught.value.field == "iteration" and "12" in str(caught.value)
 
 
 def test_list_includes_the_job(client, job_name):
