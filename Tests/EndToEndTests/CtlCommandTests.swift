@@ -178,24 +178,6 @@ struct CtlCommandTests {
         }
     }
 
-    @Test func explainShowsTheDaemonsNumbers() throws {
-        let h = try DaemonProcess.launchForLtctl()
-        try h.runColabToTheEnd("x")
-        let explain = try h.ltctl(["explain", "x", "--iteration", "5"])
-        #expect(explain.status == 0)
-        let step = String(decoding: try h.rawSubscription("x"), as: UTF8.self).split(separator: "\n")
-            .compactMap { try? Event(line: Array($0.utf8)) }.first { $0.type == .step && $0.int("iteration") == 5 }
-        let w = try #require(step?.value("w_after")).serialized
-        let g = try #require(step?.value("grad_w")).serialized
-        #expect(explain.stdout.contains("ltd: w \(w)"))
-        #expect(explain.stdout.contains("ltd: \(g)"))
-        #expect(explain.stdout.contains("Rows used (batch of 4, in feed order): 4, 5, 6, 7"))
-        let initial = try h.ltctl(["explain", "x", "--iteration", "0"])
-        #expect(initial.stdout.contains("w = 0.5"))
-        let beyond = try h.ltctl(["explain", "x", "--iteration", "13"])
-        #expect(beyond.status == 1)
-    }
-
     @Test func demoStartsAPrivateDaemonWhenNoneAnswers() throws {
         let h = try DaemonProcess.launchForLtctl()
         let nowhere = h.directory + "/none.sock"

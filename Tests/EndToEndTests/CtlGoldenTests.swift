@@ -47,8 +47,6 @@ struct CtlGoldenTests {
         ("tail.txt", ["tail", "colab"]),
         ("tail-every-3.txt", ["tail", "colab", "--every", "3"]),
         ("compare.txt", ["compare", "colab"]),
-        ("explain-0.txt", ["explain", "colab", "--iteration", "0"]),
-        ("explain-5.txt", ["explain", "colab", "--iteration", "5"]),
         ("status.txt", ["status", "colab"]),
         ("list.txt", ["list"]),
         ("export.csv", ["export", "colab", "--csv"]),
