@@ -1,7 +1,7 @@
 import Foundation
 import LTEngine
 
-/// One real Keras run from `shared/golden` (see its README): the config mapped to a JobSpec, and the recorded trace.
+/// One real Keras run from `Golden/` (see its README): the config mapped to a JobSpec, and the recorded trace.
 struct GoldenCase: Sendable, CustomStringConvertible {
     struct Step: Sendable {
         var epoch: Int, step: Int, globalStep: Int
@@ -26,18 +26,11 @@ struct GoldenCase: Sendable, CustomStringConvertible {
 
     var description: String { name }
 
-    /// The golden files: the shared copy when the repository sits next to `shared/`, else the copy in this repository.
-    static let bundledDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        .appendingPathComponent("Golden")
-    static let sharedDirectory = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        .appendingPathComponent("../../../shared/golden").standardized
-    static var directory: URL {
-        FileManager.default.fileExists(atPath: sharedDirectory.appendingPathComponent("README.md").path)
-            ? sharedDirectory : bundledDirectory
-    }
+    /// The golden files, in this repository.
+    static let directory = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Golden")
 
     static var names: [String] {
-        let files = (try? FileManager.default.contentsOfDirectory(atPath: bundledDirectory.path)) ?? []
+        let files = (try? FileManager.default.contentsOfDirectory(atPath: directory.path)) ?? []
         return files.filter { $0.hasSuffix(".config.json") }.map { String($0.dropLast(".config.json".count)) }.sorted()
     }
 

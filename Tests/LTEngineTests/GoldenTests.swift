@@ -8,16 +8,6 @@ import Testing
         #expect(GoldenCase.names.count == 24)
     }
 
-    @Test func bundledCopyMatchesShared() throws {
-        let shared = GoldenCase.sharedDirectory
-        guard FileManager.default.fileExists(atPath: shared.appendingPathComponent("README.md").path) else { return }
-        for file in try FileManager.default.contentsOfDirectory(atPath: shared.path) {
-            let a = try Data(contentsOf: shared.appendingPathComponent(file))
-            let b = try Data(contentsOf: GoldenCase.bundledDirectory.appendingPathComponent(file))
-            #expect(a == b, "Tests/LTEngineTests/Golden/\(file) differs from shared/golden")
-        }
-    }
-
     @Test(arguments: GoldenCase.names)
     func float32IsBitIdentical(name: String) throws {
         let golden = try GoldenCase.load(name)

@@ -7,7 +7,7 @@ enum GoldenRun {
 
     struct LoadError: Error, CustomStringConvertible { var description: String }
 
-    /// Builds a TrainingRun from `Fixtures/NAME.trace.ndjson` (the golden trace format of /work/shared/golden).
+    /// Builds a TrainingRun from `Fixtures/NAME.trace.ndjson` (the golden trace format, Tests/LTEngineTests/Golden/README.md).
     static func load(_ name: String = "seed_e4_b4") throws -> TrainingRun {
         let text = try String(contentsOf: fixtures.appendingPathComponent("\(name).trace.ndjson"), encoding: .utf8)
         var x: [Double] = []

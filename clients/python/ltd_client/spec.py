@@ -5,7 +5,7 @@ from typing import Any, Dict
 
 __all__ = ["COLAB_X", "COLAB_Y", "colab_example"]
 
-# The classic exercise's twelve points (shared/golden/README.md).
+# The classic exercise's twelve points (Tests/LTEngineTests/Golden/README.md).
 COLAB_X = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0, 9.0, 10.0, 11.0, 12.0]
 COLAB_Y = [5.0, 8.8, 9.6, 14.2, 18.8, 19.5, 21.4, 26.8, 28.9, 32.0, 33.8, 38.2]
 
