@@ -43,6 +43,8 @@ func expectError(_ text: String, _ code: ErrorCode, field: String? = nil,
             ("{\"op\":\"step\",\"job\":\"j\",\"count\":1000000000}", .step(job: "j", count: 1_000_000_000)),
             ("{\"op\":\"cancel\",\"job\":\"j\"}", .cancel(job: "j")),
             ("{\"op\":\"delete\",\"job\":\"j\"}", .delete(job: "j")),
+            ("{\"op\":\"explain\",\"job\":\"j\",\"iteration\":0}", .explain(job: "j", iteration: 0)),
+            ("{\"op\":\"explain\",\"job\":\"j\",\"iteration\":12}", .explain(job: "j", iteration: 12)),
         ]
         for (text, expected) in cases {
             let line = try decode(text).get()
@@ -102,8 +104,8 @@ func expectError(_ text: String, _ code: ErrorCode, field: String? = nil,
     }
 
     @Test func jobField() throws {
-        for op in ["start", "status", "subscribe", "pause", "resume", "step", "cancel", "delete"] {
-            let spec = op == "start" ? ",\"spec\":\(classicSpec())" : ""
+        for op in ["start", "status", "subscribe", "pause", "resume", "step", "cancel", "delete", "explain"] {
+            let spec = op == "start" ? ",\"spec\":\(classicSpec())" : op == "explain" ? ",\"iteration\":1" : ""
             _ = try expectError("{\"op\":\"\(op)\"\(spec)}", .badRequest, field: "job")
             _ = try expectError("{\"op\":\"\(op)\",\"job\":7\(spec)}", .badRequest, field: "job")
             _ = try expectError("{\"op\":\"\(op)\",\"job\":null\(spec)}", .badRequest, field: "job")
@@ -134,6 +136,11 @@ func expectError(_ text: String, _ code: ErrorCode, field: String? = nil,
             _ = try expectError("{\"op\":\"subscribe\",\"job\":\"j\",\"every\":\(value)}", .badRequest, field: "every")
         }
         _ = try expectError("{\"op\":\"step\",\"job\":\"j\",\"count\":1000000001}", .badRequest, field: "count")
+        // explain's iteration is required, and may be 0 (the initial weights).
+        for value in ["-1", "1.5", "\"3\"", "true", "null", "1e400"] {
+            _ = try expectError("{\"op\":\"explain\",\"job\":\"j\",\"iteration\":\(value)}", .badRequest, field: "iteration")
+        }
+        _ = try expectError("{\"op\":\"explain\",\"job\":\"j\"}", .badRequest, field: "iteration")
         #expect(try decode("{\"op\":\"subscribe\",\"job\":\"j\",\"from\":9223372036854775807}").get().request
                 == .subscribe(job: "j", from: Int.max, every: 1, types: nil))
         #expect(try decode("{\"op\":\"step\",\"job\":\"j\",\"count\":null}").get().request == .step(job: "j", count: 1))
