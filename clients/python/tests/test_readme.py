@@ -5,6 +5,8 @@ import re
 
 import pytest
 
+from ltd_client import float32
+
 README = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.md")
 
 
@@ -28,7 +30,7 @@ def test_walkthrough_runs_and_shows_what_it_says(ltd, monkeypatch):
                 c.delete(name)
     namespace = {}
     blocks = walkthrough_blocks()
-    assert len(blocks) == 4
+    assert len(blocks) == 5
     for block in blocks:
         exec(compile(block, README, "exec"), namespace)
     assert len(namespace["rows"]) == 12
@@ -38,4 +40,5 @@ def test_walkthrough_runs_and_shows_what_it_says(ltd, monkeypatch):
     text = open(README).read()
     assert shown in text
     assert round(namespace["rows"][-1]["rmse"], 6) == 13.397754
+    assert float32(namespace["w"]["w_after"]) == namespace["rows"][4]["w_after"]  # explain's result is the step's
     assert round(namespace["rows"][-1]["val_rmse"], 4) == 12.6213
