@@ -65,7 +65,7 @@ final class EventPrinter {
         isFloat32 = e["precision"]?.stringValue != "float64"
         var lines = palette.bold("\(job):") + " " + Self.describeOptimizer(e["optimizer"])
             + ", " + (e["precision"]?.stringValue ?? "float32") + "\n"
-        let shuffle = Self.describeShuffle(e["spec"]?["shuffle"])
+        let shuffle = Self.describeShuffle(e["spec"]?["shuffle"], keras: e["spec"]?["keras"]?.stringValue)
         lines += "  \(e["n_train"]?.intValue ?? 0) training rows, \(e["n_val"]?.intValue ?? 0) validation rows; "
             + "\(Format.count(epochs ?? 0, "epoch")) × \(Format.count(stepsPerEpoch ?? 0, "step")) of batch \(e["batch_size"]?.intValue ?? 0) = \(totalSteps ?? 0) steps; \(shuffle)\n"
         lines += "  initial w \(Format.exact(e["w"])), b \(Format.exact(e["b"])) (\(Self.describeInit(e["init"])))"
@@ -120,15 +120,16 @@ final class EventPrinter {
         return params.isEmpty ? name : "\(name) (\(params.joined(separator: ", ")))"
     }
 
-    static func describeShuffle(_ s: JSONValue?) -> String {
+    /// `keras` is the spec's `keras` (nil for a job stored before ltd recorded it, whose seeded order is ltd's own).
+    static func describeShuffle(_ s: JSONValue?, keras: String?) -> String {
         switch s {
         case nil, .bool(false)?: return "no shuffle"
-        case .bool(true)?: return "a new shuffle every epoch"
+        case .bool(true)?: return "shuffled with a seed the daemon draws (the same order every epoch)"
         case let value?:
-            if let seed = value["seed"] {
-                return value["every_epoch"]?.boolValue == true
-                    ? "a new shuffle every epoch (seed \(Format.exact(seed)))"
-                    : "shuffled with seed \(Format.exact(seed)) (the same order every epoch)"
+            if let seed = value["seed"].map(Format.exact) {
+                if value["every_epoch"]?.boolValue == true { return "ltd's own new order every epoch, from seed \(seed)" }
+                guard let keras else { return "ltd's own order from seed \(seed), the same every epoch (a job from before ltd matched Keras's shuffle)" }
+                return "shuffled as Keras \(keras) after set_random_seed(\(seed)), the same order every epoch"
             }
             if value["order"] != nil { return "shuffled in a given order" }
             return "shuffle \(value.serialized)"

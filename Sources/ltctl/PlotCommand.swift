@@ -66,7 +66,7 @@ extension TrainingRun {
         }()
         var settings = EventPrinter.describeOptimizer(start.value("optimizer"))
         settings += " · \(Format.count(start.int("epochs") ?? 0, "epoch")) · batch size \(start.int("batch_size") ?? 0)"
-        settings += " · \(start.int("n_train") ?? 0) points · " + EventPrinter.describeShuffle(start.value("spec.shuffle"))
+        settings += " · \(start.int("n_train") ?? 0) points · " + EventPrinter.describeShuffle(start.value("spec.shuffle"), keras: start.value("spec.keras")?.stringValue)
         settings += " · " + (start.string("precision") ?? "float32")
         self.init(
             title: job, settings: settings,

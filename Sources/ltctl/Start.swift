@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import LTClient
+import LTEngine
 import LTProtocol
 
 extension JSONValue {
@@ -59,7 +60,8 @@ struct SpecOptions: ParsableArguments {
     @Option(help: "Epochs.") var epochs: Int?
     @Option(help: "Batch size (Keras's default is 32).") var batchSize: Int?
     @Option(help: ArgumentHelp(
-        "Shuffle: --shuffle (a new permutation every epoch), --shuffle=SEED (one seeded permutation, repeated every epoch, as Keras after set_random_seed), --shuffle=false.",
+        "Shuffle: --shuffle=SEED feeds exactly the rows Keras 3.15.1 (TensorFlow 2.21) fit(shuffle=True) feeds numpy arrays after keras.utils.set_random_seed(SEED), 0 <= SEED < 2^32; the same order every epoch. --shuffle draws the seed and prints it. --shuffle=false: dataset order.",
+        discussion: "Not Keras's order: tf.data inputs, shuffle=\"batch\", other Keras or TensorFlow versions, the JAX or PyTorch backends.",
         valueName: "seed"))
     var shuffle: String?
 
@@ -122,16 +124,19 @@ struct SpecOptions: ParsableArguments {
         return Int((value * scale).rounded())
     }
 
+    /// A bare `--shuffle` draws its seed here (as the daemon would for `true`), so the start output can name it.
     static func shuffleValue(_ text: String) throws -> JSONValue {
+        let seed: UInt64
         switch text {
-        case "true": return .bool(true)
+        case "true": seed = JobSpec.drawSeed()
         case "false": return .bool(false)
         default:
-            guard let seed = UInt64(text) else {
-                throw ValidationError("--shuffle=\(text): use --shuffle, --shuffle=SEED (an integer) or --shuffle=false")
+            guard let given = UInt64(text), given <= UInt64(UInt32.max) else {
+                throw ValidationError("--shuffle=\(text): use --shuffle, --shuffle=SEED (an integer from 0 to 4294967295, as keras.utils.set_random_seed takes) or --shuffle=false")
             }
-            return .object([("seed", .number(String(seed)))])
+            seed = given
         }
+        return .object([("seed", .number(String(seed)))])
     }
 
     static func initValue(_ text: String) throws -> JSONValue {
@@ -258,6 +263,9 @@ extension LTCtl {
                     try out.write(status.serialized + "\n")
                 } else {
                     try out.write(StatusText.summary(status, palette: Palette(fd: STDOUT_FILENO)) + "\n")
+                    if let shuffle = spec["shuffle"], shuffle["seed"] != nil {
+                        try out.write("  " + EventPrinter.describeShuffle(shuffle, keras: KerasVersion.current.rawValue) + "\n")
+                    }
                     try out.write("Watch it with: ltctl tail \(job.name)\n")
                 }
                 try out.flush()
