@@ -61,7 +61,7 @@ struct SpecOptions: ParsableArguments {
     @Option(help: "Batch size (Keras's default is 32).") var batchSize: Int?
     @Option(help: ArgumentHelp(
         "Shuffle: --shuffle=SEED feeds exactly the rows Keras 3.15.1 (TensorFlow 2.21) fit(shuffle=True) feeds numpy arrays after keras.utils.set_random_seed(SEED), 0 <= SEED < 2^32; the same order every epoch. --shuffle draws the seed and prints it. --shuffle=false: dataset order.",
-        discussion: "Not Keras's order: tf.data inputs, shuffle=\"batch\", other Keras or TensorFlow versions, the JAX or PyTorch backends.",
+        discussion: "Not Keras's order: tf.data inputs, shuffle=\"batch\", fit without a seed, other Keras or TensorFlow versions, the JAX or PyTorch backends (docs/SHUFFLE.md).",
         valueName: "seed"))
     var shuffle: String?
 
