@@ -26,6 +26,11 @@ struct SpecOptions: ParsableArguments {
     var x: String?
     @Option(help: ArgumentHelp("The CSV column of y: a header name or a 1-based position (default 2).", valueName: "col"))
     var y: String?
+    @Option(help: ArgumentHelp("The CSV field separator: one character, or tab, comma, semicolon (default: detected from the first row).",
+                               valueName: "char"))
+    var delimiter: String?
+    @Flag(inversion: .prefixedNo, help: "Read 5,0 as 5.0 in a CSV (default: yes unless the fields are separated by commas).")
+    var decimalComma: Bool?
     @Option(help: ArgumentHelp(
         "A built-in data set: 'colab', the twelve points x=1..12 of the classic exercise.",
         discussion: "Unless overridden it also sets rmsprop, learning rate 0.05, kernel 0.5, bias 0, 4 epochs, batch 4, no shuffle.",
@@ -99,6 +104,12 @@ struct SpecOptions: ParsableArguments {
         if (x != nil || y != nil) && csv == nil && !(validation.map { !$0.hasPrefix("split:") } ?? false) {
             throw ValidationError("--x and --y select CSV columns; use them with --csv")
         }
+        if let delimiter {
+            do { _ = try CSVFormat.delimiter(named: delimiter) } catch { throw ValidationError("\(error)") }
+        }
+        if (delimiter != nil || decimalComma != nil) && csv == nil && !(validation.map { !$0.hasPrefix("split:") } ?? false) {
+            throw ValidationError("--delimiter and --decimal-comma describe a CSV file; use them with --csv")
+        }
         if let epochs, epochs < 1 { throw ValidationError("--epochs must be at least 1") }
         if let batchSize, batchSize < 1 { throw ValidationError("--batch-size must be at least 1") }
         for (name, value) in [("--learning-rate", learningRate), ("--rho", rho), ("--momentum", momentum), ("--epsilon", epsilon),
@@ -147,6 +158,10 @@ struct SpecOptions: ParsableArguments {
     }
 
     /// The spec to send, as JSON: `--spec` (if any), then the example's defaults, then every explicit flag.
+    func csvFormat() throws -> CSVFormat {
+        CSVFormat(delimiter: try delimiter.map(CSVFormat.delimiter(named:)), decimalComma: decimalComma)
+    }
+
     func buildSpec(pacedByDefault defaultPaceMs: Int? = nil) throws -> JSONValue {
         var spec: JSONValue = .object([])
         if let path = self.spec {
@@ -162,7 +177,7 @@ struct SpecOptions: ParsableArguments {
         }
 
         var points: Points?
-        if let csv { points = try CSVReader.read(path: csv, xColumn: x, yColumn: y) }
+        if let csv { points = try CSVReader.read(path: csv, xColumn: x, yColumn: y, format: try csvFormat()) }
         if let synthetic { points = try SyntheticData(parsing: synthetic).generate() }
         if example == "colab" {
             points = .colab
@@ -178,7 +193,7 @@ struct SpecOptions: ParsableArguments {
                 points = parts.train
                 spec = spec.setting("validation", parts.validation.json)
             } else {
-                spec = spec.setting("validation", try CSVReader.read(path: validation, xColumn: x, yColumn: y).json)
+                spec = spec.setting("validation", try CSVReader.read(path: validation, xColumn: x, yColumn: y, format: try csvFormat()).json)
             }
         }
         if let points { spec = spec.setting("data", points.json) }
