@@ -92,8 +92,15 @@ final class EventPrinter {
         return total.map { "\(n)/\($0)" } ?? "\(n)"
     }
 
-    func header() -> String {
-        palette.dim(layout().map { $0.cell($0.title) }.joined()) + "\n"
+    func header() -> String { palette.dim(tableHeader()) + "\n" }
+
+    /// The step table's column titles, without colour or newline.
+    func tableHeader() -> String { layout().map { $0.cell($0.title) }.joined() }
+
+    /// One step's row, without newline.
+    func row(_ e: JSONValue) -> String {
+        lastIteration = e["iteration"]?.intValue ?? lastIteration
+        return layout().map { $0.style(palette, $0.cell($0.text(self, e))) }.joined()
     }
 
     /// `parts` on one line joined by `separator`, or, where the terminal is narrower, on as many lines as needed,
@@ -152,8 +159,7 @@ final class EventPrinter {
     private func renderStep(_ e: JSONValue) -> String {
         var prefix = ""
         if !headerPrinted { headerPrinted = true; prefix = header() }
-        lastIteration = e["iteration"]?.intValue ?? lastIteration
-        return prefix + layout().map { $0.style(palette, $0.cell($0.text(self, e))) }.joined() + "\n"
+        return prefix + row(e) + "\n"
     }
 
     private func renderEpoch(_ e: JSONValue) -> String {

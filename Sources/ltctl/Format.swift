@@ -86,6 +86,8 @@ enum Format {
 struct Palette {
     let enabled: Bool
 
+    init(enabled: Bool) { self.enabled = enabled }
+
     init(fd: Int32) {
         let noColor = ProcessInfo.processInfo.environment["NO_COLOR"].map { !$0.isEmpty } ?? false
         enabled = isatty(fd) == 1 && !noColor
@@ -110,15 +112,3 @@ struct Palette {
     }
 }
 
-/// The terminal behind a file descriptor.
-enum Terminal {
-    /// Its width in columns, or nil when `fd` is not a terminal (then output keeps full detail). `COLUMNS`, when set
-    /// to a number, wins, as it does for ls and git.
-    static func width(fd: Int32) -> Int? {
-        guard isatty(fd) == 1 else { return nil }
-        if let columns = ProcessInfo.processInfo.environment["COLUMNS"].flatMap(Int.init), columns > 0 { return columns }
-        var size = winsize()
-        guard ioctl(fd, UInt(TIOCGWINSZ), &size) == 0, size.ws_col > 0 else { return nil }
-        return Int(size.ws_col)
-    }
-}

@@ -22,7 +22,7 @@ struct LTCtl: ParsableCommand {
         """,
         version: DefaultPaths.daemonVersion,
         subcommands: [
-            Start.self, Tail.self, List.self, Status.self, Hello.self,
+            Start.self, Tail.self, Watch.self, List.self, Status.self, Hello.self,
             Pause.self, Resume.self, Step.self, Cancel.self, Delete.self,
             Compare.self, Explain.self, Export.self, Plot.self, Demo.self,
         ]

@@ -88,17 +88,9 @@ enum RMSEChart {
         let keras = history.steps.map { $0.double("rmse") ?? .nan }
         let validation = history.steps.map { $0.double("val_rmse") ?? .nan }
         guard !keras.isEmpty else { return "" }
-        let columns = min(terminalWidth(fd: fd), 160)
+        let columns = min(Terminal.size(fd: fd)?.columns ?? Terminal.environmentColumns ?? 80, 160)
         return "RMSE per iteration\n" + TerminalChart.render(
             series: [("Keras RMSE (running, before each update)", keras), ("validation RMSE (after the update)", validation)],
             width: columns, height: 12, color: color)
-    }
-
-    /// The terminal's width (TIOCGWINSZ), else $COLUMNS, else 80.
-    static func terminalWidth(fd: Int32) -> Int {
-        var size = winsize()
-        if ioctl(fd, UInt(TIOCGWINSZ), &size) == 0, size.ws_col > 0 { return Int(size.ws_col) }
-        if let columns = ProcessInfo.processInfo.environment["COLUMNS"].flatMap(Int.init), columns > 0 { return columns }
-        return 80
     }
 }

@@ -132,3 +132,187 @@ struct CtlTerminalTests {
         #expect(fromQuoted.status == 0, "\(fromQuoted.stderr)")
     }
 }
+
+/// `ltctl watch` in tmux windows: keys, a resize, the end of the job, and two watches and a tail that agree.
+@Suite("ltctl watch", .serialized)
+struct CtlWatchTests {
+    final class Tmux {
+        let socket: String
+        init(directory: String) { socket = directory + "/watch-\(UUID().uuidString.prefix(8)).sock" }
+        @discardableResult
+        func callAsFunction(_ args: [String]) throws -> CommandResult { try Command.run(["/usr/bin/tmux", "-S", socket] + args) }
+        func screen(_ target: String) throws -> [String] {
+            var lines = try self(["capture-pane", "-p", "-t", target]).stdout.split(separator: "\n", omittingEmptySubsequences: false)
+                .map { $0.replacingOccurrences(of: "\\s+$", with: "", options: .regularExpression) }
+            if lines.last == "" { lines.removeLast() }   // capture-pane ends its last line with a newline
+            return lines
+        }
+        /// Waits until the window's screen satisfies `condition`; returns the last screen either way.
+        func waitFor(_ target: String, seconds: Double = 15, _ condition: ([String]) -> Bool) throws -> [String] {
+            let deadline = Date().addingTimeInterval(seconds)
+            var lines = try screen(target)
+            while !condition(lines) && Date() < deadline {
+                usleep(100_000)
+                lines = try screen(target)
+            }
+            return lines
+        }
+        deinit { _ = try? Command.run(["/usr/bin/tmux", "-S", socket, "kill-server"]) }
+    }
+
+    @Test func twoWatchesAndATailAgreeAndTheKeysDriveTheJob() throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/tmux") else {
+            Issue.record("tmux is not installed (apt-get install tmux)")
+            return
+        }
+        let h = try DaemonProcess.launchForLtctl()
+        try h.startColab("w1", extra: ["--paused", "--pace", "100ms"])
+        let tmux = Tmux(directory: h.directory)
+        let env = "NO_COLOR=1 LTD_SOCKET=\(h.socketPath)"
+        let watch = "\(env) \(Paths.ltctl) watch w1; echo exit=$?; sleep 60"
+        let tail = "\(env) \(Paths.ltctl) tail w1; echo exit=$?; sleep 60"
+        try tmux(["new-session", "-d", "-s", "s", "-n", "a", "-x", "100", "-y", "45", watch,
+                  ";", "set-option", "-t", "s", "remain-on-exit", "on",
+                  ";", "new-window", "-d", "-t", "s", "-n", "b", watch,
+                  ";", "new-window", "-d", "-t", "s", "-n", "t", tail])
+        var a = try tmux.waitFor("s:a") { $0.first?.contains("w1  paused") == true }
+        #expect(a.first?.contains("iteration 0/12") == true, "\(a)")
+        #expect(a.last == "p pause  r resume  s step  q quit")
+
+        // s: one step, seen by both watches.
+        try tmux(["send-keys", "-t", "s:a", "s"])
+        a = try tmux.waitFor("s:a") { $0.first?.contains("iteration 1/12") == true }
+        #expect(a.first?.contains("iteration 1/12") == true, "\(a)")
+        #expect(a.contains { $0.contains("one step requested") })
+        let b1 = try tmux.waitFor("s:b") { $0.first?.contains("iteration 1/12") == true }
+        #expect(b1.contains { $0.hasPrefix("  1/4   1/3     1  0-3") && $0.contains("0.658114") && $0.contains("18.7706") }, "\(b1)")
+
+        // A resize redraws within the new size.
+        try tmux(["resize-window", "-t", "s:a", "-x", "72", "-y", "30"])
+        a = try tmux.waitFor("s:a") { $0.count == 30 && $0.first?.contains("…") == true }
+        #expect(a.count == 30)
+        #expect(a.allSatisfy { $0.count <= 72 }, "\(a.filter { $0.count > 72 })")
+        #expect(a.contains { $0.contains("0.658114") })
+
+        // r: the job runs to its end; the final view stays.
+        try tmux(["send-keys", "-t", "s:a", "r"])
+        let finalA = try tmux.waitFor("s:a", seconds: 30) { $0.first?.contains("w1  finished") == true }
+        let finalB = try tmux.waitFor("s:b", seconds: 30) { $0.first?.contains("w1  finished") == true }
+        #expect(finalB.first?.contains("iteration 12/12") == true, "\(finalB)")
+        #expect(finalB.contains { $0.contains("w 1.399683  b 0.941961") })
+        #expect(finalB.contains { $0.contains("the job has ended; q quits") })
+        #expect(finalA.contains { $0.contains("1.399683") })
+        // The tail in the third window printed the same rows as the watches' tables.
+        let t = try tmux.waitFor("s:t", seconds: 30) { $0.contains("exit=0") }
+        let tailRows = t.filter { $0.range(of: #"^\s+\d/4 "#, options: .regularExpression) != nil }
+        let watchRows = finalB.filter { $0.range(of: #"^\s+\d/4 "#, options: .regularExpression) != nil }
+        #expect(tailRows.count == 12 && watchRows.count == 12)
+        func numbers(_ row: String) -> [String] { row.split(separator: " ").filter { $0.contains(".") }.map(String.init) }
+        #expect(tailRows.map(numbers) == watchRows.map(numbers))
+
+        // q restores the terminal and says why watching ended.
+        try tmux(["send-keys", "-t", "s:b", "q"])
+        let after = try tmux.waitFor("s:b") { $0.contains("exit=0") }
+        #expect(after.first == "ltctl watch: w1 ended finished after 12 steps: w 1.3996835, b 0.9419614", "\(after)")
+        #expect(after.contains("exit=0"))
+    }
+
+    @Test func watchCarriesOnWhenLtdIsKilledAndRestarted() throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/tmux") else {
+            Issue.record("tmux is not installed (apt-get install tmux)")
+            return
+        }
+        let h = try DaemonProcess.launchForLtctl()
+        try h.startColab("r1", extra: ["--pace", "150ms"])
+        let tmux = Tmux(directory: h.directory)
+        try tmux(["new-session", "-d", "-s", "s", "-x", "100", "-y", "45",
+                  "NO_COLOR=1 LTD_SOCKET=\(h.socketPath) \(Paths.ltctl) watch r1; echo exit=$?; sleep 60",
+                  ";", "set-option", "-t", "s", "remain-on-exit", "on"])
+        _ = try tmux.waitFor("s") { $0.first?.contains("iteration 3/12") == true }
+        try h.killHard()
+        let lost = try tmux.waitFor("s") { $0.contains { $0.contains("ltd is unreachable") } }
+        #expect(lost.contains { $0.contains("reconnecting and resuming after event") }, "\(lost)")
+        try h.start(arguments: ["--log-level", "warning"])
+        let final = try tmux.waitFor("s", seconds: 30) { $0.first?.contains("r1  finished") == true }
+        #expect(final.first?.contains("iteration 12/12") == true, "\(final)")
+        // Every iteration once, in order: no gap and no repeat across the restart.
+        let iterations = final.compactMap { line -> Int? in
+            guard line.range(of: #"^\s+\d/4 "#, options: .regularExpression) != nil else { return nil }
+            return Int(line.split(separator: " ")[2])
+        }
+        #expect(iterations == Array(1...12), "\(final)")
+        #expect(final.contains { $0.contains("w 1.399683  b 0.941961") })
+        try tmux(["send-keys", "-t", "s", "q"])
+        #expect(try tmux.waitFor("s") { $0.contains("exit=0") }.contains("exit=0"))
+    }
+
+    /// --plain: lines of text a screen reader can follow; nothing is drawn, so they stay on the normal screen.
+    @Test func plainWatchSaysWhatHappensInLines() throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/tmux") else {
+            Issue.record("tmux is not installed (apt-get install tmux)")
+            return
+        }
+        let h = try DaemonProcess.launchForLtctl()
+        try h.startColab("p1", extra: ["--pace", "50ms"])
+        let tmux = Tmux(directory: h.directory)
+        try tmux(["new-session", "-d", "-s", "s", "-x", "160", "-y", "40",
+                  "NO_COLOR=1 LTD_SOCKET=\(h.socketPath) \(Paths.ltctl) watch p1 --plain; echo exit=$?; sleep 60",
+                  ";", "set-option", "-t", "s", "remain-on-exit", "on"])
+        _ = try tmux.waitFor("s") { $0.contains { $0.hasPrefix("p1 ended finished") } }
+        try tmux(["send-keys", "-t", "s", "q"])
+        let lines = try tmux.waitFor("s") { $0.contains("exit=0") }
+        #expect(lines.first?.hasPrefix("p1: rmsprop (learning_rate 0.05") == true, "\(lines)")
+        #expect(lines.contains("epoch 1 of 4 done: keras rmse 18.0378, validation rmse 16.3179, w 0.958791, b 0.429815"))
+        #expect(lines.contains("p1 ended finished after 12 steps: w 1.3996835, b 0.9419614"))
+        #expect(lines.contains("exit=0"))
+    }
+
+    @Test func watchRefusesWithoutATerminalAndPointsToTail() throws {
+        let h = try DaemonProcess.launchForLtctl()
+        try h.startColab("w2")
+        let result = try h.ltctl(["watch", "w2"])
+        #expect(result.status == 64)
+        #expect(result.stderr.contains("use `ltctl tail w2`"), "\(result.stderr)")
+    }
+
+    @Test func ctrlCRestoresTheTerminal() throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/tmux") else {
+            Issue.record("tmux is not installed (apt-get install tmux)")
+            return
+        }
+        let h = try DaemonProcess.launchForLtctl()
+        try h.startColab("w3", extra: ["--paused"])
+        let tmux = Tmux(directory: h.directory)
+        try tmux(["new-session", "-d", "-s", "s", "-x", "90", "-y", "30",
+                  "NO_COLOR=1 LTD_SOCKET=\(h.socketPath) \(Paths.ltctl) watch w3; echo exit=$?; sleep 60",
+                  ";", "set-option", "-t", "s", "remain-on-exit", "on"])
+        _ = try tmux.waitFor("s") { $0.first?.contains("w3  paused") == true }
+        try tmux(["send-keys", "-t", "s", "C-c"])
+        let after = try tmux.waitFor("s") { $0.contains { $0.hasPrefix("exit=") } }
+        #expect(after.contains("exit=130"), "\(after)")
+        #expect(after.first == "ltctl watch: interrupted; w3 is paused, iteration 0 of 12", "\(after)")
+    }
+
+    @Test func aWatcherWhoIsNotTheOwnerIsToldWhyNot() throws {
+        guard getuid() == 0, FileManager.default.isExecutableFile(atPath: "/usr/bin/tmux") else { return }  // acts as nobody
+        let directory = try Paths.temporaryDirectory("watchperm")
+        chmod(directory, 0o777)
+        let h = try DaemonProcess.launch(directory: directory)
+        defer { h.cleanUp() }
+        chmod(h.socketPath, 0o666)
+        try h.startColab("mine", extra: ["--paused"])
+        let tmux = Tmux(directory: "/tmp")
+        try tmux(["new-session", "-d", "-s", "s", "-x", "100", "-y", "30",
+                  "NO_COLOR=1 LTD_SOCKET=\(h.socketPath) /usr/bin/setpriv --reuid=65534 --regid=65534 --clear-groups \(Paths.ltctl) watch mine; echo exit=$?; sleep 60",
+                  ";", "set-option", "-t", "s", "remain-on-exit", "on"])
+        _ = try tmux.waitFor("s") { $0.first?.contains("mine  paused") == true }
+        try tmux(["send-keys", "-t", "s", "s"])
+        let screen = try tmux.waitFor("s") { $0.contains { $0.contains("only its owner or root") } }
+        #expect(screen.contains { $0.contains("belongs to uid 0; only its owner or root may step it") && $0.contains("root (uid 0)") }, "\(screen)")
+        #expect(screen.first?.contains("iteration 0/12") == true)
+        let status = try JSONParser.parse(try h.ltctl(["status", "mine", "--json"]).stdout)
+        #expect(status["iteration"]?.intValue == 0)
+        try tmux(["send-keys", "-t", "s", "q"])
+        #expect(try tmux.waitFor("s") { $0.contains("exit=0") }.contains("exit=0"))
+    }
+}
