@@ -75,6 +75,15 @@ struct SpecOptions: ParsableArguments {
             help: ArgumentHelp("glorot:SEED (GlorotUniform(seed=SEED)) or keras:SEED (a fresh Dense(1) after set_random_seed(SEED)).",
                                valueName: "kind:seed"))
     var initializer: String?
+    @Option(help: ArgumentHelp(
+        "Start from the initial kernel whose run prints this line of Keras's (the last epoch's), e.g. \"loss: 535.4800 - root_mean_squared_error: 23.1405\".",
+        discussion: "Searches GlorotUniform's range (±√3; the bias starts at 0) with the engine, using the job's other settings, and reports every kernel that prints the line.",
+        valueName: "line"))
+    var fromKerasLog: String?
+    @Option(help: ArgumentHelp("With --from-keras-log: the loss you computed from the final weights (e.g. in a spreadsheet), to choose among kernels.", valueName: "loss"))
+    var handLoss: String?
+    @Option(help: ArgumentHelp("With --from-keras-log: the RMSE you computed from the final weights.", valueName: "rmse"))
+    var handRmse: String?
 
     // Run
     @Option(help: "float32 (Keras-identical, default) or float64.") var precision: String?
@@ -101,6 +110,12 @@ struct SpecOptions: ParsableArguments {
             throw ValidationError("--init and --init-kernel/--init-bias exclude each other")
         }
         if initBias != nil && initKernel == nil { throw ValidationError("--init-bias needs --init-kernel too") }
+        if fromKerasLog != nil && (initializer != nil || initKernel != nil) {
+            throw ValidationError("--from-keras-log finds the initial kernel; it does not go with --init or --init-kernel")
+        }
+        if (handLoss != nil || handRmse != nil) && fromKerasLog == nil {
+            throw ValidationError("--hand-loss and --hand-rmse choose among the kernels --from-keras-log finds; give that too")
+        }
         if (x != nil || y != nil) && csv == nil && !(validation.map { !$0.hasPrefix("split:") } ?? false) {
             throw ValidationError("--x and --y select CSV columns; use them with --csv")
         }
@@ -231,6 +246,11 @@ struct SpecOptions: ParsableArguments {
         if let onDivergence { spec = spec.setting("on_divergence", .string(onDivergence)) }
         if let validationMode { spec = spec.setting("validation_mode", .string(validationMode)) }
         guard spec["data"] != nil else { throw InputError("the spec has no data; add --csv, --example or --synthetic") }
+        if let fromKerasLog {
+            spec = try FromKerasLog.resolve(spec, logLine: fromKerasLog, handLoss: handLoss, handRMSE: handRmse) { report in
+                FileHandle.standardError.write(Data(report.utf8))
+            }
+        }
         return spec
     }
 
