@@ -48,6 +48,9 @@ enum ExitStatus: Int32 {
         case .cannotConnect, .socketPathTooLong: return .unavailable
         case .connectionClosed, .io, .protocolViolation: return .protocolError
         case .outputClosed: return .success
+        case .badHost: return .usage
+        case .cannotStart: return .unavailable
+        case .transportEnded(_, _, let status): return status == 0 ? .protocolError : .unavailable
         }
     }
 }

@@ -38,7 +38,7 @@ extension LTCtl {
                 throw ExitCode(ExitStatus.usage.rawValue)
             }
             try runReportingErrors {
-                let session = WatchSession(socketPath: connection.socketPath, job: job.name, plain: plain)
+                let session = WatchSession(endpoint: try connection.endpoint(), job: job.name, plain: plain)
                 return try session.run(wait: wait)
             }
         }
@@ -194,7 +194,7 @@ enum WatchScreen {
 
 /// One `ltctl watch`: the stream connection, the keyboard, the signals and the screen, in one poll loop.
 final class WatchSession {
-    let socketPath: String
+    let endpoint: Endpoint
     let job: String
     let plain: Bool
     private var model: WatchModel
@@ -207,8 +207,8 @@ final class WatchSession {
     private var lastPlainProgress = 0.0
     private var lastPrintedIteration = 0
 
-    init(socketPath: String, job: String, plain: Bool) {
-        self.socketPath = socketPath
+    init(endpoint: Endpoint, job: String, plain: Bool) {
+        self.endpoint = endpoint
         self.job = job
         self.plain = plain
         model = WatchModel(job: job, status: nil)
@@ -216,10 +216,12 @@ final class WatchSession {
 
     private static func now() -> Double { Date().timeIntervalSince1970 }
 
+    private func connect() throws -> Connection { try Connection(endpoint: endpoint, environment: ProcessInfo.processInfo.environment) }
+
     enum Ending { case quit, interrupted, terminated }
 
     func run(wait: Bool) throws -> ExitStatus {
-        let first = try Connection(socketPath: socketPath)
+        let first = try connect()
         let status = try waitForStatus(first, wait: wait)
         model = WatchModel(job: job, status: status)
         // Long jobs are charted from every K-th step: the screen has a few hundred columns at most.
@@ -288,7 +290,7 @@ final class WatchSession {
 
     private func lostMessage(_ now: Double) -> String? {
         guard let lostSince else { return nil }
-        return "ltd is unreachable at \(socketPath) (\(Int(now - lostSince)) s); reconnecting and resuming after event \(model.lastSeq)…"
+        return "ltd is unreachable at \(endpoint) (\(Int(now - lostSince)) s); reconnecting and resuming after event \(model.lastSeq)…"
     }
 
     /// Handles the lines already buffered, a bounded number per turn so keys and redraws stay prompt.
@@ -328,7 +330,7 @@ final class WatchSession {
         let now = Self.now()
         guard now - lastAttempt >= 0.5 else { return }
         lastAttempt = now
-        guard let connection = try? Connection(socketPath: socketPath),
+        guard let connection = try? connect(),
               (try? connection.subscribe(job: job, from: model.lastSeq + 1, every: every)) != nil else { return }
         stream = connection
         control = nil
@@ -357,7 +359,7 @@ final class WatchSession {
     /// Sends a control request on a connection of its own, so its reply never mixes with the stream.
     private func act(_ op: String, _ fields: [(key: String, value: JSONValue)]) {
         do {
-            if control == nil { control = try Connection(socketPath: socketPath) }
+            if control == nil { control = try connect() }
             guard let control else { return }
             let reply = try control.request(op, [("job", .string(job))] + fields)
             let done = ["pause": "pause requested", "resume": "resumed", "step": "one step requested"][op] ?? op
@@ -388,7 +390,7 @@ final class WatchSession {
             return .interrupted
         case .quit:
             if lostSince != nil {
-                print("ltctl watch: quit while ltd was unreachable at \(socketPath); last seen: \(job) \(where_) (event \(model.lastSeq))")
+                print("ltctl watch: quit while ltd was unreachable at \(endpoint); last seen: \(job) \(where_) (event \(model.lastSeq))")
                 return .protocolError
             }
             if model.ended {
