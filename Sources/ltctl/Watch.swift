@@ -30,6 +30,8 @@ extension LTCtl {
         var plain = false
         @Flag(help: "If the job does not exist yet, wait for it to be started.")
         var wait = false
+        @Flag(help: "Draw the chart with ASCII marks (* and o) instead of braille dots.")
+        var ascii = false
 
         func run() throws {
             guard isatty(STDOUT_FILENO) == 1, isatty(STDIN_FILENO) == 1 else {
@@ -38,7 +40,7 @@ extension LTCtl {
                 throw ExitCode(ExitStatus.usage.rawValue)
             }
             try runReportingErrors {
-                let session = WatchSession(endpoint: try connection.endpoint(), job: job.name, plain: plain)
+                let session = WatchSession(endpoint: try connection.endpoint(), job: job.name, plain: plain, ascii: ascii)
                 return try session.run(wait: wait)
             }
         }
@@ -62,6 +64,9 @@ struct WatchModel {
     static let keptSteps = 500
     var kerasRMSE: [Double] = []
     var validationRMSE: [Double] = []
+    var stepEpochs: [Int] = []
+    /// The chart in words.
+    var trend: String { TrendSummary.rmse(keras: kerasRMSE, validation: validationRMSE, epochs: stepEpochs) }
     var lastSeq = 0
     /// (time, iteration) pairs of the last few seconds, for steps per second.
     var pace: [(time: Double, iteration: Int)] = []
@@ -106,6 +111,7 @@ struct WatchModel {
             if recentSteps.count > Self.keptSteps { recentSteps.removeFirst(recentSteps.count - Self.keptSteps) }
             kerasRMSE.append(e["rmse"]?.doubleValue ?? .nan)
             validationRMSE.append(e["val_rmse"]?.doubleValue ?? .nan)
+            stepEpochs.append(epoch)
             pace.append((now, iteration))
             pace.removeAll { now - $0.time > 2 }
             return nil
@@ -118,7 +124,7 @@ struct WatchModel {
         case .end:
             state = e["state"]?.stringValue ?? state
             ended = true
-            return "\(job) ended \(state) after \(Format.count(e["iteration"]?.intValue ?? iteration, "step")): w \(Format.exact(e["w"])), b \(Format.exact(e["b"]))"
+            return "In words: \(trend).\n\(job) ended \(state) after \(Format.count(e["iteration"]?.intValue ?? iteration, "step")): w \(Format.exact(e["w"])), b \(Format.exact(e["b"]))"
         }
     }
 
@@ -133,7 +139,8 @@ struct WatchModel {
 
 /// Draws a `WatchModel` as a screen of exactly `rows` lines, none wider than `columns`.
 enum WatchScreen {
-    static func render(_ m: WatchModel, columns: Int, rows: Int, palette: Palette, notice: String?, connection: String?) -> String {
+    static func render(_ m: WatchModel, columns: Int, rows: Int, palette: Palette, notice: String?, connection: String?,
+                       ascii: Bool) -> String {
         func fit(_ s: String) -> String { s.count <= columns ? s : String(s.prefix(max(0, columns - 1))) + "…" }
         var lines: [String] = []
         let where_ = "epoch \(m.epoch)/\(m.epochs)  step \(m.step)/\(m.stepsPerEpoch)  iteration \(m.iteration)/\(m.totalSteps)"
@@ -170,10 +177,10 @@ enum WatchScreen {
             if m.kerasRMSE.isEmpty {
                 lines.append("(the chart starts with the first step)")
             } else {
-                lines.append("RMSE per iteration")
+                lines.append(fit("RMSE per iteration: " + m.trend))
                 let chart = TerminalChart.render(
                     series: [("Keras RMSE (running, before each update)", m.kerasRMSE), ("validation RMSE (after the update)", m.validationRMSE)],
-                    width: columns, height: chartRows, color: palette.enabled)
+                    width: columns, height: chartRows, color: palette.enabled, ascii: ascii)
                 lines += chart.split(separator: "\n", omittingEmptySubsequences: false).map(String.init)
             }
         }
@@ -207,8 +214,11 @@ final class WatchSession {
     private var lastPlainProgress = 0.0
     private var lastPrintedIteration = 0
 
-    init(endpoint: Endpoint, job: String, plain: Bool) {
+    let ascii: Bool
+
+    init(endpoint: Endpoint, job: String, plain: Bool, ascii: Bool) {
         self.endpoint = endpoint
+        self.ascii = ascii
         self.job = job
         self.plain = plain
         model = WatchModel(job: job, status: nil)
@@ -241,7 +251,7 @@ final class WatchSession {
             if !plain, dirty || lostSince != nil, now - lastDraw >= 0.1 {
                 let size = Terminal.size(fd: STDOUT_FILENO) ?? (80, 24)
                 screen.write(WatchScreen.render(model, columns: size.columns, rows: size.rows, palette: palette,
-                                                notice: notice, connection: lostMessage(now)))
+                                                notice: notice, connection: lostMessage(now), ascii: ascii))
                 lastDraw = now
                 dirty = false
             }
