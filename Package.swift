@@ -31,7 +31,7 @@ let package = Package(
             "LTDaemon", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "ltctl", dependencies: [
-            "LTClient", "LTPlot", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "LTClient", "LTProtocol", "LTEngine", "LTPlot", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Benchmarks: swift run -c release LTBench engine|codec (results in docs/BENCHMARKS.md).
         .executableTarget(name: "LTBench", dependencies: ["LTEngine", "LTProtocol"]),

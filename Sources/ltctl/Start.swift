@@ -27,6 +27,11 @@ struct SpecOptions: ParsableArguments {
     var x: String?
     @Option(help: ArgumentHelp("The CSV column of y: a header name or a 1-based position (default 2).", valueName: "col"))
     var y: String?
+    @Option(help: ArgumentHelp("The CSV field separator: one character, or tab, comma, semicolon (default: detected from the first row).",
+                               valueName: "char"))
+    var delimiter: String?
+    @Flag(inversion: .prefixedNo, help: "Read 5,0 as 5.0 in a CSV (default: yes unless the fields are separated by commas).")
+    var decimalComma: Bool?
     @Option(help: ArgumentHelp(
         "A built-in data set: 'colab', the twelve points x=1..12 of the classic exercise.",
         discussion: "Unless overridden it also sets rmsprop, learning rate 0.05, kernel 0.5, bias 0, 4 epochs, batch 4, no shuffle.",
@@ -72,6 +77,15 @@ struct SpecOptions: ParsableArguments {
             help: ArgumentHelp("glorot:SEED (GlorotUniform(seed=SEED)) or keras:SEED (a fresh Dense(1) after set_random_seed(SEED)).",
                                valueName: "kind:seed"))
     var initializer: String?
+    @Option(help: ArgumentHelp(
+        "Start from the initial kernel whose run prints this line of Keras's (the last epoch's), e.g. \"loss: 535.4800 - root_mean_squared_error: 23.1405\".",
+        discussion: "Searches GlorotUniform's range (±√3; the bias starts at 0) with the engine, using the job's other settings, and reports every kernel that prints the line.",
+        valueName: "line"))
+    var fromKerasLog: String?
+    @Option(help: ArgumentHelp("With --from-keras-log: the loss you computed from the final weights (e.g. in a spreadsheet), to choose among kernels.", valueName: "loss"))
+    var handLoss: String?
+    @Option(help: ArgumentHelp("With --from-keras-log: the RMSE you computed from the final weights.", valueName: "rmse"))
+    var handRmse: String?
 
     // Run
     @Option(help: "float32 (Keras-identical, default) or float64.") var precision: String?
@@ -98,8 +112,20 @@ struct SpecOptions: ParsableArguments {
             throw ValidationError("--init and --init-kernel/--init-bias exclude each other")
         }
         if initBias != nil && initKernel == nil { throw ValidationError("--init-bias needs --init-kernel too") }
+        if fromKerasLog != nil && (initializer != nil || initKernel != nil) {
+            throw ValidationError("--from-keras-log finds the initial kernel; it does not go with --init or --init-kernel")
+        }
+        if (handLoss != nil || handRmse != nil) && fromKerasLog == nil {
+            throw ValidationError("--hand-loss and --hand-rmse choose among the kernels --from-keras-log finds; give that too")
+        }
         if (x != nil || y != nil) && csv == nil && !(validation.map { !$0.hasPrefix("split:") } ?? false) {
             throw ValidationError("--x and --y select CSV columns; use them with --csv")
+        }
+        if let delimiter {
+            do { _ = try CSVFormat.delimiter(named: delimiter) } catch { throw ValidationError("\(error)") }
+        }
+        if (delimiter != nil || decimalComma != nil) && csv == nil && !(validation.map { !$0.hasPrefix("split:") } ?? false) {
+            throw ValidationError("--delimiter and --decimal-comma describe a CSV file; use them with --csv")
         }
         if let epochs, epochs < 1 { throw ValidationError("--epochs must be at least 1") }
         if let batchSize, batchSize < 1 { throw ValidationError("--batch-size must be at least 1") }
@@ -152,6 +178,10 @@ struct SpecOptions: ParsableArguments {
     }
 
     /// The spec to send, as JSON: `--spec` (if any), then the example's defaults, then every explicit flag.
+    func csvFormat() throws -> CSVFormat {
+        CSVFormat(delimiter: try delimiter.map(CSVFormat.delimiter(named:)), decimalComma: decimalComma)
+    }
+
     func buildSpec(pacedByDefault defaultPaceMs: Int? = nil) throws -> JSONValue {
         var spec: JSONValue = .object([])
         if let path = self.spec {
@@ -167,7 +197,7 @@ struct SpecOptions: ParsableArguments {
         }
 
         var points: Points?
-        if let csv { points = try CSVReader.read(path: csv, xColumn: x, yColumn: y) }
+        if let csv { points = try CSVReader.read(path: csv, xColumn: x, yColumn: y, format: try csvFormat()) }
         if let synthetic { points = try SyntheticData(parsing: synthetic).generate() }
         if example == "colab" {
             points = .colab
@@ -183,7 +213,7 @@ struct SpecOptions: ParsableArguments {
                 points = parts.train
                 spec = spec.setting("validation", parts.validation.json)
             } else {
-                spec = spec.setting("validation", try CSVReader.read(path: validation, xColumn: x, yColumn: y).json)
+                spec = spec.setting("validation", try CSVReader.read(path: validation, xColumn: x, yColumn: y, format: try csvFormat()).json)
             }
         }
         if let points { spec = spec.setting("data", points.json) }
@@ -221,6 +251,11 @@ struct SpecOptions: ParsableArguments {
         if let onDivergence { spec = spec.setting("on_divergence", .string(onDivergence)) }
         if let validationMode { spec = spec.setting("validation_mode", .string(validationMode)) }
         guard spec["data"] != nil else { throw InputError("the spec has no data; add --csv, --example or --synthetic") }
+        if let fromKerasLog {
+            spec = try FromKerasLog.resolve(spec, logLine: fromKerasLog, handLoss: handLoss, handRMSE: handRmse) { report in
+                FileHandle.standardError.write(Data(report.utf8))
+            }
+        }
         return spec
     }
 
