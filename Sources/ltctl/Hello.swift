@@ -22,7 +22,7 @@ extension LTCtl {
                     let version = reply["version"]?.stringValue ?? "?"
                     let proto = reply["protocol"]?.intValue.map(String.init) ?? "?"
                     let pid = reply["pid"]?.intValue.map(String.init) ?? "?"
-                    try out.write("ltd \(version) (protocol \(proto)), pid \(pid), at \(connection.socketPath); "
+                    try out.write("ltd \(version) (protocol \(proto)), pid \(pid), at \(try connection.endpoint()); "
                                   + "you are \(Format.owner(reply["uid"]?.intValue))\n")
                 }
                 try out.flush()
