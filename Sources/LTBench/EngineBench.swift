@@ -69,10 +69,13 @@ func format(_ v: Double) -> String {
 }
 
 enum EngineBenchmarks {
-    static func run() {
+    /// `only`: run just the rows whose name contains it (e.g. "batch 1, N"), and skip the validation table.
+    static func run(only: String? = nil) {
         print("| benchmark | steps | setup (s) | stepping (s) | steps/s | rows/s | rows/s, fastest step |")
         print("|---|---:|---:|---:|---:|---:|---:|")
-        func row(_ name: String, _ spec: JobSpec, rowsPerStep: Int, repeats: Int = 3) {
+        func row(_ name: String, _ spec: @autoclosure () -> JobSpec, rowsPerStep: Int, repeats: Int = 3) {
+            if let only, !name.contains(only) { return }
+            let spec = spec()
             let timeEachStep = rowsPerStep >= 1_000_000
             let o = measure(spec, repeats: repeats, timeEachStep: timeEachStep)
             let stepsPerSecond = Double(o.steps) / o.seconds
@@ -97,6 +100,9 @@ enum EngineBenchmarks {
             JobSpec(data: small, optimizer: OptimizerSpec(name: .sgd), epochs: 2_000, batchSize: 1, precision: .float64,
                     validationMode: .fast), rowsPerStep: 1)
 
+        let bigRows = ["full batch, N = 10M, sgd, fast validation, float32", "full batch, N = 10M, sgd, exact validation",
+                       "full batch, N = 10M, sgd, fast validation, float64", "batch 1,024, N = 10M, sgd, shuffled"]
+        if let only, !bigRows.contains(where: { $0.contains(only) }) { return }
         let big = line(count: 10_000_000, seed: 3)
         row("full batch, N = 10M, sgd, fast validation, float32",
             JobSpec(data: big, optimizer: OptimizerSpec(name: .sgd, learningRate: 0.1), epochs: 20,
@@ -113,6 +119,7 @@ enum EngineBenchmarks {
             rowsPerStep: 1_024, repeats: 1)
 
         // Per-step validation cost against the validation set's size, and how far .fast is from .exact.
+        if only != nil { return }
         print("")
         print("| validation set | batch | exact: steps/s | fast: steps/s | max relative difference (loss, rmse) |")
         print("|---:|---:|---:|---:|---:|")
