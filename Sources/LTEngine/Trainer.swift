@@ -234,7 +234,8 @@ struct Run<S: EngineScalar>: Sendable {
         return forwardPass(first: first, count: count, observer: &ignore)
     }
 
-    /// The same, showing each row to `observer`.
+    /// The same, showing each row to `observer`. Always inlined: the training path keeps its one call level.
+    @inline(__always)
     func forwardPass<O: RowObserver>(first: Int, count: Int, observer: inout O) -> BatchSums<S> where O.Scalar == S {
         x.withUnsafeBufferPointer { xp in
             y.withUnsafeBufferPointer { yp in
