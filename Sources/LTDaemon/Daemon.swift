@@ -575,7 +575,9 @@ public final class Daemon {
         let id = request.id
         switch request.request {
         case .hello:
-            connection.send(Reply.hello(id: id, pid: getpid(), uid: getuid()))
+            var peer = connection.peer
+            peer.user = PeerCredentials.userName(of: peer.uid)
+            connection.send(Reply.hello(id: id, daemon: PeerCredentials.ownIdentity(), peer: peer))
         case .start(let job, let spec):
             startJob(name: job, spec: spec, prepared: prepared, specFile: specFile, from: connection, id: id)
         case .list:
