@@ -434,7 +434,7 @@ public final class Daemon {
         let owner = stream.record.owner
         guard connection.peerUID == owner || connection.peerUID == 0 else {
             Log.info("uid \(connection.peerUID) refused: \(op) of job \(stream.name), owned by uid \(owner)")
-            connection.send(ProtocolError(.permissionDenied, "\(stream.name) belongs to uid \(owner); only its owner or root may \(op) it", owner: owner, id: id).line)
+            connection.send(ProtocolError(.permissionDenied, "\(stream.name) belongs to \(PeerCredentials.describe(uid: owner)); only its owner or root may \(op) it", owner: owner, id: id).line)
             return false
         }
         return true

@@ -26,6 +26,11 @@ enum PeerCredentials {
         ProcessIdentity(pid: getpid(), uid: getuid(), gid: getgid(), user: userName(of: getuid()))
     }
 
+    /// "alice (uid 1000)", or "uid 1000" when the user database has no name for it.
+    static func describe(uid: uid_t) -> String {
+        ProcessIdentity.describe(uid: uid, user: userName(of: uid))
+    }
+
     /// The login name of `uid` from the user database (files, NSS), or nil.
     static func userName(of uid: uid_t) -> String? {
         var buffer = [CChar](repeating: 0, count: 4096)

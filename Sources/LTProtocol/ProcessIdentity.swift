@@ -27,5 +27,10 @@ public struct ProcessIdentity: Sendable, Equatable {
     }
 
     /// "alice (uid 1000)", or "uid 1000" without a name.
-    public var described: String { user.map { "\($0) (uid \(uid))" } ?? "uid \(uid)" }
+    public var described: String { Self.describe(uid: uid, user: user) }
+
+    /// "alice (uid 1000)", or "uid 1000" when `user` is nil: how ltd and ltctl name a user everywhere.
+    public static func describe(uid: UInt32, user: String?) -> String {
+        user.map { "\($0) (uid \(uid))" } ?? "uid \(uid)"
+    }
 }
