@@ -31,12 +31,12 @@ let package = Package(
             "LTDaemon", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "ltctl", dependencies: [
-            "LTClient", "LTPlot", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "LTClient", "LTProtocol", "LTEngine", "LTPlot", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Benchmarks: swift run -c release LTBench engine|codec (results in docs/BENCHMARKS.md).
         .executableTarget(name: "LTBench", dependencies: ["LTEngine", "LTProtocol"]),
         // Fixtures are read through #filePath, not bundled as resources.
-        .testTarget(name: "LTEngineTests", dependencies: ["LTEngine"], exclude: ["Golden", "Initializers/Fixtures"]),
+        .testTarget(name: "LTEngineTests", dependencies: ["LTEngine"], exclude: ["Golden", "Initializers/Fixtures", "Shuffle/Fixtures"]),
         .testTarget(name: "LTProtocolTests", dependencies: ["LTProtocol"]),
         .testTarget(name: "LTPlotTests", dependencies: ["LTPlot"], exclude: ["Fixtures"]),
         .testTarget(name: "EndToEndTests", dependencies: ["LTProtocol", "LTClient", "LTDaemon"], exclude: ["Fixtures", "Snapshots"]),

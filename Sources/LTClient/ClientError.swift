@@ -19,6 +19,13 @@ public enum ClientError: Error, CustomStringConvertible, Sendable {
     case daemon(code: String, message: String, field: String?, owner: Int?)
     /// Our stdout was closed (e.g. `ltctl tail job | head`); not an error worth a message.
     case outputClosed
+    /// `--host` / `LTD_HOST` is not an address ltctl can use.
+    case badHost(String, reason: String)
+    /// The program that reaches a remote daemon (ssh) could not be started.
+    case cannotStart(command: String, errno: Int32)
+    /// The connection through ssh ended; `status` is ssh's exit status (255: ssh itself failed; otherwise the
+    /// remote `ltctl dial-stdio`'s, e.g. 69 when no daemon answers there).
+    case transportEnded(endpoint: String, command: String, status: Int32?)
 
     /// The wire error code, when the daemon sent one.
     public var daemonCode: ErrorCode? {
@@ -54,6 +61,21 @@ public enum ClientError: Error, CustomStringConvertible, Sendable {
             return message
         case .outputClosed:
             return "output closed"
+        case .badHost(let text, let reason):
+            return "cannot use host \"\(text)\": \(reason)"
+        case .cannotStart(let command, let code):
+            return "cannot run `\(command)`: \(String(cString: strerror(code))); install an ssh client, or set LTD_SSH to one"
+        case .transportEnded(let endpoint, let command, let status):
+            switch status {
+            case 255?:
+                return "ssh could not reach \(endpoint) (its message is above); check the host, the user and your key: `\(command)`"
+            case 127?:
+                return "\(endpoint): the remote shell found no ltctl; install ltd there, or set LTD_REMOTE_LTCTL to its ltctl"
+            case let code? where code != 0:
+                return "\(endpoint): the remote ltctl dial-stdio ended with status \(code) (its message is above)"
+            default:
+                return "the connection to \(endpoint) ended unexpectedly (`\(command)`); did the remote daemon stop?"
+            }
         }
     }
 }

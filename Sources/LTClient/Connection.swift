@@ -12,9 +12,19 @@ public final class Connection {
     public let fd: Int32
     public let reader: LineReader
     private var nextID = 1
+    /// The process the bytes go through (ssh to another machine), or nil for a direct socket.
+    private let transport: Transport?
+
+    /// A connection over an open descriptor; `name` names it in errors (a socket path, or ssh://user@host).
+    init(fd: Int32, name: String, transport: Transport?) {
+        socketPath = name
+        self.fd = fd
+        self.transport = transport
+        reader = LineReader(fd: fd, sourceName: name)
+    }
 
     /// Connects to the daemon's Unix socket. Errors name the path and say how to start ltd.
-    public init(socketPath: String) throws {
+    public convenience init(socketPath: String) throws {
         let capacity = MemoryLayout.size(ofValue: sockaddr_un().sun_path)
         guard socketPath.utf8.count < capacity else {
             throw ClientError.socketPathTooLong(path: socketPath, limit: capacity - 1)
@@ -36,12 +46,20 @@ public final class Connection {
             close(fd)
             throw ClientError.cannotConnect(path: socketPath, errno: code)
         }
-        self.socketPath = socketPath
-        self.fd = fd
-        reader = LineReader(fd: fd, sourceName: socketPath)
+        self.init(fd: fd, name: socketPath, transport: nil)
     }
 
-    deinit { close(fd) }
+    deinit {
+        close(fd)
+        // ssh sees its input end and exits; wait for it briefly so no zombie outlives us, then make sure.
+        guard let transport else { return }
+        for _ in 0..<20 {
+            if transport.exitStatus(wait: false) != nil { return }
+            usleep(10_000)
+        }
+        kill(transport.pid, SIGTERM)
+        _ = transport.exitStatus(wait: true)
+    }
 
     /// Sends one JSON object as one line.
     public func send(_ message: JSONValue) throws {
@@ -63,8 +81,19 @@ public final class Connection {
 
     /// Reads and parses the next line. Throws `connectionClosed` at end of stream.
     public func readMessage() throws -> JSONValue {
-        guard let line = try reader.readLine() else { throw ClientError.connectionClosed(path: socketPath) }
+        guard let line = try reader.readLine() else { throw endOfStream() }
         return try Self.parse(line, from: socketPath)
+    }
+
+    /// The error for a stream that ended while a reply was expected: over ssh, what became of ssh.
+    public func endOfStream() -> ClientError {
+        guard let transport else { return .connectionClosed(path: socketPath) }
+        var status: Int32?
+        for _ in 0..<100 where status == nil {
+            status = transport.exitStatus(wait: false)
+            if status == nil { usleep(20_000) }
+        }
+        return .transportEnded(endpoint: socketPath, command: transport.command.joined(separator: " "), status: status)
     }
 
     static func parse(_ line: [UInt8], from path: String) throws -> JSONValue {

@@ -79,7 +79,7 @@ struct StateStore {
         let created: String
         do {
             let specValue = try JSONParser.parse(try FileIO.readAll(path: dir + "/spec.json"))
-            spec = try JobSpec(json: specValue)
+            spec = try JobSpec(storedJSON: specValue)
             let meta = try JSONParser.parse(try FileIO.readAll(path: dir + "/meta.json"))
             guard let uid = meta["owner"]?.uint64Value, uid <= UInt64(UInt32.max) else {
                 throw LoadError.unreadable("meta.json has no owner uid")

@@ -79,5 +79,7 @@ struct SpecFingerprint {
         case let .order(orders): add("order"); add(orders.count); for o in orders { add(o.count); for i in o { add(i) } }
         }
         add(spec.precision.rawValue); add(spec.onDivergence.rawValue); add(spec.validationMode.rawValue)
+        // Last and only when set, so a job stored before ltd recorded its Keras keeps its fingerprint and restores.
+        if let keras = spec.keras { add("keras"); add(keras.rawValue) }
     }
 }

@@ -18,15 +18,19 @@ public struct JobSpec: Sendable, Equatable, Codable {
     public var paused: Bool
     public var onDivergence: DivergencePolicy
     public var validationMode: ValidationMode
+    /// The Keras whose behaviour the job reproduces where versions differ (today: the seeded shuffle).
+    /// nil: a job stored before ltd recorded it; its seeded shuffle is ltd's own (`Shuffle.seeded`).
+    public var keras: KerasVersion?
 
     public init(data: Dataset, validation: Dataset? = nil, initialization: Initialization = .constant(kernel: 0, bias: 0),
                 optimizer: OptimizerSpec, epochs: Int = 1, batchSize: Int = 32, shuffle: Shuffle = .none,
                 precision: Precision = .float32, paceMs: Int = 0, paused: Bool = false,
-                onDivergence: DivergencePolicy = .stop, validationMode: ValidationMode = .exact) {
+                onDivergence: DivergencePolicy = .stop, validationMode: ValidationMode = .exact,
+                keras: KerasVersion? = .current) {
         self.data = data; self.validation = validation; self.initialization = initialization
         self.optimizer = optimizer; self.epochs = epochs; self.batchSize = batchSize; self.shuffle = shuffle
         self.precision = precision; self.paceMs = paceMs; self.paused = paused
-        self.onDivergence = onDivergence; self.validationMode = validationMode
+        self.onDivergence = onDivergence; self.validationMode = validationMode; self.keras = keras
     }
 }
 
@@ -74,13 +78,24 @@ public struct OptimizerSpec: Sendable, Equatable, Codable {
     }
 }
 
+/// Versions of Keras whose version-dependent behaviour ltd reproduces (docs/SHUFFLE.md, "Versions").
+public enum KerasVersion: String, Sendable, Equatable, Codable, CaseIterable {
+    /// Keras 3.15.1 on TensorFlow 2.21.0.
+    case v3_15_1 = "3.15.1"
+    /// What new jobs emulate.
+    public static let current = KerasVersion.v3_15_1
+}
+
 public enum Shuffle: Sendable, Equatable, Codable {
     /// Keras `shuffle=False`: dataset order every epoch.
     case none
-    /// A fresh permutation every epoch, drawn from `seed` (the daemon resolves `true` to a random seed and records it).
-    case everyEpoch(seed: UInt64)
-    /// Like Keras after `set_random_seed`: one permutation drawn from `seed`, repeated every epoch.
+    /// Keras `shuffle=True` after `keras.utils.set_random_seed(seed)`: one permutation, repeated every epoch. With
+    /// `JobSpec.keras` set it is Keras's own permutation (`KerasShuffle`); in a job stored without it, ltd's own
+    /// SplitMix64 permutation, as such jobs started.
     case seeded(UInt64)
+    /// ltd's own SplitMix64 permutation, a new one every epoch (not Keras's: unseeded Keras draws orders nobody can
+    /// repeat). Jobs stored before `true` meant `seeded` carry it.
+    case everyEpoch(seed: UInt64)
     /// Replay recorded permutations; the last one repeats when there are fewer than epochs.
     case order([[Int]])
 }

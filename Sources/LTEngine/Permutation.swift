@@ -1,8 +1,9 @@
-/// Shuffle orders: a small documented PRNG so that seeded runs are reproducible across machines and restarts.
+/// ltd's own shuffle orders, for `Shuffle.everyEpoch` and for seeded jobs stored before ltd emulated Keras's
+/// shuffle (`JobSpec.keras` nil): a small documented PRNG, reproducible across machines and restarts.
 ///
 /// SplitMix64 (Steele, Lea & Flood 2014) feeds an unbiased bounded draw (Lemire's multiply-shift with rejection),
 /// which feeds a Fisher–Yates shuffle from the last position down: for i in n-1 down to 1, swap(i, draw(i+1)).
-/// TensorFlow's own shuffle is not reproduced (golden runs replay their recorded order with `.order`).
+/// Keras's own permutation is `KerasShuffle`.
 public struct SplitMix64: Sendable {
     var state: UInt64
     public init(seed: UInt64) { state = seed }
@@ -48,11 +49,15 @@ enum Permutation {
         return rng.next()
     }
 
-    /// The row order of epoch `epoch` (1-based), or nil for dataset order.
-    static func order(for shuffle: Shuffle, count n: Int, epoch: Int) -> [Int]? {
+    /// The row order of epoch `epoch` (1-based), or nil for dataset order. `keras` is the spec's `JobSpec.keras`.
+    static func order(for shuffle: Shuffle, keras: KerasVersion?, count n: Int, epoch: Int) -> [Int]? {
         switch shuffle {
         case .none: nil
-        case let .seeded(seed): shuffled(count: n, seed: seed)
+        case let .seeded(seed):
+            switch keras {
+            case .v3_15_1?: KerasShuffle.permutation(count: n, seed: seed)
+            case nil: shuffled(count: n, seed: seed)
+            }
         case let .everyEpoch(seed): shuffled(count: n, seed: epochSeed(seed, epoch: epoch))
         case let .order(orders): orders.isEmpty ? nil : orders[min(epoch - 1, orders.count - 1)]
         }

@@ -27,6 +27,10 @@ extension JobSpec {
                             allowed: "an integer ≥ 1 (larger than the data means one batch of all points)")
         }
         if case let .order(orders) = shuffle { try Self.check(orders, count: data.x.count) }
+        if case let .seeded(seed) = shuffle, keras != nil, !KerasShuffle.seeds.contains(seed) {
+            throw SpecError(field: "shuffle.seed", value: "\(seed)",
+                            allowed: "an integer from 0 to \(KerasShuffle.seeds.upperBound): Keras's set_random_seed takes no other (numpy's np.random.seed refuses them)")
+        }
         if paceMs < 0 || paceMs > SpecLimits.maxPaceMs {
             throw SpecError(field: "pace_ms", value: "\(paceMs)", allowed: "0 to \(SpecLimits.maxPaceMs) milliseconds")
         }

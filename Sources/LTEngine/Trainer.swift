@@ -66,6 +66,7 @@ struct Run<S: EngineScalar>: Sendable {
     let optimum: Optimum?
     let rule: OptimizerRule<S>
     let shuffle: Shuffle
+    let keras: KerasVersion?
     /// Training batch size, at most N.
     let batchSize: Int
     /// The batch size as given: `evaluate` splits the validation set with it (it may exceed the training N).
@@ -113,6 +114,7 @@ struct Run<S: EngineScalar>: Sendable {
         }
         rule = OptimizerRule<S>(spec.optimizer)
         shuffle = spec.shuffle
+        keras = spec.keras
         let n = x.count
         batchSize = min(spec.batchSize, n)
         requestedBatchSize = spec.batchSize
@@ -124,7 +126,7 @@ struct Run<S: EngineScalar>: Sendable {
         initialKernel = S.keras(kernel); initialBias = S.keras(bias)
         w = initialKernel; b = initialBias
         kernelSlots = rule.initialSlots; biasSlots = rule.initialSlots
-        order = Permutation.order(for: shuffle, count: n, epoch: 1)
+        order = Permutation.order(for: shuffle, keras: keras, count: n, epoch: 1)
         let sharesTrainingData = spec.validation.map { $0.x.isEmpty } ?? true
         validationIsNextForwardPass = sharesTrainingData && statistics == nil && spec.batchSize >= n
             && { if case .none = spec.shuffle { true } else { false } }()
@@ -174,9 +176,9 @@ struct Run<S: EngineScalar>: Sendable {
         phase = .running
         switch shuffle {
         case .none, .seeded: break
-        case .everyEpoch: order = Permutation.order(for: shuffle, count: x.count, epoch: e)
+        case .everyEpoch: order = Permutation.order(for: shuffle, keras: keras, count: x.count, epoch: e)
         case let .order(orders): if min(previous, orders.count) != min(e, orders.count) {
-            order = Permutation.order(for: shuffle, count: x.count, epoch: e)
+            order = Permutation.order(for: shuffle, keras: keras, count: x.count, epoch: e)
         }
         }
     }
@@ -303,7 +305,7 @@ struct Run<S: EngineScalar>: Sendable {
         }
         guard c.weights.count == 2, c.kernelSlots.count == 3, c.biasSlots.count == 3, c.metrics.count == 4,
               c.lastValidation.count == 2 else { throw refuse("missing values") }
-        if c.epoch != 1 { order = Permutation.order(for: shuffle, count: x.count, epoch: c.epoch) }
+        if c.epoch != 1 { order = Permutation.order(for: shuffle, keras: keras, count: x.count, epoch: c.epoch) }
         epoch = c.epoch; stepInEpoch = c.stepInEpoch; iteration = c.iteration; phase = c.phase
         w = S(bits64: c.weights[0]); b = S(bits64: c.weights[1])
         kernelSlots = (S(bits64: c.kernelSlots[0]), S(bits64: c.kernelSlots[1]), S(bits64: c.kernelSlots[2]))

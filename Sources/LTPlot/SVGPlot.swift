@@ -26,20 +26,23 @@ public enum SVGPlot {
     }
 }
 
+/// The colours that carry meaning come from Okabe & Ito's palette, which stays distinguishable with every common
+/// colour vision deficiency: Keras's RMSE vermillion against the validation RMSE blue, the optimum bluish green, the
+/// epochs reddish purple, the lines per step from yellow (early) to vermillion (late). Greys are for structure.
 private enum Palette {
     static let background = "#ffffff"
     static let ink = "#1a202c"
     static let muted = "#4a5568"
     static let grid = "#e2e8f0"
-    static let point = "#2c5282"
-    static let stepEarly = "#fbd38d"
-    static let stepLate = "#c05621"
-    static let optimum = "#2f855a"
-    static let keras = "#c53030"
-    static let batch = "#a0aec0"
-    static let validation = "#2b6cb0"
+    static let point = "#0072b2"
+    static let stepEarly = "#f0e442"
+    static let stepLate = "#d55e00"
+    static let optimum = "#009e73"
+    static let keras = "#d55e00"
+    static let batch = "#999999"
+    static let validation = "#0072b2"
     static let contour = "#718096"
-    static let epoch = "#805ad5"
+    static let epoch = "#cc79a7"
 }
 
 private struct Picture {
@@ -92,7 +95,8 @@ private struct Picture {
             "font-family": "DejaVu Sans, Helvetica, Arial, sans-serif", "font-size": "12", "fill": Palette.ink,
         ])
         svg.leaf("title", [:], text: "Training run \(run.title): \(run.settings)")
-        svg.leaf("desc", [:], text: "Three panels: the data with the line after each step, the RMSE curves per iteration, and the path of (w, b) over contour lines of the training MSE.")
+        let trend = TrendSummary.rmse(keras: run.steps.map(\.kerasRmse), validation: run.steps.map(\.valRmse), epochs: run.steps.map(\.epoch))
+        svg.leaf("desc", [:], text: "Three panels: the data with the line after each step, the RMSE curves per iteration, and the path of (w, b) over contour lines of the training MSE. The curves: \(trend).")
         svg.empty("rect", ["class": "background", "x": "0", "y": "0", "width": NumberText.compact(w), "height": NumberText.compact(h), "fill": Palette.background])
         svg.leaf("text", ["class": "title", "x": "24", "y": "32", "font-size": "20", "font-weight": "bold"], text: run.title)
         // Long settings get a smaller font, and past that are cut, so the line never runs off the picture.

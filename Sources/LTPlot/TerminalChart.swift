@@ -2,10 +2,21 @@
 ///
 /// The output is `height` rows of chart with the y values on the left, an x axis marked with the first and last
 /// index (1 … n), and a legend. No line is longer than `width` characters (ANSI colour codes aside).
-/// With `color`, each series has its own colour; without, the first series is solid and the others are dashed or
-/// dotted, so they stay apart on a monochrome terminal and in a snapshot file.
+/// With `color`, each series has its own colour from the Okabe–Ito palette, which readers with any common colour
+/// vision deficiency can tell apart; without, the first series is solid and the others are dashed or dotted, so they
+/// stay apart on a monochrome terminal and in a snapshot file. With `ascii`, the chart uses only ASCII: one mark per
+/// character cell (`*`, `o`, `+`, `x`; `#` where series meet), for terminals, fonts and braille displays to which
+/// Unicode braille dots mean nothing.
 public enum TerminalChart {
-    public static func render(series: [(name: String, values: [Double])], width: Int, height: Int, color: Bool) -> String {
+    /// Okabe & Ito's colour-blind-safe colours as 256-colour ANSI codes: vermillion, sky blue, bluish green, orange,
+    /// reddish purple, yellow.
+    public static let palette = ["\u{1B}[38;5;166m", "\u{1B}[38;5;74m", "\u{1B}[38;5;36m", "\u{1B}[38;5;214m",
+                                 "\u{1B}[38;5;175m", "\u{1B}[38;5;227m"]
+    /// The ASCII marks of the series, in order.
+    static let marks: [Character] = ["*", "o", "+", "x"]
+
+    public static func render(series: [(name: String, values: [Double])], width: Int, height: Int, color: Bool,
+                              ascii: Bool = false) -> String {
         let rows = max(2, min(height, 500))
         let totalWidth = max(16, min(width, 2000))
         var lines: [String] = []
@@ -18,7 +29,9 @@ public enum TerminalChart {
         let ticks = Ticks(lo: lowest, hi: highest, target: max(2, min(5, rows / 3)))
         let top = ticks.upper
         let bottom = ticks.lower
-        let pixelHeight = rows * 4
+        // A braille cell holds 2 × 4 dots; an ASCII cell one mark.
+        let (dotsAcross, dotsDown) = ascii ? (1, 1) : (2, 4)
+        let pixelHeight = rows * dotsDown
         func py(_ v: Double) -> Int {
             let f = (top - v) / (top - bottom)
             return max(0, min(pixelHeight - 1, Int((f * Double(pixelHeight - 1)).rounded())))
@@ -27,12 +40,12 @@ public enum TerminalChart {
         // The y labels: each tick value labels the row that holds its dots.
         var labels: [Int: String] = [:]
         for v in ticks.values {
-            let r = py(v) / 4
+            let r = py(v) / dotsDown
             if labels[r] == nil { labels[r] = NumberText.tick(v, step: ticks.step) }
         }
         let gutter = (labels.values.map(\.count).max() ?? 1) + 1
         let columns = max(4, totalWidth - gutter - 1)
-        let pixelWidth = columns * 2
+        let pixelWidth = columns * dotsAcross
 
         // One dot mask per series per cell.
         var masks = Array(repeating: Array(repeating: UInt8(0), count: rows * columns), count: series.count)
@@ -42,9 +55,9 @@ public enum TerminalChart {
             var drawnDots = 0
             func plot(_ x: Int, _ y: Int) {
                 defer { drawnDots += 1 }
-                guard color || dashOn(series: k, dot: drawnDots) else { return }
+                guard ascii || color || dashOn(series: k, dot: drawnDots) else { return }
                 guard x >= 0, x < pixelWidth, y >= 0, y < pixelHeight else { return }
-                masks[k][(y / 4) * columns + x / 2] |= brailleBit(x % 2, y % 4)
+                masks[k][(y / dotsDown) * columns + x / dotsAcross] |= ascii ? 1 : brailleBit(x % 2, y % 4)
             }
             var previous: (Int, Int)?
             for (i, v) in s.values.enumerated() {
@@ -59,32 +72,37 @@ public enum TerminalChart {
             }
         }
 
-        let palette = ["\u{1B}[31m", "\u{1B}[34m", "\u{1B}[32m", "\u{1B}[35m", "\u{1B}[33m", "\u{1B}[36m"]
         let reset = "\u{1B}[0m"
+        func glyph(_ bits: UInt8, series k: Int, owners: Int) -> Character {
+            ascii ? (owners > 1 ? "#" : marks[k % marks.count]) : braille(bits)
+        }
         for r in 0..<rows {
             let label = labels[r] ?? ""
-            var text = String(repeating: " ", count: gutter - 1 - label.count) + label + " " + (labels[r] != nil ? "┤" : "│")
+            var text = String(repeating: " ", count: gutter - 1 - label.count) + label + " "
+                + (labels[r] != nil ? (ascii ? "+" : "┤") : (ascii ? "|" : "│"))
             for col in 0..<columns {
                 var combined: UInt8 = 0
                 var owner = -1
                 var ownerDots = 0
+                var owners = 0
                 for k in 0..<series.count {
                     let m = masks[k][r * columns + col]
                     combined |= m
                     let dots = m.nonzeroBitCount
+                    if dots > 0 { owners += 1 }
                     if dots > ownerDots { owner = k; ownerDots = dots }
                 }
                 if combined == 0 {
                     text += " "
                 } else if color, owner >= 0 {
-                    text += palette[owner % palette.count] + String(braille(combined)) + reset
+                    text += palette[owner % palette.count] + String(glyph(combined, series: owner, owners: owners)) + reset
                 } else {
-                    text.append(braille(combined))
+                    text.append(glyph(combined, series: max(0, owner), owners: owners))
                 }
             }
             lines.append(trimTrailingSpaces(text))
         }
-        lines.append(String(repeating: " ", count: gutter) + "└" + String(repeating: "─", count: columns))
+        lines.append(String(repeating: " ", count: gutter) + (ascii ? "+" : "└") + String(repeating: ascii ? "-" : "─", count: columns))
         let first = "1"
         let last = String(longest)
         let gap = max(1, columns + 1 - first.count - last.count)
@@ -98,10 +116,10 @@ public enum TerminalChart {
             for cell in 0..<3 {
                 var bits: UInt8 = 0
                 for half in 0..<2 where color || dashOn(series: k, dot: cell * 2 + half) { bits |= brailleBit(half, 1) | brailleBit(half, 2) }
-                sample.append(bits == 0 ? " " : braille(bits))
+                sample.append(ascii ? marks[k % marks.count] : bits == 0 ? " " : braille(bits))
             }
             let room = max(1, totalWidth - 4)
-            let name = s.name.count > room ? String(s.name.prefix(room - 1)) + "…" : s.name
+            let name = s.name.count > room ? String(s.name.prefix(room - (ascii ? 3 : 1))) + (ascii ? "..." : "…") : s.name
             let entryWidth = 4 + name.count
             let entry = (color ? palette[k % palette.count] + sample + reset : sample) + " " + name
             if legendWidth > 0 && legendWidth + 3 + entryWidth > totalWidth {

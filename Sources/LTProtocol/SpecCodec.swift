@@ -10,21 +10,29 @@ extension JobSpec {
 
     /// Keys a spec object may have, in the order `json` writes them.
     public static let jsonKeys = ["data", "validation", "init", "optimizer", "epochs", "batch_size", "shuffle",
-                                  "precision", "pace_ms", "paused", "on_divergence", "validation_mode"]
+                                  "precision", "pace_ms", "paused", "on_divergence", "validation_mode", "keras"]
 
     /// Largest `batch_size` accepted (a batch larger than the data is one batch of all of it, as in Keras).
     public static let maxBatchSize = 1_000_000_000
 
     /// Decodes and validates a spec; unknown keys, wrong types, non-finite numbers and every engine validation error
     /// become SpecError with the JSON path as `field` (e.g. "optimizer.rho", "data.x[3]", "shuffle.order[1]").
+    /// A spec with no `keras` emulates `KerasVersion.current`.
     public init(json: JSONValue) throws(SpecError) {
         try self.init(decoding: json)
         // The engine's own checks: ranges of hyper-parameters, point limits, float32 range, initializers.
         try validate()
     }
 
+    /// A resolved spec the daemon stored earlier (a job's `spec.json`). One without `keras` was stored before ltd
+    /// recorded it: it keeps the behaviour it started with (`JobSpec.keras` nil), so the job restores bit for bit.
+    public init(storedJSON json: JSONValue) throws(SpecError) {
+        try self.init(decoding: json, kerasWhenAbsent: nil)
+        try validate()
+    }
+
     /// Decoding alone: types, shapes, keys and finiteness, without the engine's checks.
-    init(decoding json: JSONValue) throws(SpecError) {
+    init(decoding json: JSONValue, kerasWhenAbsent: KerasVersion? = .current) throws(SpecError) {
         let top = try SpecReader.object(json, at: "", allowed: JobSpec.jsonKeys)
         // Precision first: float32 jobs refuse numbers float32 cannot hold.
         let precision: Precision = try SpecReader.enumeration(top["precision"], at: "precision", [Precision.float32, .float64]) ?? .float32
@@ -54,10 +62,11 @@ extension JobSpec {
         let paused = try SpecReader.bool(top["paused"], at: "paused") ?? false
         let onDivergence: DivergencePolicy = try SpecReader.enumeration(top["on_divergence"], at: "on_divergence", [DivergencePolicy.stop, .continue]) ?? .stop
         let validationMode: ValidationMode = try SpecReader.enumeration(top["validation_mode"], at: "validation_mode", [ValidationMode.exact, .fast]) ?? .exact
+        let keras: KerasVersion? = try SpecReader.enumeration(top["keras"], at: "keras", KerasVersion.allCases) ?? kerasWhenAbsent
 
         self.init(data: data, validation: validation, initialization: initialization, optimizer: optimizer,
                   epochs: epochs, batchSize: batchSize, shuffle: shuffle, precision: precision, paceMs: paceMs,
-                  paused: paused, onDivergence: onDivergence, validationMode: validationMode)
+                  paused: paused, onDivergence: onDivergence, validationMode: validationMode, keras: keras)
     }
 
     /// The resolved spec as JSON (for the start event and the job's spec file); decoding it gives back an equal spec.
@@ -75,11 +84,13 @@ extension JobSpec {
         members.append(("paused", .bool(paused)))
         members.append(("on_divergence", .string(onDivergence.rawValue)))
         members.append(("validation_mode", .string(validationMode.rawValue)))
+        if let keras { members.append(("keras", .string(keras.rawValue))) }
         return .object(members)
     }
 
     /// A seed for `shuffle: true` and unseeded initializers. Drawn below 2^31 so the same seed also works in Python
-    /// (`np.random.seed` refuses seeds of 2^32 and more), letting a user replay a job in real Keras.
+    /// (`np.random.seed` refuses seeds of 2^32 and more), letting a user replay a job in real Keras with
+    /// `keras.utils.set_random_seed(seed)`.
     public static func drawSeed() -> UInt64 {
         var generator = SystemRandomNumberGenerator()
         return UInt64.random(in: 0..<(1 << 31), using: &generator)
@@ -105,7 +116,7 @@ extension Initialization {
 }
 
 extension Shuffle {
-    /// `false`, `{"seed": N, "every_epoch": true}` (what `true` resolves to), `{"seed": N}`, or `{"order": [...]}`.
+    /// `false`, `{"seed": N}` (also what `true` resolves to), `{"seed": N, "every_epoch": true}`, or `{"order": [...]}`.
     public var json: JSONValue {
         switch self {
         case .none: return .bool(false)
@@ -360,7 +371,8 @@ struct SpecReader {
     static func shuffle(_ v: JSONValue, at path: String, rows: Int) throws(SpecError) -> Shuffle {
         switch v {
         case .bool(false): return .none
-        case .bool(true): return .everyEpoch(seed: JobSpec.drawSeed())
+        // As Keras with a seed the user did not choose: the seed is drawn here and the resolved spec records it.
+        case .bool(true): return .seeded(JobSpec.drawSeed())
         case .object:
             let m = try object(v, at: path, allowed: ["seed", "every_epoch", "order"])
             if let order = m["order"].nonNull {

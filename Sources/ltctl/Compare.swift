@@ -18,11 +18,13 @@ extension LTCtl {
         @OptionGroup var job: JobArgument
         @Flag(help: "Print JSON: {job, rows: [...], explanation: [...]}.") var json = false
         @Flag(help: "Print CSV: iteration,epoch,step,rows,keras_rmse,batch_rmse,val_rmse,difference.") var csv = false
-        @Flag(help: "Also draw the Keras RMSE and the validation RMSE as a chart, within the terminal's width.") var chart = false
+        @Flag(help: "Also draw the Keras RMSE and the validation RMSE as a chart, within the terminal's width, and say in words what it shows.") var chart = false
+        @Flag(help: "Draw the chart with ASCII marks (* and o) instead of braille dots.") var ascii = false
 
         func validate() throws {
             if json && csv { throw ValidationError("--json and --csv exclude each other") }
             if chart && (json || csv) { throw ValidationError("--chart draws for a terminal; it does not go with --json or --csv") }
+            if ascii && !chart { throw ValidationError("--ascii is a form of --chart; give --chart --ascii") }
         }
 
         func run() throws {
@@ -36,7 +38,7 @@ extension LTCtl {
                     try out.write(comparison.csv)
                 } else {
                     try out.write(comparison.text(palette: Palette(fd: STDOUT_FILENO)))
-                    if chart { try out.write("\n" + RMSEChart.text(history: history, fd: STDOUT_FILENO, color: Palette(fd: STDOUT_FILENO).enabled)) }
+                    if chart { try out.write("\n" + RMSEChart.text(history: history, fd: STDOUT_FILENO, color: Palette(fd: STDOUT_FILENO).enabled, ascii: ascii)) }
                 }
                 try out.flush()
                 return .success
@@ -142,14 +144,7 @@ struct Comparison {
     }
 
     private func wrap(_ paragraph: String, width: Int) -> String {
-        var lines: [String] = []
-        var line = ""
-        for word in paragraph.split(separator: " ") {
-            if !line.isEmpty && line.count + 1 + word.count > width { lines.append(line); line = "" }
-            line += (line.isEmpty ? "" : " ") + word
-        }
-        if !line.isEmpty { lines.append(line) }
-        return lines.enumerated().map { ($0.offset == 0 ? "- " : "  ") + $0.element }.joined(separator: "\n") + "\n"
+        Format.wrapWords(paragraph, width: width + 2, first: "- ", rest: "  ")
     }
 
     /// Plain sentences about this job's own figures.

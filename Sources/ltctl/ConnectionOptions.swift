@@ -12,9 +12,29 @@ struct ConnectionOptions: ParsableArguments {
         completion: .file())
     var socket: String?
 
-    var socketPath: String { socket ?? DefaultPaths.clientSocket(environment: ProcessInfo.processInfo.environment) }
+    @Option(name: .long, help: ArgumentHelp(
+        "A daemon on another machine: ssh://user@host[:port][/remote/socket] (default: LTD_HOST).",
+        discussion: "ltctl runs `ssh user@host ltctl dial-stdio`, which joins the remote daemon's socket as the ssh login user; ssh is $LTD_SSH (default ssh), the remote ltctl $LTD_REMOTE_LTCTL (default ltctl). --socket with --host names the remote socket.",
+        valueName: "url"))
+    var host: String?
 
-    func connect() throws -> Connection { try Connection(socketPath: socketPath) }
+    private var environment: [String: String] { ProcessInfo.processInfo.environment }
+
+    /// This machine's socket: --socket, else LTD_SOCKET, else the default for this user.
+    var socketPath: String { socket ?? DefaultPaths.clientSocket(environment: environment) }
+
+    /// Where the daemon is: --host (or LTD_HOST) for another machine, else this machine's socket.
+    func endpoint() throws -> Endpoint {
+        guard let host = host ?? environment["LTD_HOST"].flatMap({ $0.isEmpty ? nil : $0 }) else { return .socket(socketPath) }
+        var endpoint = try Endpoint.parse(host: host)
+        if case .ssh(var target) = endpoint, let socket {
+            target.remoteSocket = target.remoteSocket ?? socket
+            endpoint = .ssh(target)
+        }
+        return endpoint
+    }
+
+    func connect() throws -> Connection { try Connection(endpoint: try endpoint(), environment: environment) }
 }
 
 /// The argument naming a job, checked against the daemon's rule before anything is sent.

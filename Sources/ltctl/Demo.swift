@@ -46,7 +46,7 @@ extension LTCtl {
                 let status = try Tailer(connection: conn, job: name, options: TailSettings(json: json)).run()
                 if !json {
                     // The question the demo exists for, answered with this run's own figures.
-                    let history = try JobHistory.read(job: name, socketPath: socketPath, types: [.start, .step, .epoch])
+                    let history = try JobHistory.read(job: name, from: try Connection(socketPath: socketPath), types: [.start, .step, .epoch])
                     let out = BufferedOutput(fd: STDOUT_FILENO)
                     try out.write("\n" + Palette(fd: STDOUT_FILENO).bold("Why Keras's RMSE is not the RMSE of the final model") + "\n")
                     for sentence in Comparison(job: name, history: history).explanation { try out.write("- " + sentence + "\n") }

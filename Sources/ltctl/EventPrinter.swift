@@ -13,38 +13,115 @@ final class EventPrinter {
     private var lastIteration = 0
     /// Numbers of a float32 job are shown from their exact float32 values.
     private var isFloat32 = true
+    private var trainingRows: Int?
+    private var columns: [Column]?
 
-    init(job: String, status: JSONValue?, palette: Palette) {
+    /// The terminal's width, or nil for full detail (not a terminal, or `--wide`): rows then never wrap or drop.
+    let width: Int?
+
+    init(job: String, status: JSONValue?, palette: Palette, width: Int? = nil) {
         self.job = job
         self.palette = palette
+        self.width = width
         epochs = status?["epochs"]?.intValue
         stepsPerEpoch = status?["steps_per_epoch"]?.intValue
         totalSteps = status?["total_steps"]?.intValue
         isFloat32 = status?["precision"]?.stringValue != "float64"
+        trainingRows = status?["n_train"]?.intValue
     }
 
     private func f(_ value: JSONValue?, _ decimals: Int) -> String { Format.fixed(value, decimals, float32: isFloat32) }
 
     private func digits(_ n: Int?) -> Int { String(n ?? 0).count }
-    private var epochWidth: Int { max(5, 2 * digits(epochs) + 1) }
-    private var stepWidth: Int { max(4, 2 * digits(stepsPerEpoch) + 1) }
-    private var iterWidth: Int { max(4, digits(totalSteps)) }
+
+    /// One column of the step table: its title, width and alignment, the spaces before it, and when it is dropped
+    /// on a narrow terminal (lowest `keep` first; nil: never).
+    struct Column {
+        var title: String
+        var width: Int
+        var leftAligned = false
+        var gap = 0
+        var keep: Int?
+        var text: (EventPrinter, JSONValue) -> String
+        var style: (Palette, String) -> String = { _, s in s }
+
+        func cell(_ s: String) -> String {
+            String(repeating: " ", count: gap) + (leftAligned ? Format.padRight(s, width) : Format.padLeft(s, width))
+        }
+        var totalWidth: Int { gap + width }
+    }
+
+    /// The step table's columns. Full detail keeps the historical layout byte for byte; on a terminal the columns
+    /// are sized to their content (single gaps, the rows column as wide as this data set's row numbers) and the
+    /// least important columns go until a row fits: batch loss first, then step, then rows.
+    private func layout() -> [Column] {
+        if let columns { return columns }
+        let epochs = epochs, stepsPerEpoch = stepsPerEpoch
+        let full = width == nil
+        let weight = full ? 11 : 9, metric = full ? 12 : 10, weightGap = full ? 0 : 1, metricGap = full ? 0 : 2
+        let rowNumberDigits = digits(max(0, (trainingRows ?? 10_000) - 1))
+        let rowsWidth = full ? Self.rowsWidth : min(Self.rowsWidth, max(4, 2 * rowNumberDigits + 1))
+        var all = [
+            Column(title: "epoch", width: max(5, 2 * digits(epochs) + 1), text: { p, e in p.of(e["epoch"]?.intValue, epochs) }),
+            Column(title: "step", width: max(4, 2 * digits(stepsPerEpoch) + 1), gap: 2, keep: 2,
+                   text: { p, e in p.of(e["step"]?.intValue, stepsPerEpoch) }),
+            Column(title: "iter", width: max(4, digits(totalSteps)), gap: 2, text: { p, _ in String(p.lastIteration) }),
+            Column(title: "rows", width: rowsWidth, leftAligned: true, gap: 2, keep: 3,
+                   text: { _, e in Format.rows(e["batch"], limit: full ? 8 : 3) }),
+            Column(title: "w after", width: weight, gap: weightGap, text: { p, e in p.f(e["w_after"], 6) }),
+            Column(title: "b after", width: weight, gap: weightGap, text: { p, e in p.f(e["b_after"], 6) }),
+            Column(title: "batch loss", width: metric, gap: metricGap, keep: 1, text: { p, e in p.f(e["batch_loss"], 4) }),
+            Column(title: "keras rmse", width: metric, gap: metricGap, text: { p, e in p.f(e["rmse"], 4) }, style: { $0.bold($1) }),
+            Column(title: "val rmse", width: metric, gap: metricGap, text: { p, e in p.f(e["val_rmse"], 4) }, style: { $0.cyan($1) }),
+        ]
+        if !full, !all.isEmpty { all[0].gap = 0 }
+        if let width {
+            while all.reduce(0, { $0 + $1.totalWidth }) > width,
+                  let drop = all.indices.filter({ all[$0].keep != nil }).min(by: { (all[$0].keep ?? 0) < (all[$1].keep ?? 0) }) {
+                all.remove(at: drop)
+            }
+        }
+        columns = all
+        return all
+    }
+
     static let rowsWidth = 14
-    static let weightWidth = 11
-    static let metricWidth = 12
 
     private func of(_ n: Int?, _ total: Int?) -> String {
         guard let n else { return "?" }
         return total.map { "\(n)/\($0)" } ?? "\(n)"
     }
 
-    func header() -> String {
-        let text = Format.padLeft("epoch", epochWidth) + "  " + Format.padLeft("step", stepWidth) + "  "
-            + Format.padLeft("iter", iterWidth) + "  " + Format.padRight("rows", Self.rowsWidth)
-            + Format.padLeft("w after", Self.weightWidth) + Format.padLeft("b after", Self.weightWidth)
-            + Format.padLeft("batch loss", Self.metricWidth) + Format.padLeft("keras rmse", Self.metricWidth)
-            + Format.padLeft("val rmse", Self.metricWidth)
-        return palette.dim(text) + "\n"
+    func header() -> String { palette.dim(tableHeader()) + "\n" }
+
+    /// The step table's column titles, without colour or newline.
+    func tableHeader() -> String { layout().map { $0.cell($0.title) }.joined() }
+
+    /// One step's row, without newline.
+    func row(_ e: JSONValue) -> String {
+        lastIteration = e["iteration"]?.intValue ?? lastIteration
+        return layout().map { $0.style(palette, $0.cell($0.text(self, e))) }.joined()
+    }
+
+    /// `parts` on one line joined by `separator`, or, where the terminal is narrower, on as many lines as needed,
+    /// each continuation indented by `indent`; `firstWidth` columns precede the first line. Full detail never wraps.
+    private func wrap(_ parts: [String], separator: String, indent: String, firstWidth: Int = 0) -> String {
+        wrap(parts.enumerated().map { ($0.offset == 0 ? "" : separator, $0.element) }, indent: indent, firstWidth: firstWidth)
+    }
+
+    /// As above, each part with the separator that goes before it when it shares a line.
+    private func wrap(_ parts: [(separator: String, text: String)], indent: String, firstWidth: Int = 0) -> String {
+        guard let width else { return parts.map { $0.separator + $0.text }.joined() }
+        var lines: [String] = []
+        for part in parts {
+            let used = lines.count == 1 ? firstWidth : 0
+            if let last = lines.last, used + last.count + part.separator.count + part.text.count <= width {
+                lines[lines.count - 1] = last + part.separator + part.text
+            } else {
+                lines.append((lines.isEmpty ? "" : indent) + part.text)
+            }
+        }
+        return lines.joined(separator: "\n")
     }
 
     /// The text for one event (possibly several lines, each ending in a newline; empty for unknown events).
@@ -62,55 +139,50 @@ final class EventPrinter {
         epochs = e["epochs"]?.intValue ?? epochs
         stepsPerEpoch = e["steps_per_epoch"]?.intValue ?? stepsPerEpoch
         totalSteps = e["total_steps"]?.intValue ?? totalSteps
+        trainingRows = e["n_train"]?.intValue ?? trainingRows
         isFloat32 = e["precision"]?.stringValue != "float64"
-        var lines = palette.bold("\(job):") + " " + Self.describeOptimizer(e["optimizer"])
-            + ", " + (e["precision"]?.stringValue ?? "float32") + "\n"
-        let shuffle = Self.describeShuffle(e["spec"]?["shuffle"])
-        lines += "  \(e["n_train"]?.intValue ?? 0) training rows, \(e["n_val"]?.intValue ?? 0) validation rows; "
-            + "\(Format.count(epochs ?? 0, "epoch")) × \(Format.count(stepsPerEpoch ?? 0, "step")) of batch \(e["batch_size"]?.intValue ?? 0) = \(totalSteps ?? 0) steps; \(shuffle)\n"
-        lines += "  initial w \(Format.exact(e["w"])), b \(Format.exact(e["b"])) (\(Self.describeInit(e["init"])))"
+        columns = nil
+        let title = palette.bold("\(job):") + " "
+            + wrap((Self.describeOptimizer(e["optimizer"]) + ", " + (e["precision"]?.stringValue ?? "float32"))
+                .split(separator: " ").map(String.init), separator: " ", indent: "    ", firstWidth: job.count + 2)
+        let shuffle = Self.describeShuffle(e["spec"]?["shuffle"], keras: e["spec"]?["keras"]?.stringValue)
+        let shape = ["  \(e["n_train"]?.intValue ?? 0) training rows, \(e["n_val"]?.intValue ?? 0) validation rows",
+                     "\(Format.count(epochs ?? 0, "epoch")) × \(Format.count(stepsPerEpoch ?? 0, "step")) of batch \(e["batch_size"]?.intValue ?? 0) = \(totalSteps ?? 0) steps",
+                     shuffle]
+        var weights = ["  initial w \(Format.exact(e["w"])), b \(Format.exact(e["b"])) (\(Self.describeInit(e["init"])))"]
         if let optimum = e["optimum"] {
-            lines += "; least-squares optimum w \(Format.fixed(optimum["w"], 4, float32: false)), b \(Format.fixed(optimum["b"], 4, float32: false)) (mse \(Format.fixed(optimum["mse"], 4, float32: false)))"
+            weights.append("least-squares optimum w \(Format.fixed(optimum["w"], 4, float32: false)), b \(Format.fixed(optimum["b"], 4, float32: false)) (mse \(Format.fixed(optimum["mse"], 4, float32: false)))")
         }
-        return lines + "\n"
+        return title + "\n" + wrap(shape, separator: "; ", indent: "  ") + "\n" + wrap(weights, separator: "; ", indent: "  ") + "\n"
     }
 
     private func renderStep(_ e: JSONValue) -> String {
         var prefix = ""
         if !headerPrinted { headerPrinted = true; prefix = header() }
-        lastIteration = e["iteration"]?.intValue ?? lastIteration
-        let text = Format.padLeft(of(e["epoch"]?.intValue, epochs), epochWidth) + "  "
-            + Format.padLeft(of(e["step"]?.intValue, stepsPerEpoch), stepWidth) + "  "
-            + Format.padLeft(String(lastIteration), iterWidth) + "  "
-            + Format.padRight(Format.rows(e["batch"]), Self.rowsWidth)
-            + Format.padLeft(f(e["w_after"], 6), Self.weightWidth)
-            + Format.padLeft(f(e["b_after"], 6), Self.weightWidth)
-            + Format.padLeft(f(e["batch_loss"], 4), Self.metricWidth)
-            + palette.bold(Format.padLeft(f(e["rmse"], 4), Self.metricWidth))
-            + palette.cyan(Format.padLeft(f(e["val_rmse"], 4), Self.metricWidth))
-        return prefix + text + "\n"
+        return prefix + row(e) + "\n"
     }
 
     private func renderEpoch(_ e: JSONValue) -> String {
-        let text = "── epoch \(of(e["epoch"]?.intValue, epochs)) done after iteration \(e["iteration"]?.intValue ?? lastIteration): "
-            + "loss \(f(e["loss"], 4))  rmse \(f(e["rmse"], 4))  "
-            + "val_loss \(f(e["val_loss"], 4))  val_rmse \(f(e["val_rmse"], 4))  "
-            + "w \(f(e["w"], 6))  b \(f(e["b"], 6))"
-        return palette.bold(text) + "\n"
+        let parts = [("", "── epoch \(of(e["epoch"]?.intValue, epochs)) done after iteration \(e["iteration"]?.intValue ?? lastIteration):"),
+                     (" ", "loss \(f(e["loss"], 4))  rmse \(f(e["rmse"], 4))"),
+                     ("  ", "val_loss \(f(e["val_loss"], 4))  val_rmse \(f(e["val_rmse"], 4))"),
+                     ("  ", "w \(f(e["w"], 6))  b \(f(e["b"], 6))")]
+        let text = wrap(parts, indent: "   ")
+        return text.split(separator: "\n", omittingEmptySubsequences: false).map { palette.bold(String($0)) }.joined(separator: "\n") + "\n"
     }
 
     private func renderState(_ e: JSONValue) -> String {
         let state = e["state"]?.stringValue ?? "?"
         var text = "── " + palette.state(state)
         if lastIteration > 0, state == "paused" || state == "running" { text += " (after iteration \(lastIteration))" }
-        if let message = e["message"]?.stringValue { text += ": " + message }
-        return text + "\n"
+        guard let message = e["message"]?.stringValue else { return text + "\n" }
+        return wrap([("", text + ":")] + message.split(separator: " ").map { (" ", String($0)) }, indent: "   ") + "\n"
     }
 
     private func renderEnd(_ e: JSONValue) -> String {
         let state = e["state"]?.stringValue ?? "?"
-        return "── end: " + palette.state(state) + " after \(e["iteration"]?.intValue ?? lastIteration) steps (epoch \(e["epoch"]?.intValue ?? 0)): "
-            + "w \(Format.exact(e["w"])), b \(Format.exact(e["b"]))\n"
+        return wrap([("", "── end: " + palette.state(state) + " after \(e["iteration"]?.intValue ?? lastIteration) steps (epoch \(e["epoch"]?.intValue ?? 0)):"),
+                     (" ", "w \(Format.exact(e["w"])), b \(Format.exact(e["b"]))")], indent: "   ") + "\n"
     }
 
     static func describeOptimizer(_ o: JSONValue?) -> String {
@@ -120,15 +192,16 @@ final class EventPrinter {
         return params.isEmpty ? name : "\(name) (\(params.joined(separator: ", ")))"
     }
 
-    static func describeShuffle(_ s: JSONValue?) -> String {
+    /// `keras` is the spec's `keras` (nil for a job stored before ltd recorded it, whose seeded order is ltd's own).
+    static func describeShuffle(_ s: JSONValue?, keras: String?) -> String {
         switch s {
         case nil, .bool(false)?: return "no shuffle"
-        case .bool(true)?: return "a new shuffle every epoch"
+        case .bool(true)?: return "shuffled with a seed the daemon draws (the same order every epoch)"
         case let value?:
-            if let seed = value["seed"] {
-                return value["every_epoch"]?.boolValue == true
-                    ? "a new shuffle every epoch (seed \(Format.exact(seed)))"
-                    : "shuffled with seed \(Format.exact(seed)) (the same order every epoch)"
+            if let seed = value["seed"].map(Format.exact) {
+                if value["every_epoch"]?.boolValue == true { return "ltd's own new order every epoch, from seed \(seed)" }
+                guard let keras else { return "ltd's own order from seed \(seed), the same every epoch (a job from before ltd matched Keras's shuffle)" }
+                return "shuffled as Keras \(keras) after set_random_seed(\(seed)), the same order every epoch"
             }
             if value["order"] != nil { return "shuffled in a given order" }
             return "shuffle \(value.serialized)"

@@ -22,11 +22,13 @@ enum ExitStatus: Int32 {
     case unavailable = 69
     /// The connection broke or the daemon sent something unexpected (EX_PROTOCOL).
     case protocolError = 76
+    /// watch: ended by Ctrl-C or a signal (128 + SIGINT, as a shell reports it).
+    case interrupted = 130
 
     static let helpText = """
         Exit codes: 0 success (tail: job finished); 1 the daemon refused the request or an input file is unusable; \
         3 job cancelled; 4 job diverged; 5 job failed (3-5 from tail, start --follow, demo); 64 usage error; \
-        69 daemon unreachable; 76 connection lost or protocol error.
+        69 daemon unreachable; 76 connection lost or protocol error; 130 watch ended by Ctrl-C.
         """
 
     /// The exit status for a job that ended in `state`.
@@ -46,6 +48,9 @@ enum ExitStatus: Int32 {
         case .cannotConnect, .socketPathTooLong: return .unavailable
         case .connectionClosed, .io, .protocolViolation: return .protocolError
         case .outputClosed: return .success
+        case .badHost: return .usage
+        case .cannotStart: return .unavailable
+        case .transportEnded(_, _, let status): return status == 0 ? .protocolError : .unavailable
         }
     }
 }

@@ -38,6 +38,20 @@ enum Format {
         }
     }
 
+    /// `text` broken between words into lines of at most `width` characters (a longer word stands alone), the first
+    /// line after `first`, the others after `rest`; each line ends in a newline.
+    static func wrapWords(_ text: String, width: Int, first: String = "", rest: String = "") -> String {
+        var lines: [String] = []
+        var line = ""
+        for word in text.split(separator: " ") {
+            let prefix = lines.isEmpty ? first : rest
+            if !line.isEmpty && prefix.count + line.count + 1 + word.count > width { lines.append(line); line = "" }
+            line += (line.isEmpty ? "" : " ") + word
+        }
+        if !line.isEmpty { lines.append(line) }
+        return lines.enumerated().map { ($0.offset == 0 ? first : rest) + $0.element + "\n" }.joined()
+    }
+
     static func padLeft(_ s: String, _ width: Int) -> String {
         s.count >= width ? s : String(repeating: " ", count: width - s.count) + s
     }
@@ -85,6 +99,8 @@ enum Format {
 struct Palette {
     let enabled: Bool
 
+    init(enabled: Bool) { self.enabled = enabled }
+
     init(fd: Int32) {
         let noColor = ProcessInfo.processInfo.environment["NO_COLOR"].map { !$0.isEmpty } ?? false
         enabled = isatty(fd) == 1 && !noColor
@@ -108,3 +124,4 @@ struct Palette {
         }
     }
 }
+

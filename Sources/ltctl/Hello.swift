@@ -31,7 +31,7 @@ extension LTCtl {
                     // A daemon from before `peer` existed reports only its own uid.
                     let you = ProcessIdentity(json: reply["peer"])?.described ?? "unknown to this daemon"
                     let daemon = ProcessIdentity(json: reply)?.described ?? Format.owner(reply["uid"]?.intValue)
-                    try out.write("ltd \(version) (protocol \(proto)), pid \(pid), at \(connection.socketPath)\n"
+                    try out.write("ltd \(version) (protocol \(proto)), pid \(pid), at \(try connection.endpoint())\n"
                                   + "you are \(you); the daemon runs as \(daemon)\n")
                 }
                 try out.flush()

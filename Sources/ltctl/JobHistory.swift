@@ -13,11 +13,10 @@ struct JobHistory {
 
     /// Replays the job's events from seq 1 to the seq current at subscribe time; `types` limits what is kept.
     static func read(job: String, connection: ConnectionOptions, types: Set<EventType> = Set(EventType.allCases)) throws -> JobHistory {
-        try read(job: job, socketPath: connection.socketPath, types: types)
+        try read(job: job, from: try connection.connect(), types: types)
     }
 
-    static func read(job: String, socketPath: String, types: Set<EventType> = Set(EventType.allCases)) throws -> JobHistory {
-        let conn = try Connection(socketPath: socketPath)
+    static func read(job: String, from conn: Connection, types: Set<EventType> = Set(EventType.allCases)) throws -> JobHistory {
         let subscription = try conn.subscribe(job: job, from: 1, types: types.union([.end]).map(\.rawValue).sorted())
         var history = JobHistory(state: subscription.state)
         if subscription.isComplete { return history }

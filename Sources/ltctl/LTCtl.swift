@@ -22,11 +22,31 @@ struct LTCtl: ParsableCommand {
         """,
         version: DefaultPaths.daemonVersion,
         subcommands: [
-            Start.self, Tail.self, List.self, Status.self, Hello.self,
+            Start.self, Tail.self, Watch.self, List.self, Status.self, Hello.self,
             Pause.self, Resume.self, Step.self, Cancel.self, Delete.self,
-            Compare.self, Explain.self, Export.self, Plot.self, Demo.self,
+            Compare.self, Explain.self, Export.self, Plot.self, Demo.self, DialStdio.self,
         ]
     )
+
+    /// `ltctl --host ssh://alice@box tail job1`, as `docker -H …` reads: the connection options (`--host`,
+    /// `--socket`) may come before the subcommand, and are moved after it, where each subcommand declares them.
+    static func movingConnectionOptions(_ arguments: [String]) -> [String] {
+        var leading: [String] = []
+        var rest = arguments[...]
+        while let first = rest.first {
+            if first == "--host" || first == "--socket", rest.count >= 2 {
+                leading += rest.prefix(2)
+                rest = rest.dropFirst(2)
+            } else if first.hasPrefix("--host=") || first.hasPrefix("--socket=") {
+                leading.append(first)
+                rest = rest.dropFirst()
+            } else {
+                break
+            }
+        }
+        guard !leading.isEmpty, let subcommand = rest.first else { return arguments }
+        return [subcommand] + leading + rest.dropFirst()
+    }
 
     /// `--shuffle` takes an optional value (`--shuffle` or `--shuffle=SEED`), which swift-argument-parser cannot
     /// express; a bare `--shuffle` is rewritten to `--shuffle=true` before parsing.
@@ -38,6 +58,6 @@ struct LTCtl: ParsableCommand {
             arguments = arguments.map { $0 == "--shuffle" ? "--shuffle=true" : $0 }
         }
         signal(SIGPIPE, SIG_IGN)
-        main(arguments)
+        main(movingConnectionOptions(arguments))
     }
 }

@@ -66,7 +66,7 @@ extension TrainingRun {
         }()
         var settings = EventPrinter.describeOptimizer(start.value("optimizer"))
         settings += " · \(Format.count(start.int("epochs") ?? 0, "epoch")) · batch size \(start.int("batch_size") ?? 0)"
-        settings += " · \(start.int("n_train") ?? 0) points · " + EventPrinter.describeShuffle(start.value("spec.shuffle"))
+        settings += " · \(start.int("n_train") ?? 0) points · " + EventPrinter.describeShuffle(start.value("spec.shuffle"), keras: start.value("spec.keras")?.stringValue)
         settings += " · " + (start.string("precision") ?? "float32")
         self.init(
             title: job, settings: settings,
@@ -82,23 +82,18 @@ extension TrainingRun {
     }
 }
 
-/// `compare --chart`: the RMSE Keras reports and the validation RMSE after each update, drawn in the terminal.
+/// `compare --chart`: the RMSE Keras reports and the validation RMSE after each update, drawn in the terminal, with
+/// a sentence saying what the chart shows (for screen readers and braille displays; `--ascii` draws without braille).
 enum RMSEChart {
-    static func text(history: JobHistory, fd: Int32, color: Bool) -> String {
+    static func text(history: JobHistory, fd: Int32, color: Bool, ascii: Bool) -> String {
         let keras = history.steps.map { $0.double("rmse") ?? .nan }
         let validation = history.steps.map { $0.double("val_rmse") ?? .nan }
         guard !keras.isEmpty else { return "" }
-        let columns = min(terminalWidth(fd: fd), 160)
+        let columns = min(Terminal.size(fd: fd)?.columns ?? Terminal.environmentColumns ?? 80, 160)
         return "RMSE per iteration\n" + TerminalChart.render(
             series: [("Keras RMSE (running, before each update)", keras), ("validation RMSE (after the update)", validation)],
-            width: columns, height: 12, color: color)
-    }
-
-    /// The terminal's width (TIOCGWINSZ), else $COLUMNS, else 80.
-    static func terminalWidth(fd: Int32) -> Int {
-        var size = winsize()
-        if ioctl(fd, UInt(TIOCGWINSZ), &size) == 0, size.ws_col > 0 { return Int(size.ws_col) }
-        if let columns = ProcessInfo.processInfo.environment["COLUMNS"].flatMap(Int.init), columns > 0 { return columns }
-        return 80
+            width: columns, height: 12, color: color, ascii: ascii)
+            + Format.wrapWords("In words: " + TrendSummary.rmse(keras: keras, validation: validation, epochs: history.steps.map { $0.int("epoch") ?? 1 }) + ".",
+                               width: columns)
     }
 }

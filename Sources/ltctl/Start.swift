@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import LTClient
+import LTEngine
 import LTProtocol
 
 extension JSONValue {
@@ -26,6 +27,11 @@ struct SpecOptions: ParsableArguments {
     var x: String?
     @Option(help: ArgumentHelp("The CSV column of y: a header name or a 1-based position (default 2).", valueName: "col"))
     var y: String?
+    @Option(help: ArgumentHelp("The CSV field separator: one character, or tab, comma, semicolon (default: detected from the first row).",
+                               valueName: "char"))
+    var delimiter: String?
+    @Flag(inversion: .prefixedNo, help: "Read 5,0 as 5.0 in a CSV (default: yes unless the fields are separated by commas).")
+    var decimalComma: Bool?
     @Option(help: ArgumentHelp(
         "A built-in data set: 'colab', the twelve points x=1..12 of the classic exercise.",
         discussion: "Unless overridden it also sets rmsprop, learning rate 0.05, kernel 0.5, bias 0, 4 epochs, batch 4, no shuffle.",
@@ -59,7 +65,8 @@ struct SpecOptions: ParsableArguments {
     @Option(help: "Epochs.") var epochs: Int?
     @Option(help: "Batch size (Keras's default is 32).") var batchSize: Int?
     @Option(help: ArgumentHelp(
-        "Shuffle: --shuffle (a new permutation every epoch), --shuffle=SEED (one seeded permutation, repeated every epoch, as Keras after set_random_seed), --shuffle=false.",
+        "Shuffle: --shuffle=SEED feeds exactly the rows Keras 3.15.1 (TensorFlow 2.21) fit(shuffle=True) feeds numpy arrays after keras.utils.set_random_seed(SEED), 0 <= SEED < 2^32; the same order every epoch. --shuffle draws the seed and prints it. --shuffle=false: dataset order.",
+        discussion: "Not Keras's order: tf.data inputs, shuffle=\"batch\", fit without a seed, other Keras or TensorFlow versions, the JAX or PyTorch backends (docs/SHUFFLE.md).",
         valueName: "seed"))
     var shuffle: String?
 
@@ -70,6 +77,15 @@ struct SpecOptions: ParsableArguments {
             help: ArgumentHelp("glorot:SEED (GlorotUniform(seed=SEED)) or keras:SEED (a fresh Dense(1) after set_random_seed(SEED)).",
                                valueName: "kind:seed"))
     var initializer: String?
+    @Option(help: ArgumentHelp(
+        "Start from the initial kernel whose run prints this line of Keras's (the last epoch's), e.g. \"loss: 535.4800 - root_mean_squared_error: 23.1405\".",
+        discussion: "Searches GlorotUniform's range (±√3; the bias starts at 0) with the engine, using the job's other settings, and reports every kernel that prints the line.",
+        valueName: "line"))
+    var fromKerasLog: String?
+    @Option(help: ArgumentHelp("With --from-keras-log: the loss you computed from the final weights (e.g. in a spreadsheet), to choose among kernels.", valueName: "loss"))
+    var handLoss: String?
+    @Option(help: ArgumentHelp("With --from-keras-log: the RMSE you computed from the final weights.", valueName: "rmse"))
+    var handRmse: String?
 
     // Run
     @Option(help: "float32 (Keras-identical, default) or float64.") var precision: String?
@@ -96,8 +112,20 @@ struct SpecOptions: ParsableArguments {
             throw ValidationError("--init and --init-kernel/--init-bias exclude each other")
         }
         if initBias != nil && initKernel == nil { throw ValidationError("--init-bias needs --init-kernel too") }
+        if fromKerasLog != nil && (initializer != nil || initKernel != nil) {
+            throw ValidationError("--from-keras-log finds the initial kernel; it does not go with --init or --init-kernel")
+        }
+        if (handLoss != nil || handRmse != nil) && fromKerasLog == nil {
+            throw ValidationError("--hand-loss and --hand-rmse choose among the kernels --from-keras-log finds; give that too")
+        }
         if (x != nil || y != nil) && csv == nil && !(validation.map { !$0.hasPrefix("split:") } ?? false) {
             throw ValidationError("--x and --y select CSV columns; use them with --csv")
+        }
+        if let delimiter {
+            do { _ = try CSVFormat.delimiter(named: delimiter) } catch { throw ValidationError("\(error)") }
+        }
+        if (delimiter != nil || decimalComma != nil) && csv == nil && !(validation.map { !$0.hasPrefix("split:") } ?? false) {
+            throw ValidationError("--delimiter and --decimal-comma describe a CSV file; use them with --csv")
         }
         if let epochs, epochs < 1 { throw ValidationError("--epochs must be at least 1") }
         if let batchSize, batchSize < 1 { throw ValidationError("--batch-size must be at least 1") }
@@ -122,16 +150,19 @@ struct SpecOptions: ParsableArguments {
         return Int((value * scale).rounded())
     }
 
+    /// A bare `--shuffle` draws its seed here (as the daemon would for `true`), so the start output can name it.
     static func shuffleValue(_ text: String) throws -> JSONValue {
+        let seed: UInt64
         switch text {
-        case "true": return .bool(true)
+        case "true": seed = JobSpec.drawSeed()
         case "false": return .bool(false)
         default:
-            guard let seed = UInt64(text) else {
-                throw ValidationError("--shuffle=\(text): use --shuffle, --shuffle=SEED (an integer) or --shuffle=false")
+            guard let given = UInt64(text), given <= UInt64(UInt32.max) else {
+                throw ValidationError("--shuffle=\(text): use --shuffle, --shuffle=SEED (an integer from 0 to 4294967295, as keras.utils.set_random_seed takes) or --shuffle=false")
             }
-            return .object([("seed", .number(String(seed)))])
+            seed = given
         }
+        return .object([("seed", .number(String(seed)))])
     }
 
     static func initValue(_ text: String) throws -> JSONValue {
@@ -147,6 +178,10 @@ struct SpecOptions: ParsableArguments {
     }
 
     /// The spec to send, as JSON: `--spec` (if any), then the example's defaults, then every explicit flag.
+    func csvFormat() throws -> CSVFormat {
+        CSVFormat(delimiter: try delimiter.map(CSVFormat.delimiter(named:)), decimalComma: decimalComma)
+    }
+
     func buildSpec(pacedByDefault defaultPaceMs: Int? = nil) throws -> JSONValue {
         var spec: JSONValue = .object([])
         if let path = self.spec {
@@ -162,7 +197,7 @@ struct SpecOptions: ParsableArguments {
         }
 
         var points: Points?
-        if let csv { points = try CSVReader.read(path: csv, xColumn: x, yColumn: y) }
+        if let csv { points = try CSVReader.read(path: csv, xColumn: x, yColumn: y, format: try csvFormat()) }
         if let synthetic { points = try SyntheticData(parsing: synthetic).generate() }
         if example == "colab" {
             points = .colab
@@ -178,7 +213,7 @@ struct SpecOptions: ParsableArguments {
                 points = parts.train
                 spec = spec.setting("validation", parts.validation.json)
             } else {
-                spec = spec.setting("validation", try CSVReader.read(path: validation, xColumn: x, yColumn: y).json)
+                spec = spec.setting("validation", try CSVReader.read(path: validation, xColumn: x, yColumn: y, format: try csvFormat()).json)
             }
         }
         if let points { spec = spec.setting("data", points.json) }
@@ -216,6 +251,11 @@ struct SpecOptions: ParsableArguments {
         if let onDivergence { spec = spec.setting("on_divergence", .string(onDivergence)) }
         if let validationMode { spec = spec.setting("validation_mode", .string(validationMode)) }
         guard spec["data"] != nil else { throw InputError("the spec has no data; add --csv, --example or --synthetic") }
+        if let fromKerasLog {
+            spec = try FromKerasLog.resolve(spec, logLine: fromKerasLog, handLoss: handLoss, handRMSE: handRmse) { report in
+                FileHandle.standardError.write(Data(report.utf8))
+            }
+        }
         return spec
     }
 
@@ -258,6 +298,9 @@ extension LTCtl {
                     try out.write(status.serialized + "\n")
                 } else {
                     try out.write(StatusText.summary(status, palette: Palette(fd: STDOUT_FILENO)) + "\n")
+                    if let shuffle = spec["shuffle"], shuffle["seed"] != nil {
+                        try out.write("  " + EventPrinter.describeShuffle(shuffle, keras: KerasVersion.current.rawValue) + "\n")
+                    }
                     try out.write("Watch it with: ltctl tail \(job.name)\n")
                 }
                 try out.flush()

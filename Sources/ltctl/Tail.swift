@@ -10,6 +10,10 @@ struct TailSettings {
     var every = 1
     var noFollow = false
     var json = false
+    /// Full detail even on a narrow terminal.
+    var wide = false
+    /// Wait for a job that does not exist yet, as `tail -F` waits for a file.
+    var wait = false
 }
 
 struct TailOptions: ParsableArguments {
@@ -23,6 +27,10 @@ struct TailOptions: ParsableArguments {
     var noFollow = false
     @Flag(help: "Print the daemon's NDJSON event lines byte for byte (fast; for jq and scripts).")
     var json = false
+    @Flag(help: "Every column and the full epoch line, even when the terminal is narrower (the default when stdout is not a terminal).")
+    var wide = false
+    @Flag(help: "If the job does not exist yet, wait for it to be started (like tail -F) instead of failing.")
+    var wait = false
 
     func validate() throws {
         if since != nil && last != nil { throw ValidationError("--since and --last exclude each other") }
@@ -31,7 +39,7 @@ struct TailOptions: ParsableArguments {
         if every < 1 { throw ValidationError("--every must be at least 1") }
     }
 
-    var settings: TailSettings { TailSettings(since: since, last: last, every: every, noFollow: noFollow, json: json) }
+    var settings: TailSettings { TailSettings(since: since, last: last, every: every, noFollow: noFollow, json: json, wide: wide, wait: wait) }
 }
 
 extension LTCtl {
@@ -43,7 +51,10 @@ extension LTCtl {
             update, this batch's loss (before the update), Keras's running RMSE for the epoch (what fit prints; \
             measured before each update) and the validation RMSE after the update; a summary line per epoch. \
             Colour only on a terminal without NO_COLOR; a progress bar on stderr for long jobs when stderr is a terminal.
+            On a terminal the table fits its width: columns are sized to their content, and on a narrow one the \
+            batch loss, then the step and rows columns give way (--wide keeps them all); epoch lines wrap.
             --json prints the daemon's event lines unchanged (not the `subscribed` reply).
+            --wait lets a second terminal start tailing before the job is started in the first.
             Exit status: 0 finished (or --no-follow done), 3 cancelled, 4 diverged, 5 failed; see `ltctl --help`.
             """)
 
@@ -74,6 +85,7 @@ struct Tailer {
     func run() throws -> ExitStatus {
         var from = options.since ?? 1
         var status: JSONValue?
+        if options.wait { try waitForJob() }
         if !options.json || options.last != nil {
             status = try connection.request("status", [("job", .string(job))])["status"]
         }
@@ -88,6 +100,23 @@ struct Tailer {
             return try relayRaw(stopSeq: stopSeq, every: filterHere ? options.every : 1)
         }
         return try printHuman(status: status, stopSeq: stopSeq, every: filterHere ? options.every : 1)
+    }
+
+    /// Polls `status` until the job exists, saying once on stderr that it waits (stdout stays the stream's own).
+    private func waitForJob() throws {
+        var announced = false
+        while true {
+            do {
+                _ = try connection.request("status", [("job", .string(job))])
+                return
+            } catch let error as ClientError where error.daemonCode == .unknownJob {
+                if !announced {
+                    FileHandle.standardError.write(Data("ltctl: waiting for job \(job) to be started (Ctrl-C to stop)\n".utf8))
+                    announced = true
+                }
+                usleep(200_000)
+            }
+        }
     }
 
     /// The `--json` path: hands whole runs of lines from the socket buffer to write(2), looking only at each line's
@@ -146,7 +175,8 @@ struct Tailer {
 
     private func printHuman(status: JSONValue?, stopSeq: Int?, every: Int) throws -> ExitStatus {
         let out = BufferedOutput(fd: STDOUT_FILENO)
-        let printer = EventPrinter(job: job, status: status, palette: Palette(fd: STDOUT_FILENO))
+        let printer = EventPrinter(job: job, status: status, palette: Palette(fd: STDOUT_FILENO),
+                                   width: options.wide ? nil : Terminal.width(fd: STDOUT_FILENO))
         let progress = ProgressBar(total: status?["total_steps"]?.intValue ?? 0)
         let stdoutIsTerminal = out.isTerminal
         let reader = connection.reader

@@ -83,6 +83,13 @@ import Glibc
             #expect(chart.allSatisfy { $0.count <= 70 }, "\(chart)")
             #expect(chart.contains { $0.unicodeScalars.contains { (0x2801...0x28FF).contains($0.value) } }, "no braille")
             #expect(!compared.stdout.contains("\u{1B}["), "NO_COLOR must switch colour off")
+            // The chart in words, wrapped to the width, for those who cannot see it.
+            #expect(chart.contains { $0.hasPrefix("In words: validation RMSE fell from 18.77 to 12.62 over 12 steps;") })
+            let ascii = try ltctl(["compare", "colab", "--chart", "--ascii"], ["NO_COLOR": "1", "COLUMNS": "70"])
+            #expect(ascii.status == 0)
+            let asciiChart = ascii.stdout[(ascii.stdout.range(of: "RMSE per iteration\n")?.upperBound ?? ascii.stdout.endIndex)...]
+            #expect(asciiChart.contains("*** Keras RMSE") && asciiChart.contains("ooo validation RMSE"))
+            #expect(asciiChart.unicodeScalars.allSatisfy { $0.isASCII }, "\(asciiChart)")
             let refused = try ltctl(["compare", "colab", "--chart", "--json"], [:])
             #expect(refused.status != 0)
         }

@@ -109,15 +109,10 @@ struct GoldenCase: Sendable, CustomStringConvertible {
         let epochCount = config["epochs"].map { int($0) } ?? 1
         let batchSize = config["batch_size"].map { int($0) } ?? 32
 
-        var shuffle = Shuffle.none
-        if config["shuffle"] as? Bool == true {
-            var orders: [[Int]] = []
-            for s in steps {
-                if orders.count < s.epoch { orders.append([]) }
-                orders[s.epoch - 1] += s.indices
-            }
-            shuffle = .order(orders)
-        }
+        // Shuffled cases run from the seed alone, as Keras after set_random_seed(seed); the recorded `indices` are
+        // what the trainer's batches are checked against, never an input.
+        let seed = config["seed"].map { UInt64(int($0)) } ?? 0
+        let shuffle = config["shuffle"] as? Bool == true ? Shuffle.seeded(seed) : .none
 
         var initialization = Initialization.constant(kernel: 0.5, bias: 0)
         var seeded: Initialization?

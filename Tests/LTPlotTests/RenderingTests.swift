@@ -94,8 +94,9 @@ print(json.dumps({'width': width, 'height': height, 'colours': colours}))
         // Not blank: many colours, and a good share of the picture is ink.
         #expect(stats.colours.count > 50, "only \(stats.colours.count) colours")
         #expect(Double(total - white) / Double(total) > 0.03, "\(total - white) of \(total) pixels are not white")
-        // The data points' fill, the final line's orange and the optimum's green were actually painted.
-        for (colour, what) in [("2c5282", "data points"), ("c05621", "final line"), ("2f855a", "least-squares line"), ("c53030", "Keras RMSE curve"), ("2b6cb0", "validation curve")] {
+        // The Okabe–Ito colours were actually painted: blue (data points, validation curve), vermillion (final line,
+        // Keras RMSE curve), bluish green (least-squares line).
+        for (colour, what) in [("0072b2", "data points and validation curve"), ("d55e00", "final line and Keras RMSE curve"), ("009e73", "least-squares line")] {
             #expect((stats.colours[colour] ?? 0) > 20, "too few pixels of \(what) (#\(colour)): \(stats.colours[colour] ?? 0)")
         }
     }

@@ -56,3 +56,42 @@ import Testing
         #expect(TerminalChart.render(series: [("a", [.nan])], width: 40, height: 4, color: false) == "(no finite values to chart)\n")
     }
 }
+
+/// Charts for people who cannot see them, or see colours differently.
+@Suite struct AccessibleChartTests {
+    @Test func theTrendInWordsForTheTwelvePoints() throws {
+        let run = try GoldenRun.load()
+        let text = TrendSummary.rmse(keras: run.steps.map(\.kerasRmse), validation: run.steps.map(\.valRmse), epochs: run.steps.map(\.epoch))
+        #expect(text == "validation RMSE fell from 18.77 to 12.62 over 12 steps; Keras's running RMSE rose within each of the 4 epochs, "
+            + "starting again lower at each new epoch, and ended at 13.40")
+        #expect(TrendSummary.rmse(keras: [23.1405], validation: [21.8363], epochs: [1])
+            == "validation RMSE stayed at 21.84 over 1 step; Keras's running RMSE stayed at 23.14")
+        #expect(TrendSummary.rmse(keras: [], validation: [], epochs: []) == "no steps yet")
+    }
+
+    @Test func asciiChartsUseOnlyASCII() throws {
+        let run = try GoldenRun.load()
+        for width in [16, 60, 100] {
+            let chart = TerminalChart.render(series: TerminalChartTests.series(run), width: width, height: 10, color: false, ascii: true)
+            #expect(chart.unicodeScalars.allSatisfy { $0.isASCII }, "\(chart)")
+            let lines = chart.split(separator: "\n")
+            #expect(lines.allSatisfy { $0.count <= width })
+            #expect(chart.contains("*") && chart.contains("o"))
+            #expect(lines.contains { $0.hasPrefix("*** Keras") })
+        }
+        // The marks go where the values are: a falling line from the top-left cell to the bottom-right one.
+        let falling = TerminalChart.render(series: [("down", [10, 7.5, 5, 2.5, 0])], width: 30, height: 4, color: false, ascii: true)
+        let rows = falling.split(separator: "\n").map { Array($0) }
+        #expect(rows[0].contains("*") && !rows[3].prefix(10).contains("*") && rows[3].last == "*")
+    }
+
+    @Test func coloursAreOkabeIto() throws {
+        let run = try GoldenRun.load()
+        let chart = TerminalChart.render(series: TerminalChartTests.series(run), width: 60, height: 8, color: true)
+        #expect(chart.contains("\u{1B}[38;5;166m") && chart.contains("\u{1B}[38;5;74m"))
+        let svg = SVGPlot.render(run)
+        #expect(svg.contains("#d55e00") && svg.contains("#0072b2"))
+        for old in ["#c53030", "#2b6cb0"] { #expect(!svg.contains(old)) }
+        #expect(svg.contains("<desc>") && svg.contains("validation RMSE fell from 18.77 to 12.62 over 12 steps"))
+    }
+}

@@ -175,9 +175,37 @@ func classicSpec(replacing key: String, with value: String?) -> String {
         #expect(try decode("{\"seed\":42}") == .seeded(42))
         #expect(try decode("{\"seed\":42,\"every_epoch\":true}") == .everyEpoch(seed: 42))
         #expect(try decode("{\"order\":[[3,2,1,0],[0,1,2,3]]}") == .order([[3, 2, 1, 0], [0, 1, 2, 3]]))
-        guard case .everyEpoch = try decode("true") else { Issue.record("true must resolve to everyEpoch"); return }
+        // `true` draws a seed Keras's set_random_seed accepts, then is the seeded shuffle.
+        guard case let .seeded(seed) = try decode("true") else { Issue.record("true must resolve to a seed"); return }
+        #expect(seed < 1 << 31)
         // Two `true` specs get independent seeds (collision chance 2^-31).
         #expect(try decode("true") != decode("true"))
+        // Keras's seeds stop at 2^32 - 1 (numpy's limit).
+        #expect(try decode("{\"seed\":4294967295}") == .seeded(4_294_967_295))
+        #expect(try specErrorField(classicSpec(replacing: "shuffle", with: "{\"seed\":4294967296}")) == "shuffle.seed")
+        // ltd's own every-epoch order is not Keras's, so any seed works.
+        #expect(try decode("{\"seed\":18446744073709551615,\"every_epoch\":true}") == .everyEpoch(seed: UInt64.max))
+    }
+
+    /// New specs emulate Keras 3.15.1 and say so; a stored spec without `keras` predates it and keeps ltd's own
+    /// seeded order (docs/PROTOCOL.md, "keras").
+    @Test func kerasVersion() throws {
+        let request = try JobSpec(json: try JSONParser.parse(classicSpec(replacing: "shuffle", with: "{\"seed\":42}")))
+        #expect(request.keras == .v3_15_1)
+        #expect(request.json["keras"] == .string("3.15.1"))
+        let explicit = try JobSpec(json: try JSONParser.parse(String(classicSpec().dropLast()) + ",\"keras\":\"3.15.1\"}"))
+        #expect(explicit.keras == .v3_15_1)
+        #expect(try specErrorField(String(classicSpec().dropLast()) + ",\"keras\":\"3.16.0\"}") == "keras")
+        #expect(try specErrorField(String(classicSpec().dropLast()) + ",\"keras\":3}") == "keras")
+
+        let stored = try JobSpec(storedJSON: try JSONParser.parse(classicSpec(replacing: "shuffle", with: "{\"seed\":42}")))
+        #expect(stored.keras == nil && stored.shuffle == .seeded(42))
+        #expect(stored.json["keras"] == nil)
+        #expect(try JobSpec(storedJSON: stored.json) == stored)
+        #expect(try JobSpec(storedJSON: request.json) == request)
+        // A stored job from before may hold any seed it was given.
+        let big = try JobSpec(storedJSON: try JSONParser.parse(classicSpec(replacing: "shuffle", with: "{\"seed\":18446744073709551615}")))
+        #expect(big.shuffle == .seeded(UInt64.max))
     }
 
     @Test func shuffleOrderErrorsNameTheExactPlace() throws {
@@ -254,6 +282,18 @@ extension String {
         #expect(reparsed == spec)
         #expect(reparsed.data.x.map(\.bitPattern) == spec.data.x.map(\.bitPattern))
         #expect(spec.json.serialized == reparsed.json.serialized)
+    }
+
+    @Test(arguments: specs)
+    func storedJSONRoundTrips(_ spec: JobSpec) throws {
+        var legacy = spec
+        legacy.keras = nil
+        #expect(try JobSpec(decoding: legacy.json, kerasWhenAbsent: nil) == legacy)
+        #expect(try JobSpec(decoding: spec.json, kerasWhenAbsent: nil) == spec)
+        if case .constant = spec.initialization {
+            #expect(try JobSpec(storedJSON: legacy.json) == legacy)
+            #expect(try JobSpec(storedJSON: spec.json) == spec)
+        }
     }
 
     @Test func resolvedSpecKeepsDrawnSeeds() throws {

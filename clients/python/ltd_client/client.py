@@ -6,14 +6,17 @@ subscription turns a connection into an event stream until the job's `end` event
 
 import errno as _errno
 import itertools
+import os
+import shlex
 import socket
+import subprocess
 import threading
 from typing import Any, Dict, Iterable, List, Mapping, Optional
 
 from .errors import ConnectionLost, DaemonUnavailable, LtdError, ProtocolError, ShuttingDown, error_from_reply
 from .wire import decode_line, default_socket_path, encode_request
 
-__all__ = ["Client", "Subscription"]
+__all__ = ["Client", "Subscription", "ssh_command"]
 
 
 def _how_to_start(path: str) -> str:
@@ -48,12 +51,64 @@ def _connect(path: str, timeout: Optional[float]) -> socket.socket:
     return sock
 
 
+def ssh_command(address: str, environ: Optional[Mapping[str, str]] = None) -> List[str]:
+    """The command that reaches the daemon at ``ssh://[user@]host[:port][/remote/socket]``, as ltctl runs it:
+    ``ssh [-p PORT] [user@]host -- ltctl dial-stdio [--socket PATH]``. ssh is ``$LTD_SSH`` (default ``ssh``),
+    the remote ltctl ``$LTD_REMOTE_LTCTL`` (default ``ltctl``)."""
+    env = os.environ if environ is None else environ
+    rest = address[len("ssh://"):]
+    remote_socket = None
+    if "/" in rest:
+        rest, remote_socket = rest[:rest.index("/")], rest[rest.index("/"):]
+    user = None
+    if "@" in rest:
+        user, rest = rest.rsplit("@", 1)
+    port = None
+    if ":" in rest and not rest.endswith("]"):
+        rest, port_text = rest.rsplit(":", 1)
+        if not port_text.isdigit() or not 1 <= int(port_text) <= 65535:
+            raise ValueError("cannot use host %r: the port must be a number in 1-65535" % address)
+        port = int(port_text)
+    parts = [rest] + ([user] if user is not None else []) + ([remote_socket] if remote_socket else [])
+    if any(not p or p.startswith("-") or any(c.isspace() or c == "'" for c in p) for p in parts):
+        raise ValueError("cannot use host %r: the user, host and socket path may not be empty, start with '-', "
+                         "or hold spaces or quotes" % address)
+    command = shlex.split(env.get("LTD_SSH") or "ssh") or ["ssh"]
+    if port is not None:
+        command += ["-p", str(port)]
+    command.append((user + "@" if user is not None else "") + rest)
+    command += ["--", "'%s'" % (env.get("LTD_REMOTE_LTCTL") or "ltctl"), "dial-stdio"]
+    if remote_socket:
+        command += ["--socket", "'%s'" % remote_socket]
+    return command
+
+
+def _connect_ssh(address: str, timeout: Optional[float]):
+    """A socket whose other end is ssh's standard input and output, and the ssh process."""
+    command = ssh_command(address)
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        process = subprocess.Popen(command, stdin=theirs, stdout=theirs, close_fds=True)
+    except OSError as exc:
+        ours.close()
+        raise DaemonUnavailable("cannot run %r to reach %s: %s; install an ssh client, or set LTD_SSH to one"
+                                % (command[0], address, exc.strerror or exc), socket_path=address, errno=exc.errno) from None
+    finally:
+        theirs.close()
+    ours.settimeout(timeout)
+    return ours, process
+
+
 class _Connection:
-    """One socket with a line reader."""
+    """One socket with a line reader: a Unix socket, or a socket pair to ssh for an ``ssh://`` address."""
 
     def __init__(self, path: str, timeout: Optional[float]) -> None:
         self.path = path
-        self.sock = _connect(path, timeout)
+        self.process: Optional[subprocess.Popen] = None
+        if path.startswith("ssh://"):
+            self.sock, self.process = _connect_ssh(path, timeout)
+        else:
+            self.sock = _connect(path, timeout)
         self.reader = self.sock.makefile("rb")
 
     def send(self, request: Mapping[str, Any]) -> None:
@@ -78,6 +133,13 @@ class _Connection:
             self.reader.close()
         finally:
             self.sock.close()
+            if self.process is not None:
+                # ssh sees its input end and exits; make sure it does not linger.
+                try:
+                    self.process.wait(timeout=2)
+                except subprocess.TimeoutExpired:
+                    self.process.terminate()
+                    self.process.wait()
 
 
 def _read_reply(conn: _Connection, request_id: int, op: str) -> Dict[str, Any]:
@@ -159,13 +221,22 @@ class Client:
     """A connection to ltd.
 
     ``Client()`` uses the default socket (``LTD_SOCKET``, else ``/run/ltd/ltd.sock`` as root, else
-    ``$XDG_RUNTIME_DIR/ltd/ltd.sock``, else ``/tmp/ltd-$UID/ltd.sock``). `timeout` bounds each request/reply
+    ``$XDG_RUNTIME_DIR/ltd/ltd.sock``, else ``/tmp/ltd-$UID/ltd.sock``). ``Client(host="ssh://alice@box")`` (or
+    ``LTD_HOST``) reaches a daemon on another machine through ssh, as ``ltctl --host`` does: a notebook on a laptop
+    can watch a run on a server. `timeout` bounds each request/reply
     exchange in seconds (None: wait forever); subscriptions wait for events as long as the job takes unless
     `tail` is given a timeout.
     """
 
-    def __init__(self, socket_path: Optional[str] = None, timeout: Optional[float] = 60.0) -> None:
-        self.socket_path = socket_path if socket_path else default_socket_path()
+    def __init__(self, socket_path: Optional[str] = None, timeout: Optional[float] = 60.0,
+                 host: Optional[str] = None) -> None:
+        # A daemon on another machine: host="ssh://user@host[:port][/socket]" (or LTD_HOST), as ltctl --host.
+        host = host or os.environ.get("LTD_HOST") or None
+        if host and not host.startswith("ssh://"):
+            raise ValueError("cannot use host %r: use ssh://user@host[:port]" % host)
+        if host:
+            ssh_command(host)  # refuse a malformed address now, not at the first request
+        self.socket_path = host if host else (socket_path if socket_path else default_socket_path())
         self.timeout = timeout
         self._conn: Optional[_Connection] = None
         self._ids = itertools.count(1)

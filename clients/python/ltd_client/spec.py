@@ -15,7 +15,9 @@ def colab_example(**overrides: Any) -> Dict[str, Any]:
     batch size 4, no shuffling: twelve optimizer steps, twelve models.
 
     Keyword arguments replace top-level fields, e.g. ``colab_example(batch_size=3, epochs=1)`` or
-    ``colab_example(pace_ms=500, paused=True)``.
+    ``colab_example(pace_ms=500, paused=True)``. ``colab_example(shuffle={"seed": 42})`` feeds the rows Keras 3.15.1
+    feeds ``fit(shuffle=True)`` after ``keras.utils.set_random_seed(42)``; ``shuffle=True`` does the same with a seed
+    the daemon draws and records in the job's ``start`` event (``spec.shuffle.seed``). See docs/SHUFFLE.md.
     """
     spec: Dict[str, Any] = {
         "data": {"x": list(COLAB_X), "y": list(COLAB_Y)},

@@ -306,3 +306,15 @@ def test_plot_draws_lines_and_rmse(tmp_path):
     assert list(validation.get_ydata()) == [s["val_eval_rmse"] for s in golden.golden_steps()]
     ax2.figure.savefig(str(tmp_path / "rmse.png"))
     assert (tmp_path / "rmse.png").stat().st_size > 1000
+
+
+def test_ssh_command_follows_ltctl():
+    from ltd_client.client import ssh_command
+    env = {"LTD_SSH": "ssh -i key -o BatchMode=yes", "LTD_REMOTE_LTCTL": "/opt/ltd/bin/ltctl"}
+    assert ssh_command("ssh://alice@box:2222/run/ltd/ltd.sock", env) == [
+        "ssh", "-i", "key", "-o", "BatchMode=yes", "-p", "2222", "alice@box", "--",
+        "'/opt/ltd/bin/ltctl'", "dial-stdio", "--socket", "'/run/ltd/ltd.sock'"]
+    assert ssh_command("ssh://box", {}) == ["ssh", "box", "--", "'ltctl'", "dial-stdio"]
+    for bad in ("ssh://-oProxyCommand=x", "ssh://alice@box:99999", "ssh://al ice@box", "ssh://"):
+        with pytest.raises(ValueError):
+            ssh_command(bad, {})
