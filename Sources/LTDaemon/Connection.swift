@@ -13,8 +13,10 @@ import LTProtocol
 final class Connection {
     let pipe: UnsafeMutablePointer<uv_pipe_t>
     unowned let daemon: Daemon
-    private(set) var peerUID: UInt32 = UInt32.max
-    private(set) var peerPID: Int32 = 0
+    /// The caller, from SO_PEERCRED; a connection without readable credentials is refused in `begin()`.
+    private(set) var peer = ProcessIdentity(pid: 0, uid: UInt32.max, gid: UInt32.max, user: nil)
+    var peerUID: UInt32 { peer.uid }
+    var peerPID: Int32 { peer.pid }
     private var partial: [UInt8] = []
     /// Bytes read after a large request line, kept while that line is decoded off the loop thread.
     private var deferred: [UInt8] = []
@@ -49,18 +51,24 @@ final class Connection {
         self.pipe = pipe
     }
 
-    /// Reads the peer's credentials and starts reading. Returns false (and closes) when libuv refuses.
+    /// Reads the peer's credentials and starts reading. Returns false when libuv refuses (the connection closes) or
+    /// the credentials cannot be read (the caller gets an error, then the connection closes).
     func begin() -> Bool {
         pipe.pointee.data = Unmanaged.passUnretained(self).toOpaque()
         var fd = uv_os_fd_t()
-        if uv_fileno(ltd_handle(pipe), &fd) == 0 {
-            var credentials = ltd_ucred()
-            if ltd_peer_credentials(fd, &credentials) == 0 {
-                peerUID = credentials.uid
-                peerPID = credentials.pid
-            }
+        let credentials = uv_fileno(ltd_handle(pipe), &fd) == 0
+            ? PeerCredentials.read(fd: fd)
+            : .failure(CredentialsUnavailable(reason: "the connection has no file descriptor"))
+        guard startReading() else { return false }
+        switch credentials {
+        case .success(let identity):
+            peer = identity
+            return true
+        case .failure(let unavailable):
+            Log.warning("connection refused: cannot tell who is calling: \(unavailable.reason)")
+            refuse(ProtocolError(.permissionDenied, "ltd cannot tell who you are (\(unavailable.reason)), and serves no one it cannot identify: connect through its Unix socket on this host"))
+            return false
         }
-        return startReading()
     }
 
     private func startReading() -> Bool {
@@ -163,11 +171,16 @@ final class Connection {
     }
 
     private func refuseLongLine(length: Int) {
-        partial = []
-        deferred = []
         let limit = daemon.configuration.maxLineBytes
         Log.warning("connection uid \(peerUID) pid \(peerPID): line of more than \(limit) bytes refused; closing")
-        send(ProtocolError(.lineTooLong, "a request line is longer than this daemon's limit of \(limit) bytes (seen \(length) bytes of it); send smaller requests, or start ltd with a larger --max-line-bytes").line)
+        refuse(ProtocolError(.lineTooLong, "a request line is longer than this daemon's limit of \(limit) bytes (seen \(length) bytes of it); send smaller requests, or start ltd with a larger --max-line-bytes"))
+    }
+
+    /// Sends `error`, discards all further input, and closes once the client has read it (see `lingerSince`).
+    private func refuse(_ error: ProtocolError) {
+        partial = []
+        deferred = []
+        send(error.line)
         endSubscription()
         lingerSince = Clock.monotonicNanoseconds()
         if readStopped, !sawEOF { readStopped = false; _ = startReading() }

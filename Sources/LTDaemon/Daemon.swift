@@ -434,7 +434,7 @@ public final class Daemon {
         let owner = stream.record.owner
         guard connection.peerUID == owner || connection.peerUID == 0 else {
             Log.info("uid \(connection.peerUID) refused: \(op) of job \(stream.name), owned by uid \(owner)")
-            connection.send(ProtocolError(.permissionDenied, "\(stream.name) belongs to uid \(owner); only its owner or root may \(op) it", owner: owner, id: id).line)
+            connection.send(ProtocolError(.permissionDenied, "\(stream.name) belongs to \(PeerCredentials.describe(uid: owner)); only its owner or root may \(op) it", owner: owner, id: id).line)
             return false
         }
         return true
@@ -575,7 +575,9 @@ public final class Daemon {
         let id = request.id
         switch request.request {
         case .hello:
-            connection.send(Reply.hello(id: id, pid: getpid(), uid: getuid()))
+            var peer = connection.peer
+            peer.user = PeerCredentials.userName(of: peer.uid)
+            connection.send(Reply.hello(id: id, daemon: PeerCredentials.ownIdentity(), peer: peer))
         case .start(let job, let spec):
             startJob(name: job, spec: spec, prepared: prepared, specFile: specFile, from: connection, id: id)
         case .list:

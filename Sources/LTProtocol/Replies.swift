@@ -120,12 +120,14 @@ public enum Reply {
         return w.bytes
     }
 
-    public static func hello(id: JSONValue?, pid: Int32, uid: UInt32) -> [UInt8] {
+    /// `pid`, `uid`, `gid` and `user` are the daemon's own (as in protocol 1 from the start); `peer` is the caller
+    /// as the daemon sees it through SO_PEERCRED, the identity that owns its jobs.
+    public static func hello(id: JSONValue?, daemon: ProcessIdentity, peer: ProcessIdentity) -> [UInt8] {
         var w = begin("hello", id: id)
         w.field("protocol", DefaultPaths.protocolVersion)
         w.field("version", DefaultPaths.daemonVersion)
-        w.field("pid", Int(pid))
-        w.key("uid"); w.integer(UInt64(uid))
+        daemon.writeFields(to: &w)
+        w.key("peer"); w.beginObject(); peer.writeFields(to: &w); w.endObject()
         return finish(&w)
     }
 

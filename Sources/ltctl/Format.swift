@@ -89,10 +89,9 @@ enum Format {
     /// A uid as "name (uid)" when the name is known locally.
     static func owner(_ uid: Int?) -> String {
         guard let uid else { return "?" }
-        guard uid >= 0, uid <= Int(UInt32.max), let entry = getpwuid(uid_t(uid)), let name = entry.pointee.pw_name else {
-            return "uid \(uid)"
-        }
-        return "\(String(cString: name)) (uid \(uid))"
+        guard let exact = UInt32(exactly: uid) else { return "uid \(uid)" }
+        let name = getpwuid(exact).flatMap { entry in entry.pointee.pw_name.map { String(cString: $0) } }
+        return ProcessIdentity.describe(uid: exact, user: name)
     }
 }
 

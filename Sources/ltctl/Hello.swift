@@ -6,8 +6,14 @@ import LTProtocol
 extension LTCtl {
     struct Hello: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Ask the daemon who it is: its version, protocol, pid, and the uid it sees you as.",
-            discussion: "Useful to check which daemon a socket leads to. --json prints the daemon's reply.")
+            abstract: "Ask the daemon who it is and who it takes you for.",
+            discussion: """
+                Prints the daemon's version, protocol, pid and socket, the identity it sees for you (from the kernel, \
+                the one that owns your jobs), and the user it runs as, e.g.
+                  ltd 0.1.0 (protocol 1), pid 212, at /run/ltd/ltd.sock
+                  you are alice (uid 1000); the daemon runs as ltd (uid 997)
+                Useful to check which daemon a socket leads to. --json prints the daemon's reply.
+                """)
 
         @OptionGroup var connection: ConnectionOptions
         @Flag(help: "Print the daemon's hello reply as JSON.") var json = false
@@ -22,8 +28,11 @@ extension LTCtl {
                     let version = reply["version"]?.stringValue ?? "?"
                     let proto = reply["protocol"]?.intValue.map(String.init) ?? "?"
                     let pid = reply["pid"]?.intValue.map(String.init) ?? "?"
-                    try out.write("ltd \(version) (protocol \(proto)), pid \(pid), at \(try connection.endpoint()); "
-                                  + "you are \(Format.owner(reply["uid"]?.intValue))\n")
+                    // A daemon from before `peer` existed reports only its own uid.
+                    let you = ProcessIdentity(json: reply["peer"])?.described ?? "unknown to this daemon"
+                    let daemon = ProcessIdentity(json: reply)?.described ?? Format.owner(reply["uid"]?.intValue)
+                    try out.write("ltd \(version) (protocol \(proto)), pid \(pid), at \(try connection.endpoint())\n"
+                                  + "you are \(you); the daemon runs as \(daemon)\n")
                 }
                 try out.flush()
                 return .success

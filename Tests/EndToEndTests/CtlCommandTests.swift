@@ -21,16 +21,24 @@ struct CtlCommandTests {
         #expect(human.stdout.contains("job1  finished"))
     }
 
-    /// `ltctl hello` names the daemon behind the socket: the pid the test started, and the caller's uid.
-    @Test func helloNamesTheDaemon() throws {
+    /// `ltctl hello` names the daemon behind the socket (the pid the test started) and the caller as the daemon sees
+    /// it. Here both run as the same user; the system test (scripts/test-systemd)
+    /// checks a caller and a daemon that differ.
+    @Test func helloNamesTheDaemonAndTheCaller() throws {
         let h = try DaemonProcess.launchForLtctl()
+        let me = getpwuid(getuid()).flatMap { $0.pointee.pw_name.map { String(cString: $0) } }
+        let described = me.map { "\($0) (uid \(getuid()))" } ?? "uid \(getuid())"
         let human = try h.ltctl(["hello"])
         #expect(human.status == 0, "\(human.stderr)")
-        #expect(human.stdout.hasPrefix("ltd \(DefaultPaths.daemonVersion) (protocol \(DefaultPaths.protocolVersion)), pid \(h.pid), at \(h.socketPath)"))
-        let reply = try JSONParser.parse(try h.ltctl(["hello", "--json"]).stdout)
+        #expect(human.stdout == "ltd \(DefaultPaths.daemonVersion) (protocol \(DefaultPaths.protocolVersion)), pid \(h.pid), at \(h.socketPath)\n"
+                + "you are \(described); the daemon runs as \(described)\n")
+        let json = try h.ltctl(["hello", "--json"])
+        let reply = try JSONParser.parse(json.stdout)
         #expect(reply["type"]?.stringValue == "hello")
-        #expect(reply["pid"]?.intValue == Int(h.pid))
-        #expect(reply["uid"]?.intValue == Int(getuid()))
+        #expect(ProcessIdentity(json: reply) == ProcessIdentity(pid: h.pid, uid: getuid(), gid: getgid(), user: me))
+        let peer = try #require(ProcessIdentity(json: reply["peer"]))
+        #expect(peer.uid == getuid() && peer.gid == getgid() && peer.user == me)
+        #expect(peer.pid > 0 && peer.pid != h.pid, "the caller's pid is the ltctl process's, not the daemon's")
     }
 
     @Test func stepThrough() throws {

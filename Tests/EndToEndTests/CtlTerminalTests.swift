@@ -166,7 +166,7 @@ struct CtlWatchTests {
             return
         }
         let h = try DaemonProcess.launchForLtctl()
-        try h.startColab("w1", extra: ["--paused", "--pace", "100ms"])
+        try h.startColab("w1", extra: ["--paused", "--pace", "250ms"])
         let tmux = Tmux(directory: h.directory)
         let env = "NO_COLOR=1 LTD_SOCKET=\(h.socketPath)"
         let watch = "\(env) \(Paths.ltctl) watch w1; echo exit=$?; sleep 60"
@@ -194,7 +194,14 @@ struct CtlWatchTests {
         #expect(a.allSatisfy { $0.count <= 72 }, "\(a.filter { $0.count > 72 })")
         #expect(a.contains { $0.contains("0.658114") })
 
-        // r: the job runs to its end; the final view stays.
+        // r, then p: the job runs, and pauses again at the key.
+        try tmux(["send-keys", "-t", "s:a", "r"])
+        _ = try tmux.waitFor("s:b") { $0.first?.contains("iteration 3/12") == true }
+        try tmux(["send-keys", "-t", "s:a", "p"])
+        let paused = try tmux.waitFor("s:b") { $0.first?.contains("w1  paused") == true }
+        #expect(paused.first?.contains("w1  paused") == true, "\(paused)")
+        #expect(try JSONParser.parse(try h.ltctl(["status", "w1", "--json"]).stdout)["state"]?.stringValue == "paused")
+        // r again: the job runs to its end; the final view stays.
         try tmux(["send-keys", "-t", "s:a", "r"])
         let finalA = try tmux.waitFor("s:a", seconds: 30) { $0.first?.contains("w1  finished") == true }
         let finalB = try tmux.waitFor("s:b", seconds: 30) { $0.first?.contains("w1  finished") == true }

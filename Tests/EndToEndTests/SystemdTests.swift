@@ -165,4 +165,22 @@ import Glibc
         #expect(result.stdout.contains("Unknown key 'UMaks'"), "\(result.stdout)")
         #expect(result.stdout.contains("exceeds"), "\(result.stdout)")
     }
+
+    /// `PrivateUsers=yes` scores better, and makes every caller nobody (65534) under the real unit: the check names it.
+    @Test func verificationRefusesAUnitThatHidesCallers() throws {
+        let copy = try Paths.temporaryDirectory("units")
+        defer { Paths.remove(copy) }
+        let source = Paths.repositoryRoot.appendingPathComponent("systemd").path
+        let copied = try Command.run(["cp", "-R", source + "/.", copy], stderr: .intoStdout)
+        try #require(copied.status == 0, "\(copied.stdout)")
+        let systemService = copy + "/ltd.service"
+        let text = try String(contentsOfFile: systemService, encoding: .utf8)
+        try text.replacingOccurrences(of: "PrivateMounts=yes\n", with: "PrivateMounts=yes\nPrivateUsers=yes\n")
+            .write(toFile: systemService, atomically: true, encoding: .utf8)
+
+        let result = try Command.run(["bash", Paths.script("verify-units"), "--ltd", Paths.ltd, copy], stderr: .intoStdout, timeout: .seconds(300))
+        #expect(result.status != 0)
+        #expect(result.stdout.contains("ltd.service sets PrivateUsers=yes: callers would not keep their real uids"), "\(result.stdout)")
+        #expect(result.stdout.contains("exposure 0.2"), "the score alone would have passed it: \(result.stdout)")
+    }
 }

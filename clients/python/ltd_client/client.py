@@ -329,7 +329,8 @@ class Client:
     # Operations (docs/PROTOCOL.md, "Requests").
 
     def hello(self) -> Dict[str, Any]:
-        """The daemon's greeting: ``protocol``, ``version``, ``pid``, ``uid``."""
+        """The daemon's greeting: ``protocol``, ``version``, the daemon's own ``pid``, ``uid``, ``gid`` and ``user``,
+        and ``peer``: this connection's ``pid``, ``uid``, ``gid`` and ``user`` as the daemon sees them."""
         return self._expect(self.request("hello"), "hello")
 
     def start(self, name: str, spec: Mapping[str, Any]) -> Dict[str, Any]:

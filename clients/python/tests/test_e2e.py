@@ -52,6 +52,9 @@ def test_hello_names_protocol_1_and_the_daemon(client, ltd):
     assert hello["pid"] == ltd.process.pid
     assert hello["uid"] == os.getuid()
     assert isinstance(hello["version"], str)
+    # The caller, as the daemon sees it: this process.
+    assert hello["peer"]["pid"] == os.getpid()
+    assert (hello["peer"]["uid"], hello["peer"]["gid"]) == (os.getuid(), os.getgid())
 
 
 def test_colab_example_matches_keras_bit_for_bit(client, job_name):

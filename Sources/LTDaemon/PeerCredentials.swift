@@ -1,0 +1,50 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import CLibUV
+import LTProtocol
+
+/// The caller's identity behind a connected Unix socket, from the kernel (SO_PEERCRED). Every owner check rests on
+/// it, so a connection whose credentials cannot be read is refused rather than served as an unknown user.
+enum PeerCredentials {
+    /// The credentials of `fd`'s peer, or why there are none. The user name is left for `userName(of:)`, so that
+    /// a connection costs no user-database lookup.
+    static func read(fd: Int32) -> Result<ProcessIdentity, CredentialsUnavailable> {
+        var credentials = ltd_ucred()
+        if ltd_peer_credentials(fd, &credentials) != 0 {
+            return .failure(CredentialsUnavailable(reason: "SO_PEERCRED failed: \(String(cString: strerror(errno)))"))
+        }
+        // The kernel reports uid -1 when the socket carries no credentials at all (not a Unix socket).
+        if credentials.uid == uid_t.max {
+            return .failure(CredentialsUnavailable(reason: "the socket carries no peer credentials (not a Unix socket?)"))
+        }
+        return .success(ProcessIdentity(pid: credentials.pid, uid: credentials.uid, gid: credentials.gid, user: nil))
+    }
+
+    /// The daemon itself.
+    static func ownIdentity() -> ProcessIdentity {
+        ProcessIdentity(pid: getpid(), uid: getuid(), gid: getgid(), user: userName(of: getuid()))
+    }
+
+    /// "alice (uid 1000)", or "uid 1000" when the user database has no name for it.
+    static func describe(uid: uid_t) -> String {
+        ProcessIdentity.describe(uid: uid, user: userName(of: uid))
+    }
+
+    /// The login name of `uid` from the user database (files, NSS), or nil.
+    static func userName(of uid: uid_t) -> String? {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        return buffer.withUnsafeMutableBufferPointer { storage -> String? in
+            var entry = passwd()
+            var found: UnsafeMutablePointer<passwd>?
+            guard let base = storage.baseAddress, getpwuid_r(uid, &entry, base, storage.count, &found) == 0,
+                  found != nil, let name = entry.pw_name
+            else { return nil }
+            return String(cString: name)
+        }
+    }
+}
+
+struct CredentialsUnavailable: Error {
+    let reason: String
+}
