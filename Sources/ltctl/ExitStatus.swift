@@ -68,13 +68,7 @@ func runReportingErrors(_ body: () throws -> ExitStatus) throws {
         status = try body()
     } catch let error as ClientError {
         if case .outputClosed = error { throw ExitCode(ExitStatus.success.rawValue) }
-        if case .daemon("permission_denied", let message, _, let owner?) = error {
-            // The daemon names the owner's uid; add the name when this machine knows it.
-            let named = Format.owner(owner)
-            printError(named.hasPrefix("uid ") ? message : "\(message) (the owner is \(named))")
-        } else {
-            printError(error.description)
-        }
+        printError(Format.describe(error))
         status = ExitStatus.forError(error)
     } catch let error as InputError {
         printError(error.description)

@@ -1,4 +1,5 @@
 import Foundation
+import LTClient
 import LTProtocol
 
 /// Number and text formatting shared by the human outputs.
@@ -84,6 +85,14 @@ enum Format {
             return Array(first..<end)
         }
         return batch["indices"]?.arrayValue?.compactMap(\.intValue) ?? []
+    }
+
+    /// An error as the user reads it. The daemon names a job's owner as its own machine knows them; when it could
+    /// give only the uid and this machine knows the name, the name is added.
+    static func describe(_ error: ClientError) -> String {
+        guard case .daemon("permission_denied", let message, _, let uid?) = error else { return error.description }
+        let named = owner(uid)
+        return named.hasPrefix("uid ") || message.contains(named) ? message : "\(message) (the owner is \(named))"
     }
 
     /// A uid as "name (uid)" when the name is known locally.

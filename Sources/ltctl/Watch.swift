@@ -375,13 +375,8 @@ final class WatchSession {
             let done = ["pause": "pause requested", "resume": "resumed", "step": "one step requested"][op] ?? op
             notice = "\(done) (state \(reply["state"]?.stringValue ?? "?"))"
         } catch let error as ClientError {
-            if case .daemon("permission_denied", let message, _, let owner?) = error {
-                let named = Format.owner(owner)
-                notice = "! " + (named.hasPrefix("uid ") ? message : "\(message) (the owner is \(named))")
-            } else {
-                notice = "! " + error.description
-                if error.daemonCode == nil { control = nil }
-            }
+            notice = "! " + Format.describe(error)
+            if error.daemonCode == nil { control = nil }
         } catch {
             notice = "! \(error)"
         }
