@@ -37,7 +37,7 @@ public struct DaemonConfiguration: Sendable {
 /// subscriber of that job; each connection coalesces what it is given into one `uv_write`.
 public final class Daemon {
     let configuration: DaemonConfiguration
-    private let store: StateStore
+    let store: StateStore
     private let loop: UnsafeMutablePointer<uv_loop_t>
     private let listener: UnsafeMutablePointer<uv_pipe_t>
     private let wakeup: UnsafeMutablePointer<uv_async_t>
@@ -56,7 +56,7 @@ public final class Daemon {
     static let offloadLineBytes = 256 * 1024
     let readBuffer: UnsafeMutableRawPointer
 
-    private var jobs: [String: JobStream] = [:]
+    private(set) var jobs: [String: JobStream] = [:]
     private var jobOrder: [String] = []
     private var connections: [ObjectIdentifier: Connection] = [:]
     private var pumpQueue: [ObjectIdentifier: Connection] = [:]
@@ -228,6 +228,7 @@ public final class Daemon {
 
     func connectionClosing(_ connection: Connection) {
         pumpQueue[connection.id] = nil
+        publisherClosing(connection)
     }
 
     func connectionClosed(_ connection: Connection) {
@@ -287,17 +288,17 @@ public final class Daemon {
 
     // MARK: Jobs
 
-    private func status(of stream: JobStream) -> JobStatus {
+    func status(of stream: JobStream) -> JobStatus {
         let record = stream.record
         let s = record.summary.withLock { $0 }
         return JobStatus(job: record.name, state: s.state, owner: record.owner, created: record.created,
                          iteration: s.iteration, epoch: s.epoch, step: s.step, stepsPerEpoch: s.stepsPerEpoch,
                          epochs: s.epochs, totalSteps: s.totalSteps, seq: s.seq, w: s.w, b: s.b, loss: s.loss,
                          rmse: s.rmse, valLoss: s.valLoss, valRmse: s.valRmse, message: s.message,
-                         precision: record.spec.precision)
+                         precision: record.spec.precision, kind: record.kind)
     }
 
-    private static func initialSummary(_ trainer: Trainer, spec: JobSpec) -> JobSummary {
+    static func initialSummary(_ trainer: Trainer, spec: JobSpec) -> JobSummary {
         let start = trainer.start
         return JobSummary(state: spec.paused ? .paused : .running, stepsPerEpoch: start.stepsPerEpoch,
                           epochs: spec.epochs, totalSteps: start.totalSteps, w: start.w, b: start.b)
@@ -329,9 +330,13 @@ public final class Daemon {
                                  summary: Daemon.initialSummary(trainer, spec: spec), trainer: nil)
             let over = checkpoint.state.isFinal
             let logPath = directory + "/events.ndjson"
+            if stored.kind == .external, !over {
+                if let stream = restoreUnfinishedExternal(stored, directory: directory) { register(stream) }
+                continue
+            }
             if over {
                 let record = JobRecord(name: name, owner: stored.owner, created: stored.created, directory: directory,
-                                       spec: spec, summary: checkpoint.summary, paused: false)
+                                       spec: spec, summary: checkpoint.summary, paused: false, kind: stored.kind)
                 register(JobStream(record: record, publishedSeq: checkpoint.seq, publishedOffset: checkpoint.offset, ended: true))
                 continue
             }
@@ -369,12 +374,12 @@ public final class Daemon {
         if !names.isEmpty { Log.info("restored \(jobs.count) job(s), \(resumed) resumed") }
     }
 
-    private func register(_ stream: JobStream) {
+    func register(_ stream: JobStream) {
         jobs[stream.name] = stream
         jobOrder.append(stream.name)
     }
 
-    private func unknownJob(_ name: String, id: JSONValue?) -> ProtocolError {
+    func unknownJob(_ name: String, id: JSONValue?) -> ProtocolError {
         let known = jobOrder.isEmpty ? "none" : jobOrder.prefix(20).joined(separator: ", ") + (jobOrder.count > 20 ? ", …" : "")
         return ProtocolError(.unknownJob, "no job named \"\(name)\"; known jobs: \(known). Start one with: ltctl start \(name) --example colab", id: id)
     }
@@ -449,6 +454,15 @@ public final class Daemon {
         func wrongState(_ message: String) {
             connection.send(ProtocolError(.wrongState, message, id: id).line)
         }
+        // An external job's publisher drives it: it can be cancelled (and deleted once over), not paused or stepped.
+        if stream.external != nil, ["pause", "resume", "step"].contains(op) {
+            return wrongState("\(name) is fed from outside (by the Keras bridge or another publisher), which sets its pace; it cannot \(op)")
+        }
+        if op == "cancel", stream.external != nil, !over {
+            endExternal(stream, state: .cancelled, message: "cancelled by \(PeerCredentials.describe(uid: connection.peerUID))")
+            Log.info("external job \(name): cancelled by uid \(connection.peerUID)")
+            return connection.send(Reply.ok(id: id, op: op, job: name, state: .cancelled))
+        }
         switch op {
         case "pause":
             guard !over else { return wrongState("\(name) is \(state.rawValue); only a running job can be paused") }
@@ -517,6 +531,8 @@ public final class Daemon {
             if case .success(let request) = result, case .start(_, let spec) = request.request {
                 trainer = Daemon.prepareTrainer(spec)
                 if case .success = trainer { specFile = StateStore.specFile(spec) }
+            } else if case .success(let request) = result, case .create(_, let spec, _) = request.request {
+                trainer = Daemon.prepareTrainer(spec)
             }
         }
     }
@@ -614,6 +630,10 @@ public final class Daemon {
         case .explain(let job, let iteration):
             guard let stream = jobs[job] else { connection.send(unknownJob(job, id: id).line); break }
             ExplainWork.start(stream.record, iteration: iteration, loop: loop, connection: connection, id: id)
+        case .create(let job, let spec, let run):
+            createExternal(name: job, spec: spec, run: run, prepared: prepared, from: connection, id: id)
+        case .publish(let job, let event):
+            publish(name: job, event: event, from: connection, id: id)
         }
         connection.flush()
     }

@@ -36,9 +36,13 @@ final class JobRecord: Sendable {
     let spec: JobSpec
     let control: JobControl
     let summary: Mutex<JobSummary>
+    /// native (a job thread trains it) or external (a client publishes it; see ExternalJobs.swift).
+    let kind: JobKind
 
-    init(name: String, owner: UInt32, created: String, directory: String, spec: JobSpec, summary: JobSummary, paused: Bool) {
+    init(name: String, owner: UInt32, created: String, directory: String, spec: JobSpec, summary: JobSummary, paused: Bool,
+         kind: JobKind = .native) {
         self.name = name; self.owner = owner; self.created = created; self.directory = directory; self.spec = spec
+        self.kind = kind
         self.control = JobControl(paused: paused)
         self.summary = Mutex(summary)
     }

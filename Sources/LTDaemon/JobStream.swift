@@ -22,6 +22,8 @@ final class JobStream {
     private var index: [(seq: Int, offset: Int)] = [(1, 0)]
     /// Connections subscribed to this job, by connection identity.
     var subscribers: [ObjectIdentifier: Connection] = [:]
+    /// For an external job being published: its checker, publisher and log.
+    var external: ExternalFeed?
 
     /// Memory kept per job for subscribers that are nearly caught up; older events are read from the log.
     static let tailLimitBytes = 4 * 1024 * 1024

@@ -7,7 +7,7 @@ import LTProtocol
 /// The daemon's state directory:
 ///
 ///     DIR/jobs/NAME/spec.json         the resolved spec (what `start` carried, seeds filled in)
-///     DIR/jobs/NAME/meta.json         {"job":…, "owner": uid, "created": RFC 3339}
+///     DIR/jobs/NAME/meta.json         {"job":…, "owner": uid, "created": RFC 3339, "kind": "external" for a published job}
 ///     DIR/jobs/NAME/events.ndjson     the append-only event log, one line per event, seq 1, 2, 3, …
 ///     DIR/jobs/NAME/checkpoint.json   the latest JobCheckpoint
 ///
@@ -30,7 +30,8 @@ struct StateStore {
         return writer.bytes
     }
 
-    func create(job: String, spec: JobSpec, specFile: [UInt8]? = nil, owner: UInt32, created: String, checkpoint: JobCheckpoint) throws(SystemError) {
+    func create(job: String, spec: JobSpec, specFile: [UInt8]? = nil, owner: UInt32, created: String, checkpoint: JobCheckpoint,
+                kind: JobKind = .native) throws(SystemError) {
         let dir = directory(of: job)
         guard mkdir(dir, 0o700) == 0 else { throw SystemError(operation: "mkdir", path: dir, code: errno) }
         do throws(SystemError) {
@@ -40,6 +41,7 @@ struct StateStore {
             meta.field("job", job)
             meta.key("owner"); meta.integer(UInt64(owner))
             meta.field("created", created)
+            if kind != .native { meta.field("kind", kind.rawValue) }
             meta.endObject()
             meta.newline()
             try FileIO.writeAtomically(meta.bytes, to: dir + "/meta.json", directory: dir, sync: false)
@@ -61,6 +63,7 @@ struct StateStore {
         var owner: UInt32
         var created: String
         var checkpoint: JobCheckpoint?
+        var kind: JobKind = .native
     }
 
     enum LoadError: Error, CustomStringConvertible {
@@ -77,6 +80,7 @@ struct StateStore {
         let spec: JobSpec
         let owner: UInt32
         let created: String
+        let kind: JobKind
         do {
             let specValue = try JSONParser.parse(try FileIO.readAll(path: dir + "/spec.json"))
             spec = try JobSpec(storedJSON: specValue)
@@ -86,6 +90,10 @@ struct StateStore {
             }
             owner = UInt32(uid)
             created = meta["created"]?.stringValue ?? ""
+            guard let known = JobKind(rawValue: meta["kind"]?.stringValue ?? "native") else {
+                throw LoadError.unreadable("meta.json names an unknown kind of job")
+            }
+            kind = known
         } catch let error as LoadError {
             throw error
         } catch {
@@ -97,7 +105,7 @@ struct StateStore {
                 throw LoadError.unreadable("\(dir)/checkpoint.json: \(error)")
             }
         }
-        return StoredJob(name: name, spec: spec, owner: owner, created: created, checkpoint: checkpoint)
+        return StoredJob(name: name, spec: spec, owner: owner, created: created, checkpoint: checkpoint, kind: kind)
     }
 
     /// Cuts a job's log back to the end of event `seq`, which the checkpoint says ends at byte `offset`. Checks

@@ -35,7 +35,8 @@ public enum EventEncoder {
         return w.bytes
     }
 
-    public static func start(job: String, seq: Int, spec: JobSpec, record: StartRecord) -> [UInt8] {
+    /// `external` adds `kind`, `platform` and `shuffled` for a job fed from outside (native jobs leave them out).
+    public static func start(job: String, seq: Int, spec: JobSpec, record: StartRecord, external: ExternalRun? = nil) -> [UInt8] {
         var w = JSONWriter(precision: spec.precision, capacity: 1024 + 40 * spec.data.x.count)
         header(&w, "start", job: job, seq: seq)
         w.field("precision", spec.precision.rawValue)
@@ -79,6 +80,11 @@ public enum EventEncoder {
         }
         w.endObject()
         slots(&w, record.slots)
+        if let external {
+            w.field("kind", JobKind.external.rawValue)
+            w.key("platform"); w.value(external.platform)
+            w.field("shuffled", external.shuffled)
+        }
         return finish(&w)
     }
 

@@ -28,15 +28,18 @@ public struct JobStatus: Sendable, Equatable {
     /// Why a job diverged or failed.
     public var message: String?
     public var precision: Precision
+    /// native (trained by ltd) or external (published by a client such as the Keras bridge).
+    public var kind: JobKind
 
     public init(job: String, state: JobState, owner: UInt32, created: String, iteration: Int = 0, epoch: Int = 0,
                 step: Int = 0, stepsPerEpoch: Int, epochs: Int, totalSteps: Int, seq: Int, w: Double, b: Double,
                 loss: Double? = nil, rmse: Double? = nil, valLoss: Double? = nil, valRmse: Double? = nil,
-                message: String? = nil, precision: Precision) {
+                message: String? = nil, precision: Precision, kind: JobKind = .native) {
         self.job = job; self.state = state; self.owner = owner; self.created = created; self.iteration = iteration
         self.epoch = epoch; self.step = step; self.stepsPerEpoch = stepsPerEpoch; self.epochs = epochs
         self.totalSteps = totalSteps; self.seq = seq; self.w = w; self.b = b; self.loss = loss; self.rmse = rmse
         self.valLoss = valLoss; self.valRmse = valRmse; self.message = message; self.precision = precision
+        self.kind = kind
     }
 
     /// iteration / total_steps, rounded to 4 decimals (1 for a job with no steps).
@@ -56,6 +59,7 @@ public struct JobStatus: Sendable, Equatable {
         out.beginObject()
         out.field("job", job)
         out.field("state", state.rawValue)
+        out.field("kind", kind.rawValue)
         out.key("owner"); out.integer(UInt64(owner))
         out.field("created", created)
         out.field("iteration", iteration)
@@ -88,6 +92,10 @@ public struct JobStatus: Sendable, Equatable {
         guard let precision = Precision(rawValue: precisionText) else {
             throw JSONShapeError(path: "precision", reason: "unknown precision \"\(precisionText)\"")
         }
+        let kindText = try r.optionalString("kind") ?? "native"
+        guard let kind = JobKind(rawValue: kindText) else {
+            throw JSONShapeError(path: "kind", reason: "unknown kind \"\(kindText)\"")
+        }
         guard let owner = UInt32(exactly: try r.int("owner")) else {
             throw JSONShapeError(path: "owner", reason: "not a uid")
         }
@@ -100,7 +108,7 @@ public struct JobStatus: Sendable, Equatable {
                   b: exact(try r.double("b")), loss: try r.optionalDouble("loss").map(exact),
                   rmse: try r.optionalDouble("rmse").map(exact), valLoss: try r.optionalDouble("val_loss").map(exact),
                   valRmse: try r.optionalDouble("val_rmse").map(exact), message: try r.optionalString("message"),
-                  precision: precision)
+                  precision: precision, kind: kind)
     }
 }
 
@@ -158,6 +166,14 @@ public enum Reply {
         w.field("op", op)
         if let job { w.field("job", job) }
         if let state { w.field("state", state.rawValue) }
+        return finish(&w)
+    }
+
+    /// An external job's event was accepted; `seq` is that of its last line.
+    public static func published(id: JSONValue?, job: String, seq: Int) -> [UInt8] {
+        var w = begin("published", id: id)
+        w.field("job", job)
+        w.field("seq", seq)
         return finish(&w)
     }
 

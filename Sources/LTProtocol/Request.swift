@@ -16,6 +16,10 @@ public enum Request: Sendable, Equatable {
     case delete(job: String)
     /// The worked example of one step (iteration 0: the initial weights), computed by the engine.
     case explain(job: String, iteration: Int)
+    /// An external job: the publisher (this connection) sends its steps with `publish` (docs/PROTOCOL.md, "External jobs").
+    case create(job: String, spec: JobSpec, run: ExternalRun)
+    /// One event of an external job, from the connection that created it.
+    case publish(job: String, event: JSONValue)
 
     /// The wire `op`.
     public var op: String {
@@ -32,6 +36,8 @@ public enum Request: Sendable, Equatable {
         case .cancel: return "cancel"
         case .delete: return "delete"
         case .explain: return "explain"
+        case .create: return "create"
+        case .publish: return "publish"
         }
     }
 
@@ -40,13 +46,14 @@ public enum Request: Sendable, Equatable {
         switch self {
         case .hello, .list, .unsubscribe: return nil
         case .start(let job, _), .status(let job), .subscribe(let job, _, _, _), .pause(let job), .resume(let job),
-             .step(let job, _), .cancel(let job), .delete(let job), .explain(let job, _):
+             .step(let job, _), .cancel(let job), .delete(let job), .explain(let job, _), .create(let job, _, _),
+             .publish(let job, _):
             return job
         }
     }
 
     public static let ops = ["hello", "start", "list", "status", "subscribe", "unsubscribe", "pause", "resume", "step",
-                             "cancel", "delete", "explain"]
+                             "cancel", "delete", "explain", "create", "publish"]
 
     /// Fields each op takes besides `op` and `id`.
     public static func fields(of op: String) -> [String] {
@@ -56,6 +63,8 @@ public enum Request: Sendable, Equatable {
         case "subscribe": return ["job", "from", "every", "types"]
         case "step": return ["job", "count"]
         case "explain": return ["job", "iteration"]
+        case "create": return ["job", "spec", "platform", "shuffled"]
+        case "publish": return ["job", "event"]
         default: return []
         }
     }
@@ -109,18 +118,31 @@ public struct RequestLine: Sendable, Equatable {
         case "list": return .list
         case "unsubscribe": return .unsubscribe
         case "start":
+            return .start(job: try jobName(value, op: op), spec: try spec(value, op: op))
+        case "create":
             let job = try jobName(value, op: op)
-            guard let specValue = value["spec"] else {
-                throw ProtocolError(.badRequest, "start needs \"spec\", the job's spec object (see docs/PROTOCOL.md)", field: "spec")
+            let spec = try spec(value, op: op)
+            // The recorded run: its initial weights are constants, and a shuffle is either none or unknown.
+            guard case .constant = spec.initialization else {
+                throw ProtocolError(.invalidSpec, "init: an external job records the initial weights it started from; give {\"kernel\": K, \"bias\": B}", field: "init")
             }
-            guard case .object = specValue else {
-                throw ProtocolError(.badRequest, "\"spec\" must be an object, not \(specValue.typeName)", field: "spec")
+            guard case .none = spec.shuffle else {
+                throw ProtocolError(.invalidSpec, "shuffle: an external job's spec has shuffle false; a shuffled run is created with \"shuffled\": true", field: "shuffle")
             }
-            do throws(SpecError) {
-                return .start(job: job, spec: try JobSpec(json: specValue))
-            } catch {
-                throw ProtocolError(.invalidSpec, error.description, field: error.field)
+            var shuffled = false
+            if let v = value["shuffled"], !v.isNull {
+                guard let b = v.boolValue else {
+                    throw ProtocolError(.badRequest, "\"shuffled\" must be true or false, not \(SpecReader.describe(v))", field: "shuffled")
+                }
+                shuffled = b
             }
+            return .create(job: job, spec: spec, run: ExternalRun(platform: try ExternalRun.platform(value["platform"]), shuffled: shuffled))
+        case "publish":
+            let job = try jobName(value, op: op)
+            guard let event = value["event"], case .object = event else {
+                throw ProtocolError(.badRequest, "publish needs \"event\", an object such as {\"type\":\"step\",...} (see docs/PROTOCOL.md, \"External jobs\")", field: "event")
+            }
+            return .publish(job: job, event: event)
         case "status": return .status(job: try jobName(value, op: op))
         case "pause": return .pause(job: try jobName(value, op: op))
         case "resume": return .resume(job: try jobName(value, op: op))
@@ -143,6 +165,20 @@ public struct RequestLine: Sendable, Equatable {
             return .subscribe(job: job, from: from, every: every, types: try eventTypes(value["types"]))
         default:
             throw ProtocolError(.unknownOp, "unknown op \"\(op)\"; use one of: \(opList)")
+        }
+    }
+
+    private static func spec(_ value: JSONValue, op: String) throws(ProtocolError) -> JobSpec {
+        guard let specValue = value["spec"] else {
+            throw ProtocolError(.badRequest, "\(op) needs \"spec\", the job's spec object (see docs/PROTOCOL.md)", field: "spec")
+        }
+        guard case .object = specValue else {
+            throw ProtocolError(.badRequest, "\"spec\" must be an object, not \(specValue.typeName)", field: "spec")
+        }
+        do throws(SpecError) {
+            return try JobSpec(json: specValue)
+        } catch {
+            throw ProtocolError(.invalidSpec, error.description, field: error.field)
         }
     }
 
@@ -200,6 +236,12 @@ public struct RequestLine: Sendable, Equatable {
             w.field("job", job); w.field("count", count)
         case let .explain(job, iteration):
             w.field("job", job); w.field("iteration", iteration)
+        case let .create(job, spec, run):
+            w.field("job", job); w.key("spec"); w.value(spec.json)
+            w.key("platform"); w.value(run.platform)
+            w.field("shuffled", run.shuffled)
+        case let .publish(job, event):
+            w.field("job", job); w.key("event"); w.value(event)
         case let .subscribe(job, from, every, types):
             w.field("job", job); w.field("from", from); w.field("every", every)
             if let types {

@@ -45,6 +45,9 @@ func expectError(_ text: String, _ code: ErrorCode, field: String? = nil,
             ("{\"op\":\"delete\",\"job\":\"j\"}", .delete(job: "j")),
             ("{\"op\":\"explain\",\"job\":\"j\",\"iteration\":0}", .explain(job: "j", iteration: 0)),
             ("{\"op\":\"explain\",\"job\":\"j\",\"iteration\":12}", .explain(job: "j", iteration: 12)),
+            ("{\"op\":\"create\",\"job\":\"nb1\",\"spec\":\(classicSpec())}", .create(job: "nb1", spec: spec, run: ExternalRun())),
+            ("{\"op\":\"publish\",\"job\":\"nb1\",\"event\":{\"type\":\"end\",\"state\":\"finished\"}}",
+             .publish(job: "nb1", event: .object([("type", .string("end")), ("state", .string("finished"))]))),
         ]
         for (text, expected) in cases {
             let line = try decode(text).get()
