@@ -31,8 +31,8 @@ extension LTCtl {
         func run() throws {
             try runReportingErrors {
                 let conn = try connection.connect()
-                let historyA = try JobHistory.read(job: a, from: conn, types: [.start, .step])
-                let historyB = try JobHistory.read(job: b, from: conn, types: [.start, .step])
+                let historyA = try JobHistory.read(job: a, from: conn)
+                let historyB = try JobHistory.read(job: b, from: conn)
                 let diff = JobDiff(startA: historyA.start, stepsA: historyA.steps, startB: historyB.start, stepsB: historyB.steps)
                 let out = BufferedOutput(fd: STDOUT_FILENO)
                 if json {

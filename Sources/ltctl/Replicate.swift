@@ -29,7 +29,7 @@ extension LTCtl {
                 let name = replicaName ?? job.name + "-replica"
                 guard JobName.isValid(name) else { throw InputError("replica name \"\(name)\" is not valid; use \(JobName.rule)") }
                 let conn = try connection.connect()
-                let history = try JobHistory.read(job: job.name, from: conn, types: [.start])
+                let history = try JobHistory.read(job: job.name, from: conn)
                 guard let start = history.start, let spec = start.value("spec") else {
                     throw InputError("\(job.name) has no start event yet; try again once its training has begun")
                 }
@@ -50,8 +50,8 @@ extension LTCtl {
                         usleep(20_000)
                         state = try conn.request("status", [("job", .string(name))])["status"]?["state"]?.stringValue
                     }
-                    let a = try JobHistory.read(job: job.name, from: conn, types: [.start, .step])
-                    let b = try JobHistory.read(job: name, from: conn, types: [.start, .step])
+                    let a = try JobHistory.read(job: job.name, from: conn)
+                    let b = try JobHistory.read(job: name, from: conn)
                     let result = JobDiff(startA: a.start, stepsA: a.steps, startB: b.start, stepsB: b.steps)
                     try out.write(json ? result.json(a: job.name, b: name).serialized + "\n" : Diff.text(result, a: job.name, b: name))
                     try out.flush()
