@@ -145,15 +145,32 @@ final class EventPrinter {
         let title = palette.bold("\(job):") + " "
             + wrap((Self.describeOptimizer(e["optimizer"]) + ", " + (e["precision"]?.stringValue ?? "float32"))
                 .split(separator: " ").map(String.init), separator: " ", indent: "    ", firstWidth: job.count + 2)
-        let shuffle = Self.describeShuffle(e["spec"]?["shuffle"], keras: e["spec"]?["keras"]?.stringValue)
+        let external = e["kind"]?.stringValue == "external"
+        let shuffle = external && e["shuffled"]?.boolValue == true
+            ? "shuffled by Keras (rows unknown)"
+            : Self.describeShuffle(e["spec"]?["shuffle"], keras: e["spec"]?["keras"]?.stringValue)
         let shape = ["  \(e["n_train"]?.intValue ?? 0) training rows, \(e["n_val"]?.intValue ?? 0) validation rows",
                      "\(Format.count(epochs ?? 0, "epoch")) × \(Format.count(stepsPerEpoch ?? 0, "step")) of batch \(e["batch_size"]?.intValue ?? 0) = \(totalSteps ?? 0) steps",
                      shuffle]
-        var weights = ["  initial w \(Format.exact(e["w"])), b \(Format.exact(e["b"])) (\(Self.describeInit(e["init"])))"]
+        let origin = external ? "recorded from the run" : Self.describeInit(e["init"])
+        var weights = ["  initial w \(Format.exact(e["w"])), b \(Format.exact(e["b"])) (\(origin))"]
         if let optimum = e["optimum"] {
             weights.append("least-squares optimum w \(Format.fixed(optimum["w"], 4, float32: false)), b \(Format.fixed(optimum["b"], 4, float32: false)) (mse \(Format.fixed(optimum["mse"], 4, float32: false)))")
         }
-        return title + "\n" + wrap(shape, separator: "; ", indent: "  ") + "\n" + wrap(weights, separator: "; ", indent: "  ") + "\n"
+        var text = title + "\n" + wrap(shape, separator: "; ", indent: "  ") + "\n" + wrap(weights, separator: "; ", indent: "  ") + "\n"
+        if external { text += "  " + Self.describePlatform(e["platform"]) + "\n" }
+        return text
+    }
+
+    /// "published from a real fit: Keras 3.15.1, TensorFlow 2.21.0, numpy 2.3.5, CPU, oneDNN on".
+    static func describePlatform(_ p: JSONValue?) -> String {
+        var parts: [String] = []
+        for (key, label) in [("keras", "Keras"), ("tf_keras", "tf_keras"), ("tensorflow", "TensorFlow"), ("numpy", "numpy")] {
+            if let v = p?[key]?.stringValue { parts.append("\(label) \(v)") }
+        }
+        if let device = p?["device"]?.stringValue { parts.append(device) }
+        if let onednn = p?["onednn"]?.boolValue { parts.append("oneDNN \(onednn ? "on" : "off")") }
+        return "published from a real fit" + (parts.isEmpty ? "" : ": " + parts.joined(separator: ", "))
     }
 
     private func renderStep(_ e: JSONValue) -> String {

@@ -48,7 +48,7 @@ def events(client, job):
     return list(client.tail(job))
 
 
-def test_create_publish_and_watch(ltd, client, job_name):
+def test_create_publish_and_watch(ltd, client, ltctl_bin, job_name):
     publisher = Publisher(ltd.socket_path)
     started = publisher.request("create", job=job_name, spec=SPEC, platform={"keras": "3.15.1", "device": "CPU"})
     assert started["status"]["kind"] == "external" and started["status"]["state"] == "running"
@@ -82,6 +82,11 @@ def test_create_publish_and_watch(ltd, client, job_name):
     status = client.status(job_name)
     assert status["kind"] == "external" and status["state"] == "finished" and status["iteration"] == 4
     assert any(j["job"] == job_name and j["kind"] == "external" for j in client.list())
+    env = dict(ltd.env, NO_COLOR="1")
+    tail = subprocess.run([ltctl_bin, "tail", job_name], env=env, capture_output=True, text=True, timeout=60)
+    assert tail.returncode == 0, tail.stderr
+    assert "initial w 0.5, b 0.0 (recorded from the run)" in tail.stdout
+    assert "published from a real fit: Keras 3.15.1, CPU" in tail.stdout
 
 
 def test_a_dropped_publisher_fails_the_job(ltd, client, job_name):
