@@ -126,15 +126,20 @@ public struct RequestLine: Sendable, Equatable {
             guard case .constant = spec.initialization else {
                 throw ProtocolError(.invalidSpec, "init: an external job records the initial weights it started from; give {\"kernel\": K, \"bias\": B}", field: "init")
             }
-            guard case .none = spec.shuffle else {
-                throw ProtocolError(.invalidSpec, "shuffle: an external job's spec has shuffle false; a shuffled run is created with \"shuffled\": true", field: "shuffle")
-            }
+            // The run's shuffle: none, or Keras's seeded one (the global seed the run had); any other shuffle is
+            // one ltd made up, not the run's.
             var shuffled = false
+            switch spec.shuffle {
+            case .none: break
+            case .seeded: shuffled = true
+            case .everyEpoch, .order:
+                throw ProtocolError(.invalidSpec, "shuffle: an external job's spec has shuffle false, or {\"seed\": S} for a run Keras shuffled after set_random_seed(S); a run shuffled without a seed is created with shuffle false and \"shuffled\": true", field: "shuffle")
+            }
             if let v = value["shuffled"], !v.isNull {
                 guard let b = v.boolValue else {
                     throw ProtocolError(.badRequest, "\"shuffled\" must be true or false, not \(SpecReader.describe(v))", field: "shuffled")
                 }
-                shuffled = b
+                shuffled = shuffled || b
             }
             return .create(job: job, spec: spec, run: ExternalRun(platform: try ExternalRun.platform(value["platform"]), shuffled: shuffled))
         case "publish":

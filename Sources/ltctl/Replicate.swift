@@ -12,8 +12,9 @@ extension LTCtl {
             configuration, batch size, epochs and validation data (its start event's spec), then prints how to \
             compare them: `ltctl diff NAME NAME-replica`.
 
-            A run that Keras shuffled without a recorded seed cannot be replicated: nobody knows which rows each \
-            step used. Re-run the notebook with shuffle=False.
+            A run that Keras shuffled after keras.utils.set_random_seed(S) is replicated with Keras's own order for \
+            that seed (docs/SHUFFLE.md). A run shuffled without a seed cannot be replicated: nobody knows which rows \
+            each step used. Re-run the notebook with shuffle=False, or after set_random_seed.
             """)
 
         @OptionGroup var connection: ConnectionOptions
@@ -33,11 +34,13 @@ extension LTCtl {
                 guard let start = history.start, let spec = start.value("spec") else {
                     throw InputError("\(job.name) has no start event yet; try again once its training has begun")
                 }
-                if start.bool("shuffled") == true {
+                // A shuffled run is replicable when its spec records Keras's seed (the daemon reproduces that order).
+                if start.bool("shuffled") == true, spec["shuffle"]?["seed"] == nil {
                     throw InputError("""
-                        \(job.name) cannot be replicated: Keras shuffled its batches (shuffle=True, the default) and no \
-                        seed was recorded, so the rows each step used are unknown. Re-run the notebook with \
-                        shuffle=False (ltd_client.keras.fit(..., shuffle=False)), then replicate that run.
+                        \(job.name) cannot be replicated: Keras shuffled its batches (shuffle=True, the default) with no \
+                        global seed set, so the rows each step used are unknown. Re-run the notebook with \
+                        shuffle=False (ltd_client.keras.fit(..., shuffle=False)), or after \
+                        keras.utils.set_random_seed(S), then replicate that run.
                         """)
                 }
                 var members = spec.objectMembers ?? []

@@ -125,11 +125,17 @@ import Testing
         }
         #expect(job == "nb1" && decodedSpec.batchSize == 2 && run.shuffled)
         #expect(run.platform["keras"]?.stringValue == "3.15.1")
+        // A run Keras shuffled after set_random_seed(S): replicable, its rows unknown to the publisher.
+        let seeded = #"{"op":"create","job":"nb1","spec":{"data":{"x":[1,2],"y":[3,4]},"init":{"kernel":0.5,"bias":0},"optimizer":{"name":"sgd"},"shuffle":{"seed":42}}}"#
+        guard case .success(let s) = RequestLine.decode(Array(seeded.utf8)), case .create(_, let seededSpec, let seededRun) = s.request else {
+            Issue.record("seeded create did not decode"); return
+        }
+        #expect(seededSpec.shuffle == .seeded(42) && seededRun.shuffled)
         guard case .success(let again) = RequestLine.decode(decoded.line) else { Issue.record("re-encoded create did not decode"); return }
         #expect(again == decoded)
         let refused: [(String, ErrorCode, String)] = [
             (#"{"op":"create","job":"nb1","spec":{"data":{"x":[1],"y":[2]},"optimizer":{"name":"sgd"},"init":{"initializer":"glorot_uniform"}}}"#, .invalidSpec, "init"),
-            (#"{"op":"create","job":"nb1","spec":{"data":{"x":[1],"y":[2]},"optimizer":{"name":"sgd"},"init":{"kernel":1,"bias":0},"shuffle":{"seed":3}}}"#, .invalidSpec, "shuffle"),
+            (#"{"op":"create","job":"nb1","spec":{"data":{"x":[1],"y":[2]},"optimizer":{"name":"sgd"},"init":{"kernel":1,"bias":0},"shuffle":{"order":[[0]]}}}"#, .invalidSpec, "shuffle"),
             (#"{"op":"create","job":"nb1","spec":\#(spec),"platform":{"gpu":"yes"}}"#, .badRequest, "platform.gpu"),
             (#"{"op":"create","job":"nb1","spec":\#(spec),"platform":{"keras":3}}"#, .badRequest, "platform.keras"),
             (#"{"op":"create","job":"nb1","spec":\#(spec),"shuffled":"no"}"#, .badRequest, "shuffled"),

@@ -212,11 +212,23 @@ class Watch(_CallbackBase):
             "optimizer": self._optimizer(),
             "epochs": self.epochs,
             "batch_size": self.batch_size,
-            "shuffle": False,
+            "shuffle": self._shuffle_spec(),
         }
         if self.val_x is not None:
             spec["validation"] = {"x": self.val_x, "y": self.val_y}
         return spec
+
+    def _shuffle_spec(self) -> Any:
+        """false; or, for a shuffled run with TensorFlow's global seed set (keras.utils.set_random_seed(S)), {"seed": S}:
+        Keras 3.15.1 then feeds the rows in an order ltd reproduces from S alone (docs/SHUFFLE.md)."""
+        if not self.shuffle:
+            return False
+        try:
+            from tensorflow.python.eager import context
+            seed = context.global_seed()  # read only: asking tf.random.get_seed would advance TF's op-seed counter
+        except ImportError:
+            return False
+        return {"seed": int(seed)} if seed is not None else False
 
     def _make_scorer(self) -> Any:
         """A copy of the model with its own compiled loss and RMSE, for validation after every step: the training

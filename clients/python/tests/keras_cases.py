@@ -20,6 +20,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
 
 import ltd_client.keras as ltk  # noqa: E402
 
@@ -83,6 +84,8 @@ def ltctl(*args):
 def run_case(job, optimizer, x, y, fit_kwargs, seed=None, replicate=True):
     if seed is not None:
         keras.utils.set_random_seed(seed)
+    else:
+        tf.random.set_seed(None)  # no global seed, as in a fresh notebook that never set one
     model = model_for(optimizer())
     initial = [w.copy() for w in model.get_weights()]
     watched, watchers = Recorder(), Watchers(job)
@@ -147,8 +150,10 @@ def main():
                                   dict(epochs=2, batch_size=16, shuffle=False), seed=4),
         "validation_split": lambda: run_case("k-split", lambda: keras.optimizers.RMSprop(0.05), COLAB_X, COLAB_Y,
                                              dict(epochs=3, batch_size=4, shuffle=False, validation_split=0.25), seed=5),
-        "shuffled": lambda: run_case("k-shuffled", lambda: keras.optimizers.RMSprop(0.05), COLAB_X, COLAB_Y,
-                                     dict(epochs=2, batch_size=4, shuffle=True), seed=6),
+        "shuffled_unseeded": lambda: run_case("k-shuffled", lambda: keras.optimizers.RMSprop(0.05), COLAB_X, COLAB_Y,
+                                              dict(epochs=2, batch_size=4, shuffle=True)),
+        "shuffled_seeded": lambda: run_case("k-shuffled-seeded", lambda: keras.optimizers.Adam(0.1), sx, sy,
+                                            dict(epochs=3, batch_size=16, shuffle=True), seed=6),
         "no_daemon": no_daemon_case,
         "bad_model": bad_model_case,
     }
