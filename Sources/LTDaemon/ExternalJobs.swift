@@ -72,7 +72,8 @@ extension Daemon {
         let start = trainer.start
         let stream = JobStream(record: record, publishedSeq: 0, publishedOffset: 0, ended: false)
         stream.external = ExternalFeed(
-            stream: ExternalStream(job: name, spec: spec, stepsPerEpoch: start.stepsPerEpoch, slotNames: start.slots.names,
+            stream: ExternalStream(job: name, spec: spec, stepsPerEpoch: start.stepsPerEpoch, totalSteps: start.totalSteps,
+                                   slotNames: start.slots.names,
                                    w: start.w, b: start.b, shuffled: run.shuffled),
             publisher: connection.id, logFD: fd)
         register(stream)

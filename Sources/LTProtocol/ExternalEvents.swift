@@ -63,13 +63,15 @@ public struct ExternalStream: Sendable, Equatable {
     public private(set) var b: Double
     public private(set) var ended = false
 
-    public init(job: String, spec: JobSpec, stepsPerEpoch: Int, slotNames: [String], w: Double, b: Double, shuffled: Bool) {
-        self.job = job; precision = spec.precision; rows = spec.data.x.count; batchSize = spec.batchSize
-        self.stepsPerEpoch = stepsPerEpoch; epochs = spec.epochs; self.slotNames = slotNames
-        self.w = w; self.b = b; self.shuffled = shuffled
-    }
+    /// Steps of the whole run (the trainer's count, which saturates rather than overflows).
+    public let totalSteps: Int
 
-    public var totalSteps: Int { stepsPerEpoch * epochs }
+    public init(job: String, spec: JobSpec, stepsPerEpoch: Int, totalSteps: Int, slotNames: [String], w: Double, b: Double,
+                shuffled: Bool) {
+        self.job = job; precision = spec.precision; rows = spec.data.x.count; batchSize = spec.batchSize
+        self.stepsPerEpoch = max(stepsPerEpoch, 1); epochs = spec.epochs; self.totalSteps = totalSteps
+        self.slotNames = slotNames; self.w = w; self.b = b; self.shuffled = shuffled
+    }
 
     /// What a checked event changes in the job's status.
     public enum Outcome: Sendable, Equatable {
@@ -193,7 +195,7 @@ public struct ExternalStream: Sendable, Equatable {
         try r.only(["type", "epoch", "loss", "rmse", "val_loss", "val_rmse"])
         let expected = epochsLogged + 1
         let sent = try r.int("epoch")
-        guard sent == expected, iteration == expected * stepsPerEpoch else {
+        guard sent == expected, expected <= epochs, iteration == expected &* stepsPerEpoch else {
             throw ProtocolError(.badRequest, "epoch \(sent) cannot be published now: epoch \(expected) is next, after its step \(stepsPerEpoch) (\(iteration) steps so far)", field: "event.epoch")
         }
         let loss = try r.number("loss"), rmse = try r.optionalNumber("rmse")

@@ -10,7 +10,8 @@ import Testing
         let spec = JobSpec(data: Dataset(x: (0..<10).map(Double.init), y: (0..<10).map { 2 * Double($0) }),
                            initialization: .constant(kernel: 0.5, bias: 0),
                            optimizer: OptimizerSpec(name: .rmsprop, learningRate: 0.05), epochs: 2, batchSize: 4)
-        return ExternalStream(job: "nb1", spec: spec, stepsPerEpoch: 3, slotNames: ["velocity"], w: 0.5, b: 0, shuffled: shuffled)
+        return ExternalStream(job: "nb1", spec: spec, stepsPerEpoch: 3, totalSteps: 6, slotNames: ["velocity"], w: 0.5, b: 0,
+                              shuffled: shuffled)
     }
 
     func json(_ text: String) throws -> JSONValue { try JSONParser.parse(Array(text.utf8)) }
@@ -77,6 +78,28 @@ import Testing
                 #expect(error.code == .badRequest)
                 #expect(error.field == field, "\(text): \(error)")
             }
+        }
+        #expect(s.iteration == 0 && !s.ended)
+    }
+
+    /// A publisher is an untrusted client: odd values are refused, never trapped on.
+    @Test func oddValuesAreRefusedNotTrappedOn() throws {
+        var s = stream()
+        let odd = ["1e400", "-1", "9223372036854775807", "18446744073709551616", "null", "[]", "{}", "\"x\"", "true", "0.5"]
+        for value in odd {
+            for key in ["iteration", "epoch", "step"] {
+                let text = step(1).replacingOccurrences(of: "\"\(key)\":1,", with: "\"\(key)\":\(value),")
+                #expect(throws: ProtocolError.self, "\(key): \(value)") { try s.accept(try json(text), seq: 3) }
+            }
+            let sized = step(1).replacingOccurrences(of: "\"size\":4", with: "\"size\":\(value)")
+            #expect(throws: ProtocolError.self) { try s.accept(try json(sized), seq: 3) }
+            let indexed = step(1).replacingOccurrences(of: "[0,1,2,3]", with: "[0,1,2,\(value)]")
+            #expect(throws: ProtocolError.self) { try s.accept(try json(indexed), seq: 3) }
+            let epoch = #"{"type":"epoch","epoch":\#(value),"loss":1}"#
+            #expect(throws: ProtocolError.self) { try s.accept(try json(epoch), seq: 3) }
+        }
+        for text in ["1", "[]", "\"step\"", #"{"type":7}"#, #"{"type":"step"}"#, #"{"type":"end"}"#, #"{"type":"end","state":"finished","message":3}"#] {
+            #expect(throws: ProtocolError.self, "\(text)") { try s.accept(try json(text), seq: 3) }
         }
         #expect(s.iteration == 0 && !s.ended)
     }
