@@ -82,7 +82,9 @@ struct Comparison {
                        kerasRMSE: e.value("rmse") ?? .null,
                        batchRMSE: e.value("batch_rmse") ?? .null,
                        valRMSE: e.value("val_rmse") ?? .null,
-                       difference: history.number(history.rounded(keras - val)), batchLoss: batchLoss,
+                       // A figure the job did not record (an external job without validation) has no difference.
+                       difference: e.value("rmse") == nil || e.value("val_rmse") == nil ? .null : history.number(history.rounded(keras - val)),
+                       batchLoss: batchLoss,
                        wBefore: e.value("w_before") ?? .null, wAfter: e.value("w_after") ?? .null, bAfter: e.value("b_after") ?? .null)
         }
     }
