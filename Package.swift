@@ -38,6 +38,7 @@ let package = Package(
         // Fixtures are read through #filePath, not bundled as resources.
         .testTarget(name: "LTEngineTests", dependencies: ["LTEngine"], exclude: ["Golden", "Initializers/Fixtures"]),
         .testTarget(name: "LTProtocolTests", dependencies: ["LTProtocol"]),
+        .testTarget(name: "LTDaemonTests", dependencies: ["LTDaemon", "LTProtocol"]),
         .testTarget(name: "LTPlotTests", dependencies: ["LTPlot"], exclude: ["Fixtures"]),
         .testTarget(name: "EndToEndTests", dependencies: ["LTProtocol", "LTClient", "LTDaemon"], exclude: ["Fixtures", "Snapshots"]),
     ],

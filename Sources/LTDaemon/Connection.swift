@@ -39,7 +39,6 @@ final class Connection {
     static let highWater = 1024 * 1024
     /// How much of a job's log one pump may scan before yielding to other work.
     static let scanBudget = 1024 * 1024
-    static let readChunk = 256 * 1024
 
     var queuedBytes: Int { outboxBytes + inFlightBytes }
     var id: ObjectIdentifier { ObjectIdentifier(self) }
@@ -201,16 +200,16 @@ final class Connection {
 
     func subscribe(_ subscription: Subscription) {
         self.subscription = subscription
-        subscription.stream.subscribers[id] = self
+        subscription.job.subscribers[id] = self
     }
 
     func endSubscription() {
         guard let subscription else { return }
-        let stream = subscription.stream
-        stream.subscribers[id] = nil
+        let job = subscription.job
+        job.subscribers[id] = nil
         self.subscription = nil
         // A finished job nobody follows needs no memory: later subscribers read its log.
-        if stream.ended, stream.thread == nil, stream.subscribers.isEmpty { stream.releaseTail() }
+        if job.log.ended, job.thread == nil, job.subscribers.isEmpty { job.log.releaseTail() }
         if sawEOF { closeWhenFlushed = true }
     }
 
@@ -218,129 +217,30 @@ final class Connection {
     /// published, or this pump has scanned `scanBudget` bytes of log (then the daemon pumps again soon).
     func pump() {
         guard let subscription, !closing else { return }
-        let stream = subscription.stream
+        let log = subscription.job.log
         var scanned = 0
-        while queuedBytes < Connection.highWater, subscription.cursor <= stream.publishedSeq {
+        while queuedBytes < Connection.highWater, !subscription.isCaughtUp {
             if scanned >= Connection.scanBudget {
                 daemon.pumpSoon(self)
                 break
             }
-            let budget = Connection.highWater - queuedBytes
-            if let (chunk, line) = stream.locate(subscription.cursor) {
-                scanned += serveFromMemory(subscription, chunk: chunk, line: line, budget: budget)
-            } else {
-                guard let read = serveFromLog(subscription, budget: budget) else {
-                    send(ProtocolError(.internalError, "cannot read the log of job \(stream.name); subscribe again from seq \(subscription.cursor)").line)
-                    endSubscription()
-                    break
-                }
-                scanned += read
+            switch log.read(&subscription.cursor, budget: Connection.highWater - queuedBytes, filter: subscription.filter) {
+            case .success(let read):
+                for slice in read.slices { enqueue(slice) }
+                scanned += read.scanned
+            case .failure(let error):
+                Log.error("job \(subscription.job.name): \(error)")
+                send(ProtocolError(.internalError, "cannot read the log of job \(subscription.job.name); subscribe again from seq \(subscription.cursor.seq)").line)
+                endSubscription()
+                flush()
+                return
             }
         }
-        if stream.ended, subscription.cursor > stream.publishedSeq {
+        if log.ended, subscription.isCaughtUp {
             subscription.complete = true
             endSubscription()
         }
         flush()
-    }
-
-    /// Serves events from one in-memory chunk. Returns the bytes examined.
-    private func serveFromMemory(_ subscription: Subscription, chunk: EventChunk, line first: Int, budget: Int) -> Int {
-        let startOffset = chunk.lineStart(first)
-        var last = first
-        while last + 1 < chunk.count, chunk.lineEnds[last] - startOffset < budget { last += 1 }
-        let endOffset = chunk.lineEnds[last]
-        if subscription.isFiltered {
-            var selected: [UInt8] = []
-            for line in first...last where subscription.wants(chunk.kinds[line], iteration: chunk.iterations[line]) {
-                let from = chunk.lineStart(line)
-                selected.append(contentsOf: UnsafeRawBufferPointer(start: chunk.bytes.base + from, count: chunk.lineEnds[line] - from))
-            }
-            if !selected.isEmpty { enqueue(ByteSlice(chunk: ByteChunk(copying: selected), offset: 0, count: selected.count)) }
-        } else {
-            enqueue(ByteSlice(chunk: chunk.bytes, offset: startOffset, count: endOffset - startOffset))
-        }
-        subscription.cursor = chunk.firstSeq + last + 1
-        subscription.filePosition = (subscription.cursor, chunk.fileOffset + endOffset)
-        return endOffset - startOffset
-    }
-
-    /// Serves events from the job's log file, starting at the subscription's file position (or the nearest indexed
-    /// one before its cursor). Reads at most `readChunk` bytes, more only for a single longer line. Returns the bytes
-    /// read, or nil when the log cannot be read as expected.
-    private func serveFromLog(_ subscription: Subscription, budget: Int) -> Int? {
-        let stream = subscription.stream
-        let limit = stream.tailStartOffset
-        var position = subscription.filePosition ?? stream.indexedPosition(atOrBefore: subscription.cursor)
-        if position.seq > subscription.cursor || position.offset >= limit {
-            position = stream.indexedPosition(atOrBefore: subscription.cursor)
-        }
-        guard position.offset < limit else { return nil }
-        let fd = open(stream.record.logPath, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else {
-            Log.error("job \(stream.name): cannot open \(stream.record.logPath): \(errnoText(errno))")
-            return nil
-        }
-        defer { Glibc.close(fd) }
-        var size = min(Connection.readChunk, limit - position.offset)
-        while true {
-            let buffer = ByteChunk.allocate(size)
-            let chunk = ByteChunk(takingMalloced: buffer, count: size)
-            var got = 0
-            while got < size {
-                let n = pread(fd, buffer + got, size - got, off_t(position.offset + got))
-                if n < 0 { if errno == EINTR { continue }; return nil }
-                if n == 0 { break }
-                got += n
-            }
-            guard got == size else {
-                Log.error("job \(stream.name): log is shorter than expected (\(position.offset + got) < \(limit) bytes)")
-                return nil
-            }
-            // Walk complete lines.
-            var offset = 0
-            var deliveredStart = -1
-            var deliveredEnd = 0
-            var selected: [UInt8] = []
-            var delivered = 0
-            while offset < got, delivered < budget {
-                guard let hit = memchr(buffer + offset, 0x0A, got - offset) else { break }
-                let end = buffer.distance(to: hit) + 1
-                if position.seq >= subscription.cursor {
-                    if subscription.isFiltered {
-                        let line = UnsafeRawBufferPointer(start: buffer + offset, count: end - offset)
-                        let kind = EventKind.of(line: line) ?? .state
-                        let iteration = kind == .step ? (EventLineScan.integerValue(of: "\"iteration\":", in: line) ?? 0) : 0
-                        if subscription.wants(kind, iteration: iteration) { selected.append(contentsOf: line) }
-                    } else if deliveredStart < 0 {
-                        deliveredStart = offset
-                    }
-                    deliveredEnd = end
-                    delivered += end - offset
-                    subscription.cursor = position.seq + 1
-                }
-                position.seq += 1
-                position.offset += end - offset
-                stream.noteIndex(seq: position.seq, offset: position.offset)
-                offset = end
-            }
-            if offset == 0 {
-                // One line longer than the buffer: read it whole.
-                guard size < limit - position.offset else {
-                    Log.error("job \(stream.name): log has no line end before offset \(limit)")
-                    return nil
-                }
-                size = min(size * 2, limit - position.offset)
-                continue
-            }
-            subscription.filePosition = position
-            if subscription.isFiltered {
-                if !selected.isEmpty { enqueue(ByteSlice(chunk: ByteChunk(copying: selected), offset: 0, count: selected.count)) }
-            } else if deliveredStart >= 0 {
-                enqueue(ByteSlice(chunk: chunk, offset: deliveredStart, count: deliveredEnd - deliveredStart))
-            }
-            return offset
-        }
     }
 
     // MARK: Writing
@@ -348,7 +248,7 @@ final class Connection {
     /// Queues a whole line (a reply or an error) for this connection.
     func send(_ line: [UInt8]) {
         guard !closing else { return }
-        enqueue(ByteSlice(chunk: ByteChunk(copying: line), offset: 0, count: line.count))
+        enqueue(ByteSlice(copying: line))
     }
 
     private func enqueue(_ slice: ByteSlice) {

@@ -56,7 +56,7 @@ public final class Daemon {
     static let offloadLineBytes = 256 * 1024
     let readBuffer: UnsafeMutableRawPointer
 
-    private var jobs: [String: JobStream] = [:]
+    private var jobs: [String: Job] = [:]
     private var jobOrder: [String] = []
     private var connections: [ObjectIdentifier: Connection] = [:]
     private var pumpQueue: [ObjectIdentifier: Connection] = [:]
@@ -259,10 +259,10 @@ public final class Daemon {
 
     private func drainInbox() {
         let pending = inbox.take()
-        var touched: [ObjectIdentifier: JobStream] = [:]
+        var touched: [ObjectIdentifier: Job] = [:]
         for (record, chunk) in pending.chunks {
             guard let stream = jobs[record.name], stream.record === record else { continue }
-            stream.append(chunk)
+            stream.log.publish(chunk)
             touched[ObjectIdentifier(stream)] = stream
         }
         for stream in touched.values {
@@ -275,11 +275,11 @@ public final class Daemon {
             if summary.state.isFinal {
                 Log.info("job \(record.name) \(summary.state.rawValue) after \(summary.iteration) step(s), \(summary.seq) event(s)\(summary.message.map { ": " + $0 } ?? "")")
             }
-            if stream.subscribers.isEmpty { stream.releaseTail() }
+            if stream.subscribers.isEmpty { stream.log.releaseTail() }
         }
     }
 
-    private func joinThread(of stream: JobStream) {
+    private func joinThread(of stream: Job) {
         guard let thread = stream.thread else { return }
         pthread_join(thread, nil)
         stream.thread = nil
@@ -287,7 +287,7 @@ public final class Daemon {
 
     // MARK: Jobs
 
-    private func status(of stream: JobStream) -> JobStatus {
+    private func status(of stream: Job) -> JobStatus {
         let record = stream.record
         let s = record.summary.withLock { $0 }
         return JobStatus(job: record.name, state: s.state, owner: record.owner, created: record.created,
@@ -318,7 +318,7 @@ public final class Daemon {
                 continue
             }
             let spec = stored.spec
-            let directory = store.directory(of: name)
+            let files = store.jobFiles(name)
             let trainer: Trainer
             do { trainer = try Trainer(spec: spec) } catch {
                 Log.error("job \(name): its spec no longer validates (\(error)); leaving its directory alone")
@@ -328,14 +328,14 @@ public final class Daemon {
                 ?? JobCheckpoint(seq: 0, offset: 0, state: spec.paused ? .paused : .running,
                                  summary: Daemon.initialSummary(trainer, spec: spec), trainer: nil)
             let over = checkpoint.state.isFinal
-            let logPath = directory + "/events.ndjson"
             if over {
-                let record = JobRecord(name: name, owner: stored.owner, created: stored.created, directory: directory,
+                let record = JobRecord(name: name, owner: stored.owner, created: stored.created, files: files,
                                        spec: spec, summary: checkpoint.summary, paused: false)
-                register(JobStream(record: record, publishedSeq: checkpoint.seq, publishedOffset: checkpoint.offset, ended: true))
+                register(Job(record: record, log: EventLog(path: files.events, publishedSeq: checkpoint.seq,
+                                                           publishedOffset: checkpoint.offset, ended: true)))
                 continue
             }
-            guard let offset = store.truncateLog(path: logPath, toSeq: checkpoint.seq, offset: checkpoint.offset) else {
+            guard let offset = EventLog.recover(path: files.events, toSeq: checkpoint.seq, offset: checkpoint.offset) else {
                 Log.error("job \(name): its log holds fewer than the \(checkpoint.seq) events its checkpoint promises; leaving its directory alone")
                 continue
             }
@@ -348,13 +348,13 @@ public final class Daemon {
             }
             let seq = checkpoint.trainer == nil ? 0 : checkpoint.seq
             let startOffset = seq == 0 ? 0 : offset
-            if seq == 0, offset != 0 { _ = store.truncateLog(path: logPath, toSeq: 0, offset: 0) }
+            if seq == 0, offset != 0 { _ = EventLog.recover(path: files.events, toSeq: 0, offset: 0) }
             var summary = checkpoint.summary
             summary.seq = seq
             let paused = checkpoint.state == .paused
-            let record = JobRecord(name: name, owner: stored.owner, created: stored.created, directory: directory,
+            let record = JobRecord(name: name, owner: stored.owner, created: stored.created, files: files,
                                    spec: spec, summary: summary, paused: paused)
-            let stream = JobStream(record: record, publishedSeq: seq, publishedOffset: startOffset, ended: false)
+            let stream = Job(record: record, log: EventLog(path: files.events, publishedSeq: seq, publishedOffset: startOffset, ended: false))
             register(stream)
             let runner = JobRunner(record: record, trainer: resuming, inbox: inbox, seq: seq, offset: startOffset, paused: paused)
             switch runner.start(using: launcher) {
@@ -369,7 +369,7 @@ public final class Daemon {
         if !names.isEmpty { Log.info("restored \(jobs.count) job(s), \(resumed) resumed") }
     }
 
-    private func register(_ stream: JobStream) {
+    private func register(_ stream: Job) {
         jobs[stream.name] = stream
         jobOrder.append(stream.name)
     }
@@ -398,7 +398,7 @@ public final class Daemon {
         }
         let summary = Daemon.initialSummary(trainer, spec: spec)
         let created = Clock.utcTimestamp()
-        let directory = store.directory(of: name)
+        let files = store.jobFiles(name)
         let initial = JobCheckpoint(seq: 0, offset: 0, state: summary.state, summary: summary, trainer: trainer.checkpoint)
         do {
             try store.create(job: name, spec: spec, specFile: specFile, owner: connection.peerUID, created: created, checkpoint: initial)
@@ -411,16 +411,16 @@ public final class Daemon {
             connection.send(ProtocolError(.internalError, "cannot record job \(name) in the state directory: \(error)", id: id).line)
             return
         }
-        let record = JobRecord(name: name, owner: connection.peerUID, created: created, directory: directory,
+        let record = JobRecord(name: name, owner: connection.peerUID, created: created, files: files,
                                spec: spec, summary: summary, paused: spec.paused)
-        let stream = JobStream(record: record, publishedSeq: 0, publishedOffset: 0, ended: false)
+        let stream = Job(record: record, log: EventLog(path: files.events, publishedSeq: 0, publishedOffset: 0, ended: false))
         let runner = JobRunner(record: record, trainer: trainer, inbox: inbox, seq: 0, offset: 0, paused: spec.paused)
         switch runner.start(using: launcher) {
         case .success(let thread):
             stream.thread = thread
         case .failure(let error):
             Log.error("job \(name): cannot start its thread: \(error)")
-            try? FileIO.removeTree(directory)
+            try? FileIO.removeTree(files.directory)
             connection.send(ProtocolError(.internalError, "cannot start a thread for job \(name): \(error)", id: id).line)
             return
         }
@@ -430,7 +430,7 @@ public final class Daemon {
     }
 
     /// Checks that the caller may control the job: its owner or root.
-    private func mayControl(_ stream: JobStream, op: String, connection: Connection, id: JSONValue?) -> Bool {
+    private func mayControl(_ stream: Job, op: String, connection: Connection, id: JSONValue?) -> Bool {
         let owner = stream.record.owner
         guard connection.peerUID == owner || connection.peerUID == 0 else {
             Log.info("uid \(connection.peerUID) refused: \(op) of job \(stream.name), owned by uid \(owner)")
@@ -445,7 +445,7 @@ public final class Daemon {
         guard mayControl(stream, op: op, connection: connection, id: id) else { return }
         let record = stream.record
         let state = record.summary.withLock { $0.state }
-        let over = state.isFinal || stream.ended
+        let over = state.isFinal || stream.log.ended
         func wrongState(_ message: String) {
             connection.send(ProtocolError(.wrongState, message, id: id).line)
         }
@@ -480,8 +480,8 @@ public final class Daemon {
                 subscriber.endSubscription()
                 subscriber.flush()
             }
-            do { try FileIO.removeTree(record.directory) } catch {
-                Log.error("job \(name): cannot remove \(record.directory): \(error)")
+            do { try FileIO.removeTree(record.files.directory) } catch {
+                Log.error("job \(name): cannot remove \(record.files.directory): \(error)")
                 connection.send(ProtocolError(.internalError, "cannot remove job \(name)'s files: \(error)", id: id).line)
                 return
             }
@@ -590,10 +590,10 @@ public final class Daemon {
                 break
             }
             let state = stream.record.summary.withLock { $0.state }
-            let complete = stream.ended && from > stream.publishedSeq
-            connection.send(Reply.subscribed(id: id, job: job, from: from, lastSeq: stream.publishedSeq, state: state, complete: complete))
+            let complete = stream.log.ended && from > stream.log.publishedSeq
+            connection.send(Reply.subscribed(id: id, job: job, from: from, lastSeq: stream.log.publishedSeq, state: state, complete: complete))
             if !complete {
-                connection.subscribe(Subscription(stream: stream, from: max(from, 1), every: every, types: types))
+                connection.subscribe(Subscription(job: stream, from: from, every: every, types: types))
                 connection.pump()
             }
         case .unsubscribe:
@@ -667,7 +667,7 @@ public final class Daemon {
             let behind = connections.values.contains { connection in
                 if connection.hasPendingOutput { return true }
                 guard let subscription = connection.subscription else { return false }
-                return subscription.cursor <= subscription.stream.publishedSeq
+                return !subscription.isCaughtUp
             }
             guard (!threads && !behind) || now >= shutdownDeadline else { return }
             if threads { Log.warning("some job threads did not stop in time; their last checkpoints stand") }

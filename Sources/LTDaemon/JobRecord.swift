@@ -32,21 +32,16 @@ final class JobRecord: Sendable {
     let name: String
     let owner: UInt32
     let created: String
-    let directory: String
+    let files: JobFiles
     let spec: JobSpec
     let control: JobControl
     let summary: Mutex<JobSummary>
 
-    init(name: String, owner: UInt32, created: String, directory: String, spec: JobSpec, summary: JobSummary, paused: Bool) {
-        self.name = name; self.owner = owner; self.created = created; self.directory = directory; self.spec = spec
+    init(name: String, owner: UInt32, created: String, files: JobFiles, spec: JobSpec, summary: JobSummary, paused: Bool) {
+        self.name = name; self.owner = owner; self.created = created; self.files = files; self.spec = spec
         self.control = JobControl(paused: paused)
         self.summary = Mutex(summary)
     }
-
-    var logPath: String { directory + "/events.ndjson" }
-    var checkpointPath: String { directory + "/checkpoint.json" }
-    var specPath: String { directory + "/spec.json" }
-    var metaPath: String { directory + "/meta.json" }
 }
 
 /// The hand-off from job threads to the loop thread: published chunks and exited jobs, behind one lock, with one
