@@ -65,17 +65,8 @@ final class JobRunner: @unchecked Sendable {
         case .failure(let error): return .failure(error)
         }
         log = appender
-        let context = Unmanaged.passRetained(self).toOpaque()
-        let result = launcher.create({ context in
-            guard let context else { return nil }
-            let runner = Unmanaged<JobRunner>.fromOpaque(context).takeRetainedValue()
-            runner.run()
-            return nil
-        }, context)
-        if case .failure = result {
-            Unmanaged<JobRunner>.fromOpaque(context).release()
-            appender.close()
-        }
+        let result = launcher.create { self.run() }
+        if case .failure = result { appender.close() }
         return result
     }
 

@@ -64,6 +64,20 @@ struct StateStore {
         }
     }
 
+    /// Moves a deleted job's directory out of the way (one rename), so its name is free at once; the returned
+    /// directory is then removed off the loop thread. Its name starts with a dot, which no job name does.
+    func retire(job: String) throws(SystemError) -> String {
+        let from = jobFiles(job).directory
+        let to = jobsDirectory + "/.deleted-" + job + "-\(getpid())-\(Clock.monotonicNanoseconds())"
+        guard rename(from, to) == 0 else { throw SystemError(operation: "rename", path: from, code: errno) }
+        return to
+    }
+
+    /// Retired directories a previous run did not finish removing.
+    func retiredDirectories() -> [String] {
+        ((try? FileIO.list(jobsDirectory)) ?? []).filter { $0.hasPrefix(".deleted-") }.map { jobsDirectory + "/" + $0 }
+    }
+
     /// What a job directory holds, as far as it can be read.
     struct StoredJob {
         var name: String
