@@ -39,8 +39,9 @@ let package = Package(
         .testTarget(name: "LTEngineTests", dependencies: ["LTEngine"], exclude: ["Golden", "Initializers/Fixtures"]),
         .testTarget(name: "LTProtocolTests", dependencies: ["LTProtocol"]),
         .testTarget(name: "LTDaemonTests", dependencies: ["LTDaemon", "LTProtocol"]),
+        .testTarget(name: "LTClientTests", dependencies: ["LTClient"]),
         .testTarget(name: "LTPlotTests", dependencies: ["LTPlot"], exclude: ["Fixtures"]),
-        .testTarget(name: "EndToEndTests", dependencies: ["LTProtocol", "LTClient", "LTDaemon"], exclude: ["Fixtures", "Snapshots"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["LTProtocol", "LTClient", "LTDaemon"], exclude: ["Snapshots"]),
     ],
     swiftLanguageModes: [.v6]
 )

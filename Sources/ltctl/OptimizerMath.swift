@@ -24,7 +24,6 @@ struct UpdateWorking {
     /// Lines like "velocity = rho·velocity + (1-rho)·g² = 0.9×0 + 0.1×2171.56 = 217.156".
     var lines: [String] = []
     var after: Double = 0
-    var slotsAfter: [String: Double] = [:]
 }
 
 struct OptimizerMath<T: ExplainFloat> {
@@ -65,7 +64,6 @@ struct OptimizerMath<T: ExplainFloat> {
                 let m0 = T(slots["momentum"] ?? 0)
                 let m = m0 * mom - g * lr
                 out.lines.append("momentum = momentum·μ − g·lr = \(s(m0))×\(s(mom)) − \(s(g))×\(s(lr)) = \(r(m))")
-                out.slotsAfter["momentum"] = m.double
                 if flags["nesterov"] == true {
                     let nw = w + (m * mom - g * lr)
                     out.lines.append("\(label) = \(label) + (momentum·μ − g·lr) = \(s(w)) + (\(s(m))×\(s(mom)) − \(s(g))×\(s(lr))) = \(s(nw))  (Nesterov)")
@@ -81,13 +79,11 @@ struct OptimizerMath<T: ExplainFloat> {
             let v0 = T(slots["velocity"] ?? 0)
             let v = rho * v0 + oneMinusRho * (g * g)
             out.lines.append("velocity = ρ·velocity + (1−ρ)·g² = \(s(rho))×\(s(v0)) + \(s(oneMinusRho))×\(s(g))² = \(r(v))")
-            out.slotsAfter["velocity"] = v.double
             var den = v + eps
             if flags["centered"] == true {
                 let a0 = T(slots["average_gradient"] ?? 0)
                 let a = rho * a0 + oneMinusRho * g
                 out.lines.append("average_gradient = ρ·average_gradient + (1−ρ)·g = \(s(rho))×\(s(a0)) + \(s(oneMinusRho))×\(s(g)) = \(r(a))")
-                out.slotsAfter["average_gradient"] = a.double
                 den = v - (a * a - eps)
                 out.lines.append("denominator = velocity − average_gradient² + ε = \(r(den))")
             } else {
@@ -101,7 +97,6 @@ struct OptimizerMath<T: ExplainFloat> {
                 let mo0 = T(slots["momentum"] ?? 0)
                 let mo = mom * mo0 + inc
                 out.lines.append("momentum = μ·momentum + increment = \(s(mom))×\(s(mo0)) + \(s(inc)) = \(r(mo))")
-                out.slotsAfter["momentum"] = mo.double
                 let nw = w - mo
                 out.lines.append("\(label) = \(label) − momentum = \(s(w)) − \(s(mo)) = \(r(nw))")
                 w = nw
@@ -121,14 +116,11 @@ struct OptimizerMath<T: ExplainFloat> {
             let v = v0 + (g * g - v0) * oneMinus("beta_2", 0.999)
             out.lines.append("m = m + (g − m)·(1−β₁) = \(s(m0)) + (\(s(g)) − \(s(m0)))×\(s(oneMinus("beta_1", 0.9))) = \(r(m))")
             out.lines.append("v = v + (g² − v)·(1−β₂) = \(s(v0)) + (\(s(g * g)) − \(s(v0)))×\(s(oneMinus("beta_2", 0.999))) = \(r(v))")
-            out.slotsAfter["m"] = m.double
-            out.slotsAfter["v"] = v.double
             var vUsed = v
             if flags["amsgrad"] == true {
                 let vhat0 = T(slots["vhat"] ?? 0)
                 vUsed = Swift.max(vhat0, v)
                 out.lines.append("vhat = max(vhat, v) = max(\(s(vhat0)), \(s(v))) = \(r(vUsed))")
-                out.slotsAfter["vhat"] = vUsed.double
             }
             let nw = w - (m * alpha) / (vUsed.squareRoot() + eps)
             out.lines.append("\(label) = \(label) − m·α / (√v + ε) = \(s(w)) − \(s(m))×\(s(alpha)) / (\(s(vUsed.squareRoot())) + \(s(eps))) = \(r(nw))")
@@ -138,7 +130,6 @@ struct OptimizerMath<T: ExplainFloat> {
             let acc0 = T(slots["accumulator"] ?? optimizer["initial_accumulator_value"] ?? 0.1)
             let acc = acc0 + g * g
             out.lines.append("accumulator = accumulator + g² = \(s(acc0)) + \(s(g))² = \(r(acc))")
-            out.slotsAfter["accumulator"] = acc.double
             let root = (acc + eps).squareRoot()
             let nw = w - (lr * g) * (1 / root)
             out.lines.append("\(label) = \(label) − lr·g / √(accumulator + ε) = \(s(w)) − \(s(lr))×\(s(g)) / \(s(root)) = \(r(nw))")
