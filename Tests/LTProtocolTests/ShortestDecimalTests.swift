@@ -1,19 +1,61 @@
 import Testing
 @testable import LTProtocol
 
-/// ShortestDecimal writes the standard library's `description` into the encoders' buffers: the spellings the
-/// protocol documents, and never more than `maxLength` bytes (the encoders bound their buffers with it).
+/// ShortestDecimal must spell every value exactly as the stdlib's `description` does, and its text must parse back
+/// to the same bits.
 @Suite struct ShortestDecimalTests {
+    /// The bytes `append` (the writer's path) produces.
     static func bytes(_ f: Float) -> [UInt8] {
-        [UInt8](unsafeUninitializedCapacity: ShortestDecimal.maxLength) { buffer, count in
-            count = buffer.baseAddress.map { ShortestDecimal.write(f, to: $0) } ?? 0
-        }
+        var out: [UInt8] = [0x20]
+        ShortestDecimal.append(f, to: &out)
+        return Array(out.dropFirst())
     }
 
     static func bytes(_ d: Double) -> [UInt8] {
-        [UInt8](unsafeUninitializedCapacity: ShortestDecimal.maxLength) { buffer, count in
-            count = buffer.baseAddress.map { ShortestDecimal.write(d, to: $0) } ?? 0
+        var out: [UInt8] = [0x20]
+        ShortestDecimal.append(d, to: &out)
+        return Array(out.dropFirst())
+    }
+
+    /// Compares `write` with `description` through one scratch buffer (cheap enough for millions of values in a
+    /// debug build); `roundTrip` also parses the text back.
+    struct Checker: ~Copyable {
+        let scratch = UnsafeMutablePointer<UInt8>.allocate(capacity: ShortestDecimal.maxLength)
+        var problems: [String] = []
+        deinit { scratch.deallocate() }
+
+        func same(_ n: Int, _ description: String) -> Bool {
+            var text = description
+            return text.withUTF8 { utf8 in
+                guard utf8.count == n else { return false }
+                for k in 0..<n where utf8[k] != scratch[k] { return false }
+                return true
+            }
         }
+
+        var text: (Int) -> String {
+            { [scratch] n in String(decoding: UnsafeBufferPointer(start: scratch, count: n), as: UTF8.self) }
+        }
+
+        mutating func check(_ f: Float, roundTrip: Bool = true) {
+            let n = ShortestDecimal.write(f, to: scratch)
+            if !same(n, f.description) {
+                problems.append("Float 0x\(String(f.bitPattern, radix: 16)): \(f.description) vs ours \(text(n))")
+            } else if roundTrip && f.isFinite && Float(text(n))?.bitPattern != f.bitPattern {
+                problems.append("Float 0x\(String(f.bitPattern, radix: 16)) does not round-trip")
+            }
+        }
+
+        mutating func check(_ d: Double, roundTrip: Bool = true) {
+            let n = ShortestDecimal.write(d, to: scratch)
+            if !same(n, d.description) {
+                problems.append("Double 0x\(String(d.bitPattern, radix: 16)): \(d.description) vs ours \(text(n))")
+            } else if roundTrip && d.isFinite && Double(text(n))?.bitPattern != d.bitPattern {
+                problems.append("Double 0x\(String(d.bitPattern, radix: 16)) does not round-trip")
+            }
+        }
+
+        var summary: String { "\(problems.count) problems, first: \(problems.prefix(5))" }
     }
 
     /// A value and its neighbours on both sides, both signs.
@@ -84,22 +126,71 @@ import Testing
         for (d, text) in doubles { #expect(String(decoding: Self.bytes(d), as: UTF8.self) == text) }
     }
 
-    /// Every edge case's spelling is written whole: within `maxLength`, and byte for byte its description.
-    @Test func edgeCasesFitAndAreWrittenWhole() {
-        let floats = Self.floatEdgeCases.filter(\.isFinite)
-        let doubles = Self.doubleEdgeCases.filter(\.isFinite)
-        #expect(floats.count > 10_000 && doubles.count > 20_000)
-        var longest = 0
-        for f in floats {
-            longest = max(longest, f.description.utf8.count)
-            if !Self.bytes(f).elementsEqual(f.description.utf8) { Issue.record("Float \(f) written as \(Self.bytes(f))"); break }
+    @Test func floatEdgeCasesMatchDescription() {
+        let cases = Self.floatEdgeCases
+        #expect(cases.count > 10_000)
+        var checker = Checker()
+        for v in cases { checker.check(v) }
+        #expect(checker.problems.count == 0, "\(checker.summary)")
+    }
+
+    @Test func doubleEdgeCasesMatchDescription() {
+        let cases = Self.doubleEdgeCases
+        #expect(cases.count > 20_000)
+        var checker = Checker()
+        for v in cases { checker.check(v) }
+        #expect(checker.problems.count == 0, "\(checker.summary)")
+    }
+
+    /// SplitMix64: deterministic bit patterns.
+    struct Bits {
+        var state: UInt64
+        mutating func next() -> UInt64 {
+            state &+= 0x9E37_79B9_7F4A_7C15
+            var z = state
+            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+            return z ^ (z >> 31)
         }
-        for d in doubles {
-            longest = max(longest, d.description.utf8.count)
-            if !Self.bytes(d).elementsEqual(d.description.utf8) { Issue.record("Double \(d) written as \(Self.bytes(d))"); break }
+    }
+
+    /// 4 × 500,000 random bit patterns per type (split so the runner can use both cores).
+    static let randomBatches = 4, randomPerBatch = 500_000
+
+    @Test(arguments: 0..<randomBatches)
+    func randomFloatBitPatterns(batch: Int) {
+        var bits = Bits(state: 0xF10A_7000 &+ UInt64(batch))
+        var checker = Checker()
+        for k in 0..<Self.randomPerBatch {
+            // Equal to description already implies the round trip; parse a sample to check that independently.
+            checker.check(Float(bitPattern: UInt32(truncatingIfNeeded: bits.next() >> 32)), roundTrip: k % 8 == 0)
         }
-        #expect(longest == 24, "the longest spelling is -2.2250738585072014e-308 and its like")
-        #expect(longest <= ShortestDecimal.maxLength)
+        #expect(checker.problems.count == 0, "\(checker.summary)")
+    }
+
+    @Test(arguments: 0..<randomBatches)
+    func randomDoubleBitPatterns(batch: Int) {
+        var bits = Bits(state: 0xD0_0B1E_0000 &+ UInt64(batch))
+        var checker = Checker()
+        for k in 0..<Self.randomPerBatch {
+            checker.check(Double(bitPattern: bits.next()), roundTrip: k % 8 == 0)
+        }
+        #expect(checker.problems.count == 0, "\(checker.summary)")
+    }
+
+    /// Values a training job actually produces: float32 results widened to Double, and doubles of modest magnitude.
+    @Test func randomModestMagnitudes() {
+        var bits = Bits(state: 42)
+        var checker = Checker()
+        for _ in 0..<200_000 {
+            let unit = Double(bits.next() >> 11) / Double(1 << 53)
+            let scale = Double(sign: .plus, exponent: Int(bits.next() % 60) - 30, significand: 1)
+            let d = (unit - 0.5) * scale
+            checker.check(d)
+            checker.check(Float(d))
+            checker.check(Double(Float(d)))
+        }
+        #expect(checker.problems.count == 0, "\(checker.summary)")
     }
 
     /// The writer spells numbers in the job's precision through ShortestDecimal.

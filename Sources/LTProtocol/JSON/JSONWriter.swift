@@ -10,10 +10,10 @@ public enum JSONNumber {
             // would spell it "inf", which is not JSON).
             let f = Float(value)
             guard f.isFinite else { return nonFinite(f.isNaN, f > 0) }
-            return f.description
+            return ShortestDecimal.string(f)
         case .float64:
             guard value.isFinite else { return nonFinite(value.isNaN, value > 0) }
-            return value.description
+            return ShortestDecimal.string(value)
         }
     }
 
