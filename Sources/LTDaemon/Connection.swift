@@ -65,17 +65,20 @@ final class Connection {
     }
 
     /// The one place that starts or stops reading, from the connection's state. Reading stops while a request is
-    /// answered off the loop, after EOF, when closing, and while more than `highWater` bytes of output wait (it
-    /// resumes below half of that); a refused connection reads on, discarding, until the client's EOF.
-    private func updateReading() {
+    /// answered off the loop, after EOF, when closing, and when input just handled left more than `highWater` bytes
+    /// of output waiting (it resumes below half of that; a subscription's own stream, which fills the queue on every
+    /// write, does not stop it); a refused connection reads on, discarding, until the client's EOF.
+    private func updateReading(afterInput: Bool = false) {
         guard !closing else { return }
         let wanted: Bool
         if sawEOF || closeWhenFlushed || suspended {
             wanted = false
         } else if lingerSince != nil {
             wanted = true
+        } else if reading {
+            wanted = !afterInput || queuedBytes <= Connection.highWater
         } else {
-            wanted = queuedBytes <= (reading ? Connection.highWater : Connection.highWater / 2)
+            wanted = queuedBytes <= Connection.highWater / 2
         }
         guard wanted != reading else { return }
         reading = wanted
@@ -109,7 +112,7 @@ final class Connection {
         if lingerSince != nil { return }   // refused: input is discarded
         guard count > 0 else { return }
         received(bytes)
-        updateReading()
+        updateReading(afterInput: true)
     }
 
     /// Splits bytes into lines and handles each. A line longer than the limit, terminated or not, gets
