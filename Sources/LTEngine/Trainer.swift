@@ -81,6 +81,10 @@ struct Run<S: EngineScalar>: Sendable {
     /// serves both and exact validation costs nothing extra.
     let validationIsNextForwardPass: Bool
     let initialKernel: S, initialBias: S
+    /// `evaluate`'s batch size (the requested one, at most the validation set's size) and its running count after the
+    /// last batch: Σ f32(batch sizes) in float32, the same every step, so computed once.
+    let validationBatch: Int
+    let validationCount: S
 
     // The state.
     var order: [Int]?
@@ -127,6 +131,15 @@ struct Run<S: EngineScalar>: Sendable {
         w = initialKernel; b = initialBias
         kernelSlots = rule.initialSlots; biasSlots = rule.initialSlots
         order = Permutation.order(for: shuffle, keras: keras, count: n, epoch: 1)
+        validationBatch = max(1, min(spec.batchSize, validationX.count))
+        var count: S = 0
+        var first = 0
+        while first < validationX.count {
+            let size = min(validationBatch, validationX.count - first)
+            count = count + S(size)
+            first += size
+        }
+        validationCount = count
         let sharesTrainingData = spec.validation.map { $0.x.isEmpty } ?? true
         validationIsNextForwardPass = sharesTrainingData && statistics == nil && spec.batchSize >= n
             && { if case .none = spec.shuffle { true } else { false } }()
@@ -267,25 +280,13 @@ struct Run<S: EngineScalar>: Sendable {
             let mse = statistics.meanSquaredError(w: Double(w), b: Double(b))
             return (S(mse), S(mse.squareRoot()))
         }
-        let nv = validationX.count
-        let batch = min(requestedBatchSize, nv)
-        var lossTotal: S = 0, squaresTotal: S = 0, count: S = 0
-        validationX.withUnsafeBufferPointer { xp in
-            validationY.withUnsafeBufferPointer { yp in
-                guard let xb = xp.baseAddress, let yb = yp.baseAddress else { return }
-                var first = 0
-                while first < nv {
-                    let size = min(batch, nv - first)
-                    let sq = squaredErrorSum(x: xb, y: yb, start: first, count: size, w: w, b: b)
-                    let s = S(size)
-                    lossTotal = lossTotal + (sq / s) * s
-                    squaresTotal = squaresTotal + sq
-                    count = count + s
-                    first += size
-                }
+        let totals = validationX.withUnsafeBufferPointer { xp in
+            validationY.withUnsafeBufferPointer { yp -> (loss: S, squares: S) in
+                guard let xb = xp.baseAddress, let yb = yp.baseAddress else { return (0, 0) }
+                return evaluateTotals(x: xb, y: yb, count: validationX.count, batch: validationBatch, w: w, b: b)
             }
         }
-        return (lossTotal / count, (squaresTotal / count).squareRoot())
+        return (totals.loss / validationCount, (totals.squares / validationCount).squareRoot())
     }
 
     func divergenceText(loss: Double) -> String {
