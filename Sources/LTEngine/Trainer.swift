@@ -100,6 +100,8 @@ struct Run<S: EngineScalar>: Sendable {
     /// The next step's batch sums at the current weights, when `validationIsNextForwardPass` computed them already.
     /// Not part of the checkpoint: a restored run recomputes them, bit for bit.
     var lookahead: BatchSums<S>?
+    /// The current shuffled batch, copied in feed order (`trainingPass`); scratch, not state.
+    var gatheredX: [S] = [], gatheredY: [S] = []
 
     /// `spec` must be valid.
     init(spec: JobSpec, kernel: Double, bias: Double, fingerprint: UInt64) {
@@ -189,7 +191,12 @@ struct Run<S: EngineScalar>: Sendable {
         phase = .running
         switch shuffle {
         case .none, .seeded: break
-        case .everyEpoch: order = Permutation.order(for: shuffle, keras: keras, count: x.count, epoch: e)
+        case let .everyEpoch(seed):
+            // Released first, so the permutation is drawn into the same storage when no record still holds it.
+            var next = order ?? []
+            order = nil
+            Permutation.shuffle(&next, count: x.count, seed: Permutation.epochSeed(seed, epoch: e))
+            order = next
         case let .order(orders): if min(previous, orders.count) != min(e, orders.count) {
             order = Permutation.order(for: shuffle, keras: keras, count: x.count, epoch: e)
         }
@@ -201,7 +208,7 @@ struct Run<S: EngineScalar>: Sendable {
         let first = stepInEpoch * batchSize
         let count = min(batchSize, n - first)
         let wBefore = w, bBefore = b
-        let sums = lookahead ?? forwardPass(first: first, count: count)
+        let sums = lookahead ?? trainingPass(first: first, count: count)
         lookahead = nil
         let size = S(count)
         let batchLoss = sums.squaredErrors / size
@@ -239,6 +246,38 @@ struct Run<S: EngineScalar>: Sendable {
             phase = .epochPending
         }
         return record
+    }
+
+    /// The batch sums of the training path. A shuffled batch is first copied, in feed order, into contiguous
+    /// buffers: its random reads are then independent of each other and overlap, instead of each waiting inside the
+    /// reduction; the reduction then reads the same values in the same order, so the sums are the same bits.
+    mutating func trainingPass(first: Int, count: Int) -> BatchSums<S> {
+        guard let order else { return forwardPass(first: first, count: count) }
+        if gatheredX.count < count {
+            gatheredX = [S](repeating: 0, count: batchSize)
+            gatheredY = [S](repeating: 0, count: batchSize)
+        }
+        let (w, b, x, y) = (self.w, self.b, self.x, self.y)
+        return gatheredX.withUnsafeMutableBufferPointer { gx in
+            gatheredY.withUnsafeMutableBufferPointer { gy in
+                x.withUnsafeBufferPointer { xp in
+                    y.withUnsafeBufferPointer { yp in
+                        order.withUnsafeBufferPointer { op in
+                            guard let gxb = gx.baseAddress, let gyb = gy.baseAddress else {
+                                return BatchSums(squaredErrors: 0, gradW: 0, gradB: 0)
+                            }
+                            for k in 0..<count {
+                                let r = op[first &+ k]
+                                gxb[k] = xp[r]
+                                gyb[k] = yp[r]
+                            }
+                            return batchSums(x: UnsafePointer(gxb), y: UnsafePointer(gyb), rows: ContiguousRows(start: 0),
+                                             count: count, w: w, b: b)
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// The batch sums of positions first..<first+count of this epoch's order, at the current weights.
