@@ -54,6 +54,12 @@ public struct Trainer: Sendable {
     }
 }
 
+/// A training row in the epoch's feed order, with its dataset row.
+struct FedRow<S: EngineScalar>: Sendable {
+    var x: S, y: S
+    var index: Int
+}
+
 /// The run in one precision. `S` = Float is Keras-exact float32; `S` = Double is the float64 study mode.
 struct Run<S: EngineScalar>: Sendable {
     typealias Phase = TrainerCheckpoint.Phase
@@ -100,7 +106,9 @@ struct Run<S: EngineScalar>: Sendable {
     /// The next step's batch sums at the current weights, when `validationIsNextForwardPass` computed them already.
     /// Not part of the checkpoint: a restored run recomputes them, bit for bit.
     var lookahead: BatchSums<S>?
-    /// The current shuffled batch, copied in feed order (`trainingPass`); scratch, not state.
+    /// The epoch's rows in feed order when shuffled (`arrange`), and the current batch copied from them
+    /// (`trainingPass`). Derived from the order, not part of the checkpoint.
+    var fed: [FedRow<S>] = []
     var gatheredX: [S] = [], gatheredY: [S] = []
 
     /// `spec` must be valid.
@@ -132,7 +140,6 @@ struct Run<S: EngineScalar>: Sendable {
         initialKernel = S.keras(kernel); initialBias = S.keras(bias)
         w = initialKernel; b = initialBias
         kernelSlots = rule.initialSlots; biasSlots = rule.initialSlots
-        order = Permutation.order(for: shuffle, keras: keras, count: n, epoch: 1)
         validationBatch = max(1, min(spec.batchSize, validationX.count))
         var count: S = 0
         var first = 0
@@ -145,6 +152,7 @@ struct Run<S: EngineScalar>: Sendable {
         let sharesTrainingData = spec.validation.map { $0.x.isEmpty } ?? true
         validationIsNextForwardPass = sharesTrainingData && statistics == nil && spec.batchSize >= n
             && { if case .none = spec.shuffle { true } else { false } }()
+        arrange(epoch: 1)
     }
 
     func startRecord(origin: InitialWeightsOrigin) -> StartRecord {
@@ -191,16 +199,32 @@ struct Run<S: EngineScalar>: Sendable {
         phase = .running
         switch shuffle {
         case .none, .seeded: break
-        case let .everyEpoch(seed):
-            // Released first, so the permutation is drawn into the same storage when no record still holds it.
-            var next = order ?? []
-            order = nil
-            Permutation.shuffle(&next, count: x.count, seed: Permutation.epochSeed(seed, epoch: e))
-            order = next
-        case let .order(orders): if min(previous, orders.count) != min(e, orders.count) {
-            order = Permutation.order(for: shuffle, keras: keras, count: x.count, epoch: e)
+        case .everyEpoch: arrange(epoch: e)
+        case let .order(orders): if min(previous, orders.count) != min(e, orders.count) { arrange(epoch: e) }
         }
+    }
+
+    /// Sets epoch `e`'s `order` and lays its rows out in that order (`fed`), so a batch is read in sequence.
+    /// ltd's own every-epoch shuffle moves the rows themselves, each carrying its index: one random read per row
+    /// (the swap) instead of two (the swap, then fetching the row); the order is then read off the rows. Storage is
+    /// reused when no record still holds it.
+    mutating func arrange(epoch e: Int) {
+        let n = x.count
+        guard case let .everyEpoch(seed) = shuffle else {
+            order = Permutation.order(for: shuffle, keras: keras, count: n, epoch: e)
+            fed = order.map { o in o.map { FedRow(x: x[$0], y: y[$0], index: $0) } } ?? []
+            return
         }
+        var rows = fed, indices = order ?? []
+        fed = []; order = nil
+        if rows.count != n { rows = [FedRow](repeating: FedRow(x: 0, y: 0, index: 0), count: n) }
+        if indices.count != n { indices = [Int](repeating: 0, count: n) }
+        rows.withUnsafeMutableBufferPointer { r in
+            for i in 0..<n { r[i] = FedRow(x: x[i], y: y[i], index: i) }
+            Permutation.fisherYatesFromTop(r, seed: Permutation.epochSeed(seed, epoch: e), index: { $0.index })
+            indices.withUnsafeMutableBufferPointer { o in for k in 0..<n { o[k] = r[k].index } }
+        }
+        fed = rows; order = indices
     }
 
     mutating func step() -> StepRecord {
@@ -248,33 +272,29 @@ struct Run<S: EngineScalar>: Sendable {
         return record
     }
 
-    /// The batch sums of the training path. A shuffled batch is first copied, in feed order, into contiguous
-    /// buffers: its random reads are then independent of each other and overlap, instead of each waiting inside the
-    /// reduction; the reduction then reads the same values in the same order, so the sums are the same bits.
+    /// The batch sums of the training path. A shuffled batch is copied from the rows already in feed order
+    /// (`arrange`) into two contiguous buffers: the reduction reads the same values in the same order as through the
+    /// order (`forwardPass`, which `explain` uses), so the sums are the same bits, without a random read.
     mutating func trainingPass(first: Int, count: Int) -> BatchSums<S> {
-        guard let order else { return forwardPass(first: first, count: count) }
+        guard order != nil, fed.count == x.count else { return forwardPass(first: first, count: count) }
         if gatheredX.count < count {
             gatheredX = [S](repeating: 0, count: batchSize)
             gatheredY = [S](repeating: 0, count: batchSize)
         }
-        let (w, b, x, y) = (self.w, self.b, self.x, self.y)
+        let (w, b, fed) = (self.w, self.b, self.fed)
         return gatheredX.withUnsafeMutableBufferPointer { gx in
             gatheredY.withUnsafeMutableBufferPointer { gy in
-                x.withUnsafeBufferPointer { xp in
-                    y.withUnsafeBufferPointer { yp in
-                        order.withUnsafeBufferPointer { op in
-                            guard let gxb = gx.baseAddress, let gyb = gy.baseAddress else {
-                                return BatchSums(squaredErrors: 0, gradW: 0, gradB: 0)
-                            }
-                            for k in 0..<count {
-                                let r = op[first &+ k]
-                                gxb[k] = xp[r]
-                                gyb[k] = yp[r]
-                            }
-                            return batchSums(x: UnsafePointer(gxb), y: UnsafePointer(gyb), rows: ContiguousRows(start: 0),
-                                             count: count, w: w, b: b)
-                        }
+                fed.withUnsafeBufferPointer { rows in
+                    guard let gxb = gx.baseAddress, let gyb = gy.baseAddress else {
+                        return BatchSums(squaredErrors: 0, gradW: 0, gradB: 0)
                     }
+                    for k in 0..<count {
+                        let row = rows[first &+ k]
+                        gxb[k] = row.x
+                        gyb[k] = row.y
+                    }
+                    return batchSums(x: UnsafePointer(gxb), y: UnsafePointer(gyb), rows: ContiguousRows(start: 0),
+                                     count: count, w: w, b: b)
                 }
             }
         }
@@ -358,7 +378,7 @@ struct Run<S: EngineScalar>: Sendable {
         }
         guard c.weights.count == 2, c.kernelSlots.count == 3, c.biasSlots.count == 3, c.metrics.count == 4,
               c.lastValidation.count == 2 else { throw refuse("missing values") }
-        if c.epoch != 1 { order = Permutation.order(for: shuffle, keras: keras, count: x.count, epoch: c.epoch) }
+        if c.epoch != 1 { arrange(epoch: c.epoch) }
         epoch = c.epoch; stepInEpoch = c.stepInEpoch; iteration = c.iteration; phase = c.phase
         w = S(bits64: c.weights[0]); b = S(bits64: c.weights[1])
         kernelSlots = (S(bits64: c.kernelSlots[0]), S(bits64: c.kernelSlots[1]), S(bits64: c.kernelSlots[2]))
