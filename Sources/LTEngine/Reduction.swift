@@ -20,6 +20,18 @@ struct ContiguousRows: RowMap {
     }
 }
 
+/// Batch rows laid out in feed order inside records of `stride` scalars (the training path's shuffled rows):
+/// the k-th row's value is `base[(start + k) · stride]`.
+struct StridedRows: RowMap {
+    let start: Int, stride: Int
+    @inline(__always) func row(_ k: Int) -> Int { (start &+ k) &* stride }
+    @inline(__always) func load8<S: EngineScalar>(_ base: UnsafePointer<S>, _ k: Int) -> SIMD8<S> {
+        let p = base + (start &+ k) &* stride
+        return SIMD8(p[0], p[stride], p[2 &* stride], p[3 &* stride], p[4 &* stride], p[5 &* stride],
+                     p[6 &* stride], p[7 &* stride])
+    }
+}
+
 /// Batch rows taken from an epoch's permutation.
 struct PermutedRows: RowMap {
     let order: UnsafePointer<Int>

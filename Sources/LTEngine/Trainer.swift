@@ -106,10 +106,8 @@ struct Run<S: EngineScalar>: Sendable {
     /// The next step's batch sums at the current weights, when `validationIsNextForwardPass` computed them already.
     /// Not part of the checkpoint: a restored run recomputes them, bit for bit.
     var lookahead: BatchSums<S>?
-    /// The epoch's rows in feed order when shuffled (`arrange`), and the current batch copied from them
-    /// (`trainingPass`). Derived from the order, not part of the checkpoint.
+    /// The epoch's rows in feed order when shuffled (`arrange`). Derived from the order, not part of the checkpoint.
     var fed: [FedRow<S>] = []
-    var gatheredX: [S] = [], gatheredY: [S] = []
 
     /// `spec` must be valid.
     init(spec: JobSpec, kernel: Double, bias: Double, fingerprint: UInt64) {
@@ -272,31 +270,19 @@ struct Run<S: EngineScalar>: Sendable {
         return record
     }
 
-    /// The batch sums of the training path. A shuffled batch is copied from the rows already in feed order
-    /// (`arrange`) into two contiguous buffers: the reduction reads the same values in the same order as through the
-    /// order (`forwardPass`, which `explain` uses), so the sums are the same bits, without a random read.
-    mutating func trainingPass(first: Int, count: Int) -> BatchSums<S> {
-        guard order != nil, fed.count == x.count else { return forwardPass(first: first, count: count) }
-        if gatheredX.count < count {
-            gatheredX = [S](repeating: 0, count: batchSize)
-            gatheredY = [S](repeating: 0, count: batchSize)
-        }
-        let (w, b, fed) = (self.w, self.b, self.fed)
-        return gatheredX.withUnsafeMutableBufferPointer { gx in
-            gatheredY.withUnsafeMutableBufferPointer { gy in
-                fed.withUnsafeBufferPointer { rows in
-                    guard let gxb = gx.baseAddress, let gyb = gy.baseAddress else {
-                        return BatchSums(squaredErrors: 0, gradW: 0, gradB: 0)
-                    }
-                    for k in 0..<count {
-                        let row = rows[first &+ k]
-                        gxb[k] = row.x
-                        gyb[k] = row.y
-                    }
-                    return batchSums(x: UnsafePointer(gxb), y: UnsafePointer(gyb), rows: ContiguousRows(start: 0),
-                                     count: count, w: w, b: b)
-                }
-            }
+    /// The batch sums of the training path. A shuffled batch is read in sequence from the rows already laid out in
+    /// feed order (`arrange`): the same values in the same order as through the order (`forwardPass`, which
+    /// `explain` uses), so the sums are the same bits, without a random read.
+    func trainingPass(first: Int, count: Int) -> BatchSums<S> {
+        guard order != nil, fed.count == x.count, let yOffset = MemoryLayout<FedRow<S>>.offset(of: \FedRow<S>.y)
+        else { return forwardPass(first: first, count: count) }
+        let stride = MemoryLayout<FedRow<S>>.stride / MemoryLayout<S>.stride
+        return fed.withUnsafeBufferPointer { rows in
+            guard let base = rows.baseAddress else { return BatchSums(squaredErrors: 0, gradW: 0, gradB: 0) }
+            let raw = UnsafeRawPointer(base)
+            return batchSums(x: raw.assumingMemoryBound(to: S.self),
+                             y: (raw + yOffset).assumingMemoryBound(to: S.self),
+                             rows: StridedRows(start: first, stride: stride), count: count, w: w, b: b)
         }
     }
 
