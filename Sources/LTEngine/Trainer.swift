@@ -108,6 +108,9 @@ struct Run<S: EngineScalar>: Sendable {
     var lookahead: BatchSums<S>?
     /// The epoch's rows in feed order when shuffled (`arrange`). Derived from the order, not part of the checkpoint.
     var fed: [FedRow<S>] = []
+    /// Where y sits in a `FedRow` (bytes; -1 if the layout were not known) and a row's size in scalars.
+    let fedYOffset = MemoryLayout<FedRow<S>>.offset(of: \FedRow<S>.y) ?? -1
+    let fedStride = MemoryLayout<FedRow<S>>.stride / MemoryLayout<S>.stride
 
     /// `spec` must be valid.
     init(spec: JobSpec, kernel: Double, bias: Double, fingerprint: UInt64) {
@@ -274,9 +277,8 @@ struct Run<S: EngineScalar>: Sendable {
     /// feed order (`arrange`): the same values in the same order as through the order (`forwardPass`, which
     /// `explain` uses), so the sums are the same bits, without a random read.
     func trainingPass(first: Int, count: Int) -> BatchSums<S> {
-        guard order != nil, fed.count == x.count, let yOffset = MemoryLayout<FedRow<S>>.offset(of: \FedRow<S>.y)
-        else { return forwardPass(first: first, count: count) }
-        let stride = MemoryLayout<FedRow<S>>.stride / MemoryLayout<S>.stride
+        guard order != nil, fed.count == x.count, fedYOffset >= 0 else { return forwardPass(first: first, count: count) }
+        let (w, b, yOffset, stride) = (self.w, self.b, fedYOffset, fedStride)
         return fed.withUnsafeBufferPointer { rows in
             guard let base = rows.baseAddress else { return BatchSums(squaredErrors: 0, gradW: 0, gradB: 0) }
             let raw = UnsafeRawPointer(base)
