@@ -11,6 +11,7 @@ Standard library only. `ltd_client.plot` draws with matplotlib when it is instal
 """
 
 from .client import Client, Subscription
+from .daemon import ensure_daemon
 from .errors import (AlreadySubscribed, BadJSON, BadRequest, CapabilityMissing, ConnectionLost, DaemonUnavailable, InternalError,
                      InvalidJobName, InvalidSpec, JobActive, JobExists, LineTooLong, LtdError, NotReached,
                      PermissionDenied, ProtocolError, ShuttingDown, TooManyJobs, UnknownJob, UnknownOp, WrongState)
@@ -21,7 +22,7 @@ __version__ = "0.2.0"
 PROTOCOL_VERSION = 1
 
 __all__ = [
-    "Client", "Subscription", "to_rows", "read_events", "STEP_COLUMNS", "decode_line", "default_socket_path",
+    "Client", "Subscription", "ensure_daemon", "to_rows", "read_events", "STEP_COLUMNS", "decode_line", "default_socket_path",
     "float32", "PROTOCOL_VERSION",
     "LtdError", "CapabilityMissing", "DaemonUnavailable", "ConnectionLost", "ProtocolError", "BadJSON", "LineTooLong", "UnknownOp",
     "BadRequest", "InvalidJobName", "InvalidSpec", "UnknownJob", "JobExists", "PermissionDenied", "WrongState",
