@@ -35,8 +35,7 @@ def _answers(path: str) -> bool:
 
 def _own_socket(environ: Mapping[str, str]) -> str:
     """The current user's socket, never the system service's: where a private daemon listens."""
-    path = default_socket_path(environ, exists=lambda _: False)
-    return path
+    return default_socket_path(environ, exists=lambda _: False)
 
 
 def ensure_daemon(socket_path: Optional[str] = None, timeout: float = 10.0) -> str:
