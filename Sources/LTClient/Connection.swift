@@ -127,6 +127,16 @@ public final class Connection {
     /// `hello`: the daemon's protocol version, version string, pid and the uid it sees for us.
     public func hello() throws -> JSONValue { try request("hello") }
 
+    /// Asks the daemon (hello) whether it offers `capability`; throws `ClientError.missingCapability`, which says
+    /// to upgrade the daemon, when it does not. `feature` completes "cannot …", e.g. "explain a step".
+    public func require(_ capability: Capability, for feature: String) throws {
+        let reply = try hello()
+        guard Capability.advertised(in: reply).contains(capability.rawValue) else {
+            throw ClientError.missingCapability(endpoint: socketPath, capability: capability.rawValue, feature: feature,
+                                                daemonVersion: reply["version"]?.stringValue ?? "unknown")
+        }
+    }
+
     /// Subscribes to a job's events. Returns the `subscribed` reply; events follow on `reader`.
     public func subscribe(job: String, from: Int = 1, every: Int = 1, types: [String]? = nil) throws -> Subscription {
         var fields: [(key: String, value: JSONValue)] = [("job", .string(job)), ("from", JSONValue(from))]
