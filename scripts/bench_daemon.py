@@ -183,4 +183,5 @@ def main():
     p.send_signal(signal.SIGTERM); p.wait()
     subprocess.run(["rm", "-rf", d])
 
-main()
+if __name__ == "__main__":
+    main()

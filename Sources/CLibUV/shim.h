@@ -19,9 +19,6 @@ static inline int ltd_peer_credentials(int fd, ltd_ucred *out) {
     return 0;
 }
 
-/// Capacity of sockaddr_un.sun_path, including the terminating NUL.
-static inline size_t ltd_sun_path_capacity(void) { return sizeof(((struct sockaddr_un *)0)->sun_path); }
-
 /// The calling thread's kernel id (for per-thread scheduling priority).
 static inline pid_t ltd_thread_id(void) { return (pid_t)syscall(SYS_gettid); }
 

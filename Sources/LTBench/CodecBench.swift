@@ -35,11 +35,12 @@ enum CodecBenchmarks {
     nonisolated(unsafe) static var sink = 0
 
     /// Encodes `records` round-robin `total` times; returns (ns per event, bytes per event).
-    static func measure(_ s: JobSpec, _ rs: [StepRecord], total: Int) -> (Double, Int) {
+    static func measure(_ s: JobSpec, _ rs: [StepRecord], total: Int, spelling: NumberSpelling = .ryu) -> (Double, Int) {
         guard !rs.isEmpty else { return (0, 0) }
         var bytes = 0
         // The job thread's encoder: built once per job.
         var encoder = EventEncoder.JobEncoder(job: "job1", spec: s)
+        encoder.numberSpelling = spelling
         // Warm up.
         for i in 0..<min(total, 1000) { bytes &+= encoder.step(seq: i, record: rs[i % rs.count]).count }
         bytes = 0
@@ -68,6 +69,23 @@ enum CodecBenchmarks {
             let (ns, bytes) = measure(s, records(s, limit: 1000), total: total)
             print("| \(name) | \(Int(ns.rounded())) | \(bytes) | \(Int((1e9 / ns).rounded())) |")
         }
+
+        // The digits: hand-written Ryū against the standard library's `description` copied into the buffer (same
+        // bytes). Alternating rounds in one run, so both see the same machine; the median of 5 rounds each.
+        print("")
+        print("| step event | Ryū ns/event | stdlib description ns/event | stdlib / Ryū |")
+        print("|---|---:|---:|---:|")
+        for (name, s, total) in cases.prefix(4) {
+            let rs = records(s, limit: 1000)
+            var ryu: [Double] = [], stdlib: [Double] = []
+            for _ in 0..<5 {
+                ryu.append(measure(s, rs, total: total / 4).0)
+                stdlib.append(measure(s, rs, total: total / 4, spelling: .standardLibrary).0)
+            }
+            let r = ryu.sorted()[2], d = stdlib.sorted()[2]
+            print("| \(name) | \(Int(r.rounded())) | \(Int(d.rounded())) | \(String(Int((d / r * 100).rounded())))% |")
+        }
+        print("")
 
         // Request decoding, for scale (requests are rare).
         let status = Array("{\"op\":\"status\",\"id\":4,\"job\":\"job1\"}\n".utf8)

@@ -100,6 +100,15 @@ enum EngineBenchmarks {
             JobSpec(data: small, optimizer: OptimizerSpec(name: .sgd), epochs: 2_000, batchSize: 1, precision: .float64,
                     validationMode: .fast), rowsPerStep: 1)
 
+        // Exact validation after every batch-1 step: Keras's evaluate with batch_size 1, one float32 chain of adds
+        // per validation row. rows/s here counts validation rows.
+        for nv in [1_000, 10_000] {
+            row("batch 1, exact validation on \(nv) rows, rmsprop, float32 (rows = validation rows)",
+                JobSpec(data: line(count: 100, seed: 6), validation: line(count: nv, seed: 7),
+                        optimizer: OptimizerSpec(name: .rmsprop), epochs: 100_000_000 / nv / 100, batchSize: 1),
+                rowsPerStep: nv)
+        }
+
         let bigRows = ["full batch, N = 10M, sgd, fast validation, float32", "full batch, N = 10M, sgd, exact validation",
                        "full batch, N = 10M, sgd, fast validation, float64", "batch 1,024, N = 10M, sgd, shuffled"]
         if let only, !bigRows.contains(where: { $0.contains(only) }) { return }

@@ -26,6 +26,8 @@ public enum ClientError: Error, CustomStringConvertible, Sendable {
     /// The connection through ssh ended; `status` is ssh's exit status (255: ssh itself failed; otherwise the
     /// remote `ltctl dial-stdio`'s, e.g. 69 when no daemon answers there).
     case transportEnded(endpoint: String, command: String, status: Int32?)
+    /// The daemon is older than a feature this client was asked to use: its hello lists no such capability.
+    case missingCapability(endpoint: String, capability: String, feature: String, daemonVersion: String)
 
     /// The wire error code, when the daemon sent one.
     public var daemonCode: ErrorCode? {
@@ -76,6 +78,9 @@ public enum ClientError: Error, CustomStringConvertible, Sendable {
             default:
                 return "the connection to \(endpoint) ended unexpectedly (`\(command)`); did the remote daemon stop?"
             }
+        case .missingCapability(let endpoint, let capability, let feature, let daemonVersion):
+            return "ltd at \(endpoint) is version \(daemonVersion), which cannot \(feature) (its hello lists no "
+                + "\"\(capability)\" capability); upgrade that daemon to ltd \(DefaultPaths.daemonVersion), this client's version, or newer"
         }
     }
 }

@@ -25,22 +25,12 @@ public final class Connection {
 
     /// Connects to the daemon's Unix socket. Errors name the path and say how to start ltd.
     public convenience init(socketPath: String) throws {
-        let capacity = MemoryLayout.size(ofValue: sockaddr_un().sun_path)
-        guard socketPath.utf8.count < capacity else {
-            throw ClientError.socketPathTooLong(path: socketPath, limit: capacity - 1)
+        guard let address = UnixSocketAddress(socketPath) else {
+            throw ClientError.socketPathTooLong(path: socketPath, limit: UnixSocketAddress.pathCapacity - 1)
         }
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw ClientError.io(path: socketPath, operation: "socket", errno: errno) }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            for (i, byte) in socketPath.utf8.enumerated() { raw[i] = byte }
-        }
-        let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-            }
-        }
+        let result = address.withSockaddr { Glibc.connect(fd, $0, $1) }
         guard result == 0 else {
             let code = errno
             close(fd)
@@ -136,6 +126,16 @@ public final class Connection {
 
     /// `hello`: the daemon's protocol version, version string, pid and the uid it sees for us.
     public func hello() throws -> JSONValue { try request("hello") }
+
+    /// Asks the daemon (hello) whether it offers `capability`; throws `ClientError.missingCapability`, which says
+    /// to upgrade the daemon, when it does not. `feature` completes "cannot …", e.g. "explain a step".
+    public func require(_ capability: Capability, for feature: String) throws {
+        let reply = try hello()
+        guard Capability.advertised(in: reply).contains(capability.rawValue) else {
+            throw ClientError.missingCapability(endpoint: socketPath, capability: capability.rawValue, feature: feature,
+                                                daemonVersion: reply["version"]?.stringValue ?? "unknown")
+        }
+    }
 
     /// Subscribes to a job's events. Returns the `subscribed` reply; events follow on `reader`.
     public func subscribe(job: String, from: Int = 1, every: Int = 1, types: [String]? = nil) throws -> Subscription {

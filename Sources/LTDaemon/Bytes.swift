@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import LTProtocol
 
 /// An immutable block of bytes with a stable address, shared by reference: the job thread encodes each event once
 /// into one of these, and every subscriber's pending write points into it. Freed when the last reference goes,
@@ -49,62 +50,14 @@ struct ByteSlice {
     let offset: Int
     let count: Int
     var start: UnsafeMutableRawPointer { chunk.base + offset }
-}
 
-/// The kinds of event a subscriber can filter on. Raw values index a bit mask.
-enum EventKind: UInt8, Sendable {
-    case start = 0, state, step, epoch, end
-
-    /// The kind named by the `"type":"..."` member of an encoded event line (the first `"type":` in the line,
-    /// which is the event's own: the encoder writes it first).
-    static func of(line: UnsafeRawBufferPointer) -> EventKind? {
-        guard let value = EventLineScan.stringValue(of: "\"type\":\"", in: line) else { return nil }
-        switch value {
-        case "start": return .start
-        case "state": return .state
-        case "step": return .step
-        case "epoch": return .epoch
-        case "end": return .end
-        default: return nil
-        }
-    }
-}
-
-/// Reads the few top-level members of an encoded event line that the daemon needs (type, iteration) without
-/// parsing the whole line. Event lines are our own encoder's output, so the first occurrence is the top-level one.
-enum EventLineScan {
-    static func find(_ pattern: StaticString, in line: UnsafeRawBufferPointer) -> Int? {
-        let needle = UnsafeRawBufferPointer(start: pattern.utf8Start, count: pattern.utf8CodeUnitCount)
-        guard needle.count > 0, line.count >= needle.count, let base = line.baseAddress,
-              let needleBase = needle.baseAddress else { return nil }
-        var i = 0
-        let last = line.count - needle.count
-        while i <= last {
-            guard let hit = memchr(base + i, Int32(needle[0]), last - i + 1) else { return nil }
-            let at = base.distance(to: UnsafeRawPointer(hit))
-            if memcmp(base + at, needleBase, needle.count) == 0 { return at + needle.count }
-            i = at + 1
-        }
-        return nil
+    init(chunk: ByteChunk, offset: Int, count: Int) {
+        self.chunk = chunk; self.offset = offset; self.count = count
     }
 
-    static func stringValue(of pattern: StaticString, in line: UnsafeRawBufferPointer) -> String? {
-        guard let start = find(pattern, in: line) else { return nil }
-        var end = start
-        while end < line.count, line[end] != UInt8(ascii: "\"") { end += 1 }
-        guard end < line.count, end - start <= 16 else { return nil }
-        return String(decoding: UnsafeRawBufferPointer(rebasing: line[start..<end]), as: UTF8.self)
-    }
-
-    static func integerValue(of pattern: StaticString, in line: UnsafeRawBufferPointer) -> Int? {
-        guard let start = find(pattern, in: line) else { return nil }
-        var value = 0
-        var end = start
-        while end < line.count, end - start < 18, line[end] >= 0x30, line[end] <= 0x39 {
-            value = value * 10 + Int(line[end] - 0x30)
-            end += 1
-        }
-        return end > start ? value : nil
+    /// A slice of a fresh copy of `bytes` (a reply, or events picked out by a filter).
+    init(copying bytes: [UInt8]) {
+        self.init(chunk: ByteChunk(copying: bytes), offset: 0, count: bytes.count)
     }
 }
 

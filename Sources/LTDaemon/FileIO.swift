@@ -2,14 +2,6 @@
 import Glibc
 #endif
 
-/// A failed system call, with the path and the errno text: what a log line or a startup error needs.
-struct SystemError: Error, CustomStringConvertible {
-    let operation: String
-    let path: String
-    let code: Int32
-    var description: String { "\(operation) \(path): \(errnoText(code))" }
-}
-
 /// Small POSIX file helpers. Everything the daemon stores is written with these; none follows a client-named path.
 enum FileIO {
     static func writeAll(fd: Int32, _ base: UnsafeRawPointer, _ count: Int) -> Int32? {
@@ -110,24 +102,5 @@ enum FileIO {
         } else {
             guard unlink(path) == 0 else { throw SystemError(operation: "unlink", path: path, code: errno) }
         }
-    }
-}
-
-/// Wall-clock and monotonic time without Foundation.
-enum Clock {
-    static func monotonicNanoseconds() -> UInt64 {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return UInt64(ts.tv_sec) &* 1_000_000_000 &+ UInt64(ts.tv_nsec)
-    }
-
-    /// Now as RFC 3339 UTC with seconds, e.g. `2026-11-29T08:40:00Z`.
-    static func utcTimestamp() -> String {
-        var now = time(nil)
-        var parts = tm()
-        gmtime_r(&now, &parts)
-        var buffer = [CChar](repeating: 0, count: 32)
-        let n = strftime(&buffer, buffer.count, "%Y-%m-%dT%H:%M:%SZ", &parts)
-        return String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 }

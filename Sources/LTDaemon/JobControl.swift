@@ -62,13 +62,6 @@ final class JobControl: @unchecked Sendable {
         return accepted
     }
 
-    /// Whether the loop asked for the job to be paused (what a `pause` reply reports, before the job acts on it).
-    var isPauseRequested: Bool {
-        pthread_mutex_lock(mutex)
-        defer { pthread_mutex_unlock(mutex) }
-        return wantPaused
-    }
-
     /// The job thread's next command. `paused` is the state the job last announced; `paceUntil` is the monotonic
     /// time before which a running job must not take its next step. Blocks while there is nothing to do; the caller
     /// flushes its log before calling when it may block (paused or pacing). `checkpointAt` is when an idle paused job

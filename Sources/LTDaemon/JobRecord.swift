@@ -1,7 +1,6 @@
 #if canImport(Glibc)
 import Glibc
 #endif
-import CLibUV
 import LTEngine
 import LTProtocol
 import Synchronization
@@ -32,70 +31,18 @@ final class JobRecord: Sendable {
     let name: String
     let owner: UInt32
     let created: String
-    let directory: String
+    let files: JobFiles
     let spec: JobSpec
     let control: JobControl
     let summary: Mutex<JobSummary>
     /// native (a job thread trains it) or external (a client publishes it; see ExternalJobs.swift).
     let kind: JobKind
 
-    init(name: String, owner: UInt32, created: String, directory: String, spec: JobSpec, summary: JobSummary, paused: Bool,
+    init(name: String, owner: UInt32, created: String, files: JobFiles, spec: JobSpec, summary: JobSummary, paused: Bool,
          kind: JobKind = .native) {
-        self.name = name; self.owner = owner; self.created = created; self.directory = directory; self.spec = spec
+        self.name = name; self.owner = owner; self.created = created; self.files = files; self.spec = spec
         self.kind = kind
         self.control = JobControl(paused: paused)
         self.summary = Mutex(summary)
     }
-
-    var logPath: String { directory + "/events.ndjson" }
-    var checkpointPath: String { directory + "/checkpoint.json" }
-    var specPath: String { directory + "/spec.json" }
-    var metaPath: String { directory + "/meta.json" }
-}
-
-/// The hand-off from job threads to the loop thread: published chunks and exited jobs, behind one lock, with one
-/// `uv_async_send` whenever the queue goes from empty to non-empty. Sends happen under the lock and never after
-/// `close()`, so a job thread can never touch a closed async handle.
-final class Inbox: @unchecked Sendable {
-    // @unchecked: `async` is a libuv handle; uv_async_send is the one libuv call that is safe from any thread, and it
-    // is only made while `state` is locked and not closed (the loop closes the handle only after `close()`).
-    struct Pending {
-        var chunks: [(JobRecord, EventChunk)] = []
-        var exited: [JobRecord] = []
-        var closed = false
-        var isEmpty: Bool { chunks.isEmpty && exited.isEmpty }
-    }
-
-    private let state = Mutex(Pending())
-    private let async: UnsafeMutablePointer<uv_async_t>
-
-    init(async: UnsafeMutablePointer<uv_async_t>) { self.async = async }
-
-    func publish(_ chunk: EventChunk, of job: JobRecord) {
-        state.withLock { pending in
-            let wake = pending.isEmpty && !pending.closed
-            pending.chunks.append((job, chunk))
-            if wake { uv_async_send(async) }
-        }
-    }
-
-    func exited(_ job: JobRecord) {
-        state.withLock { pending in
-            let wake = pending.isEmpty && !pending.closed
-            pending.exited.append(job)
-            if wake { uv_async_send(async) }
-        }
-    }
-
-    /// Everything published so far, in order; called on the loop thread.
-    func take() -> Pending {
-        state.withLock { pending in
-            let taken = pending
-            pending.chunks.removeAll()
-            pending.exited.removeAll()
-            return taken
-        }
-    }
-
-    func close() { state.withLock { $0.closed = true } }
 }

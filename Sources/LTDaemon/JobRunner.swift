@@ -23,7 +23,7 @@ final class JobRunner: @unchecked Sendable {
     private var fileOffset: Int
     private var paused: Bool
     private let fresh: Bool
-    private var logFD: Int32 = -1
+    private var log: EventLog.Appender?
     private var builder = EventBatchBuilder()
     private var builderFirstSeq = 1
     private var builderOffset = 0
@@ -33,7 +33,6 @@ final class JobRunner: @unchecked Sendable {
     private var lastPausedStep: UInt64 = 0
     private var lastEpoch = 0
     private var lastStep = 0
-    private var logBroken = false
 
     static let flushBytes = 64 * 1024
     static let flushAgeNanoseconds: UInt64 = 2_000_000
@@ -60,20 +59,14 @@ final class JobRunner: @unchecked Sendable {
 
     /// Starts the thread (through `launcher`). Returns the pthread to join, or an errno.
     func start(using launcher: ThreadLauncher) -> Result<pthread_t, SystemError> {
-        let fd = open(record.logPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { return .failure(SystemError(operation: "open", path: record.logPath, code: errno)) }
-        logFD = fd
-        let context = Unmanaged.passRetained(self).toOpaque()
-        let result = launcher.create({ context in
-            guard let context else { return nil }
-            let runner = Unmanaged<JobRunner>.fromOpaque(context).takeRetainedValue()
-            runner.run()
-            return nil
-        }, context)
-        if case .failure = result {
-            Unmanaged<JobRunner>.fromOpaque(context).release()
-            close(fd)
+        let appender: EventLog.Appender
+        switch EventLog.openAppender(path: record.files.events) {
+        case .success(let opened): appender = opened
+        case .failure(let error): return .failure(error)
         }
+        log = appender
+        let result = launcher.create { self.run() }
+        if case .failure = result { appender.close() }
         return result
     }
 
@@ -122,7 +115,7 @@ final class JobRunner: @unchecked Sendable {
             paceUntil = nil
         }
         flush()
-        close(logFD)
+        log?.close()
         builder.release()
         inbox.exited(record)
     }
@@ -213,11 +206,10 @@ final class JobRunner: @unchecked Sendable {
     private func flush() {
         guard !builder.isEmpty else { return }
         let chunk = builder.take(firstSeq: builderFirstSeq, fileOffset: builderOffset)
-        if !logBroken, let failure = FileIO.writeAll(fd: logFD, chunk.bytes.base, chunk.bytes.count) {
+        if let failure = log?.append(chunk) {
             // The stream stays correct for live subscribers (they get the chunk from memory); only durability is
             // lost. Say so once, loudly.
-            logBroken = true
-            Log.error("job \(record.name): cannot append to \(record.logPath): \(errnoText(failure)); events are no longer durable")
+            Log.error("job \(record.name): cannot append to \(record.files.events): \(errnoText(failure)); events are no longer durable")
         }
         inbox.publish(chunk, of: record)
     }
@@ -237,7 +229,7 @@ final class JobRunner: @unchecked Sendable {
                                   trainer: final ? nil : trainer.checkpoint)
         do {
             let bytes = try value.encoded()
-            try FileIO.writeAtomically(bytes, to: record.checkpointPath, directory: record.directory)
+            try FileIO.writeAtomically(bytes, to: record.files.checkpoint, directory: record.files.directory)
         } catch {
             Log.error("job \(record.name): checkpoint failed: \(error)")
         }

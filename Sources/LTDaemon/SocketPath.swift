@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import CLibUV
+import LTProtocol
 
 /// Why the daemon could not start, in words a person can act on.
 public struct StartupError: Error, CustomStringConvertible {
@@ -17,7 +18,7 @@ enum SocketPath {
     enum Probe: Equatable { case absent, live, stale, notSocket }
 
     static func checkLength(_ path: String) throws(StartupError) {
-        let capacity = ltd_sun_path_capacity()
+        let capacity = UnixSocketAddress.pathCapacity
         let length = path.utf8.count
         guard length > 0 else { throw StartupError("the socket path is empty; pass --socket PATH") }
         guard length < capacity else {
@@ -47,17 +48,8 @@ enum SocketPath {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw StartupError("socket(): \(errnoText(errno))") }
         defer { close(fd) }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            for (i, byte) in bytes.enumerated() where i < raw.count - 1 { raw[i] = byte }
-        }
-        let connected = withUnsafePointer(to: &address) { pointer in
-            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-            }
-        }
+        guard let address = UnixSocketAddress(path) else { throw StartupError("socket path too long: \(path)") }
+        let connected = address.withSockaddr { connect(fd, $0, $1) }
         if connected == 0 { return .live }
         switch errno {
         case ECONNREFUSED: return .stale

@@ -4,6 +4,15 @@ import Glibc
 import LTEngine
 import LTProtocol
 
+/// The files of one job's directory; their names are spelled here only.
+struct JobFiles: Sendable {
+    let directory: String
+    var spec: String { directory + "/spec.json" }
+    var meta: String { directory + "/meta.json" }
+    var events: String { directory + "/events.ndjson" }
+    var checkpoint: String { directory + "/checkpoint.json" }
+}
+
 /// The daemon's state directory:
 ///
 ///     DIR/jobs/NAME/spec.json         the resolved spec (what `start` carried, seeds filled in)
@@ -15,13 +24,12 @@ import LTProtocol
 struct StateStore {
     let root: String
     var jobsDirectory: String { root + "/jobs" }
-    func directory(of job: String) -> String { jobsDirectory + "/" + job }
+    func jobFiles(_ job: String) -> JobFiles { JobFiles(directory: jobsDirectory + "/" + job) }
 
     func prepare() throws(SystemError) {
         try FileIO.makeDirectories(jobsDirectory, mode: 0o700)
     }
 
-    /// Records a new job: its directory, spec, meta and initial checkpoint. On failure, removes what it wrote.
     /// The bytes of `spec.json` (pure; large specs have this done off the loop thread).
     static func specFile(_ spec: JobSpec) -> [UInt8] {
         var writer = JSONWriter(precision: .float64, capacity: 4096 + 24 * (spec.data.x.count + (spec.validation?.x.count ?? 0)) * 2)
@@ -30,12 +38,14 @@ struct StateStore {
         return writer.bytes
     }
 
+    /// Records a new job: its directory, spec, meta and initial checkpoint. On failure, removes what it wrote.
     func create(job: String, spec: JobSpec, specFile: [UInt8]? = nil, owner: UInt32, created: String, checkpoint: JobCheckpoint,
                 kind: JobKind = .native) throws(SystemError) {
-        let dir = directory(of: job)
+        let files = jobFiles(job)
+        let dir = files.directory
         guard mkdir(dir, 0o700) == 0 else { throw SystemError(operation: "mkdir", path: dir, code: errno) }
         do throws(SystemError) {
-            try FileIO.writeAtomically(specFile ?? StateStore.specFile(spec), to: dir + "/spec.json", directory: dir, sync: false)
+            try FileIO.writeAtomically(specFile ?? StateStore.specFile(spec), to: files.spec, directory: dir, sync: false)
             var meta = JSONWriter(precision: .float64, capacity: 128)
             meta.beginObject()
             meta.field("job", job)
@@ -44,16 +54,30 @@ struct StateStore {
             if kind != .native { meta.field("kind", kind.rawValue) }
             meta.endObject()
             meta.newline()
-            try FileIO.writeAtomically(meta.bytes, to: dir + "/meta.json", directory: dir, sync: false)
+            try FileIO.writeAtomically(meta.bytes, to: files.meta, directory: dir, sync: false)
             let bytes: [UInt8]
             do { bytes = try checkpoint.encoded() } catch {
                 throw SystemError(operation: "encode checkpoint for", path: dir, code: EINVAL)
             }
-            try FileIO.writeAtomically(bytes, to: dir + "/checkpoint.json", directory: dir)
+            try FileIO.writeAtomically(bytes, to: files.checkpoint, directory: dir)
         } catch {
             try? FileIO.removeTree(dir)
             throw error
         }
+    }
+
+    /// Moves a deleted job's directory out of the way (one rename), so its name is free at once; the returned
+    /// directory is then removed off the loop thread. Its name starts with a dot, which no job name does.
+    func retire(job: String) throws(SystemError) -> String {
+        let from = jobFiles(job).directory
+        let to = jobsDirectory + "/.deleted-" + job + "-\(getpid())-\(Clock.monotonicNanoseconds())"
+        guard rename(from, to) == 0 else { throw SystemError(operation: "rename", path: from, code: errno) }
+        return to
+    }
+
+    /// Retired directories a previous run did not finish removing.
+    func retiredDirectories() -> [String] {
+        ((try? FileIO.list(jobsDirectory)) ?? []).filter { $0.hasPrefix(".deleted-") }.map { jobsDirectory + "/" + $0 }
     }
 
     /// What a job directory holds, as far as it can be read.
@@ -76,15 +100,16 @@ struct StateStore {
     }
 
     func load(job name: String) throws(LoadError) -> StoredJob {
-        let dir = directory(of: name)
+        let files = jobFiles(name)
+        let dir = files.directory
         let spec: JobSpec
         let owner: UInt32
         let created: String
         let kind: JobKind
         do {
-            let specValue = try JSONParser.parse(try FileIO.readAll(path: dir + "/spec.json"))
+            let specValue = try JSONParser.parse(try FileIO.readAll(path: files.spec))
             spec = try JobSpec(storedJSON: specValue)
-            let meta = try JSONParser.parse(try FileIO.readAll(path: dir + "/meta.json"))
+            let meta = try JSONParser.parse(try FileIO.readAll(path: files.meta))
             guard let uid = meta["owner"]?.uint64Value, uid <= UInt64(UInt32.max) else {
                 throw LoadError.unreadable("meta.json has no owner uid")
             }
@@ -100,68 +125,11 @@ struct StateStore {
             throw LoadError.unreadable("\(dir): \(error)")
         }
         var checkpoint: JobCheckpoint? = nil
-        if let bytes = try? FileIO.readAll(path: dir + "/checkpoint.json") {
+        if let bytes = try? FileIO.readAll(path: files.checkpoint) {
             do { checkpoint = try JobCheckpoint.decode(bytes) } catch {
-                throw LoadError.unreadable("\(dir)/checkpoint.json: \(error)")
+                throw LoadError.unreadable("\(files.checkpoint): \(error)")
             }
         }
         return StoredJob(name: name, spec: spec, owner: owner, created: created, checkpoint: checkpoint, kind: kind)
-    }
-
-    /// Cuts a job's log back to the end of event `seq`, which the checkpoint says ends at byte `offset`. Checks
-    /// that claim (the byte before `offset` ends a line whose seq is `seq`) and otherwise finds the right offset by
-    /// scanning. Returns the offset the log now ends at, or nil when the log holds fewer than `seq` events.
-    func truncateLog(path: String, toSeq seq: Int, offset: Int) -> Int? {
-        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
-        guard fd >= 0 else { return nil }
-        defer { close(fd) }
-        var info = stat()
-        guard fstat(fd, &info) == 0 else { return nil }
-        let size = Int(info.st_size)
-        var target: Int? = nil
-        if seq == 0 {
-            target = 0
-        } else if offset <= size, offset > 0, lastLineSeq(fd: fd, endingAt: offset) == seq {
-            target = offset
-        } else {
-            target = scanForEnd(fd: fd, seq: seq, size: size)
-        }
-        guard let target else { return nil }
-        if target < size {
-            guard ftruncate(fd, off_t(target)) == 0 else { return nil }
-            _ = fsync(fd)
-        }
-        return target
-    }
-
-    /// The seq of the line that ends (with its `\n`) exactly at `end`.
-    private func lastLineSeq(fd: Int32, endingAt end: Int) -> Int? {
-        let window = min(end, 1 << 20)
-        var buffer = [UInt8](repeating: 0, count: window)
-        let got = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, window, off_t(end - window)) }
-        guard got == window, buffer.last == 0x0A else { return nil }
-        var start = window - 1
-        while start > 0, buffer[start - 1] != 0x0A { start -= 1 }
-        guard start > 0 || window == end else { return nil }
-        return buffer.withUnsafeBytes { raw in
-            EventLineScan.integerValue(of: "\"seq\":", in: UnsafeRawBufferPointer(rebasing: raw[start..<window]))
-        }
-    }
-
-    /// The offset just after the `seq`-th line, by counting lines from the start.
-    private func scanForEnd(fd: Int32, seq: Int, size: Int) -> Int? {
-        var buffer = [UInt8](repeating: 0, count: 1 << 20)
-        var position = 0
-        var lines = 0
-        while position < size {
-            let got = buffer.withUnsafeMutableBytes { pread(fd, $0.baseAddress, $0.count, off_t(position)) }
-            guard got > 0 else { return nil }
-            for i in 0..<got where buffer[i] == 0x0A {
-                lines += 1
-                if lines == seq { return position + i + 1 }
-            }
-            position += got
-        }
-        return nil
     }
 }

@@ -9,7 +9,7 @@ import CLibUV
 /// training gets them first, and subscribers — who never lose anything, the log holds it all — catch up after.
 final class ThreadLauncher: @unchecked Sendable {
     // @unchecked: `pending` and `result` are read and written only with `mutex` held.
-    typealias Entry = @convention(c) (UnsafeMutableRawPointer?) -> UnsafeMutableRawPointer?
+    typealias Entry = ThreadEntry.Entry
     private let mutex: UnsafeMutablePointer<pthread_mutex_t>
     private let condition: UnsafeMutablePointer<pthread_cond_t>
     private var pending: (entry: Entry, context: UnsafeMutableRawPointer)?
@@ -26,14 +26,10 @@ final class ThreadLauncher: @unchecked Sendable {
     /// Starts the launcher thread. Returns false when it cannot (then `create` creates threads directly).
     func start() -> Bool {
         var thread = pthread_t()
-        let context = Unmanaged.passRetained(self).toOpaque()
-        let code = pthread_create(&thread, nil, { context in
-            guard let context else { return nil }
-            Unmanaged<ThreadLauncher>.fromOpaque(context).takeRetainedValue().serve()
-            return nil
-        }, context)
+        let context = ThreadEntry.context { self.serve() }
+        let code = pthread_create(&thread, nil, ThreadEntry.entry, context)
         guard code == 0 else {
-            Unmanaged<ThreadLauncher>.fromOpaque(context).release()
+            ThreadEntry.discard(context)
             return false
         }
         pthread_detach(thread)
@@ -56,8 +52,10 @@ final class ThreadLauncher: @unchecked Sendable {
         }
     }
 
-    /// Creates a thread running `entry(context)`; returns it, or the pthread_create error code.
-    func create(_ entry: Entry, _ context: UnsafeMutableRawPointer) -> Result<pthread_t, SystemError> {
+    /// Creates a thread running `body`; returns it, or the pthread_create error code.
+    func create(_ body: @escaping @Sendable () -> Void) -> Result<pthread_t, SystemError> {
+        let entry = ThreadEntry.entry
+        let context = ThreadEntry.context(body)
         var thread = pthread_t()
         var code: Int32
         if running {
@@ -73,7 +71,10 @@ final class ThreadLauncher: @unchecked Sendable {
         } else {
             code = pthread_create(&thread, nil, entry, context)
         }
-        guard code == 0 else { return .failure(SystemError(operation: "pthread_create", path: "job thread", code: code)) }
+        guard code == 0 else {
+            ThreadEntry.discard(context)
+            return .failure(SystemError(operation: "pthread_create", path: "job thread", code: code))
+        }
         return .success(thread)
     }
 }

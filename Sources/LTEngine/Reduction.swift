@@ -20,6 +20,18 @@ struct ContiguousRows: RowMap {
     }
 }
 
+/// Batch rows laid out in feed order inside records of `stride` scalars (the training path's shuffled rows):
+/// the k-th row's value is `base[(start + k) · stride]`.
+struct StridedRows: RowMap {
+    let start: Int, stride: Int
+    @inline(__always) func row(_ k: Int) -> Int { (start &+ k) &* stride }
+    @inline(__always) func load8<S: EngineScalar>(_ base: UnsafePointer<S>, _ k: Int) -> SIMD8<S> {
+        let p = base + (start &+ k) &* stride
+        return SIMD8(p[0], p[stride], p[2 &* stride], p[3 &* stride], p[4 &* stride], p[5 &* stride],
+                     p[6 &* stride], p[7 &* stride])
+    }
+}
+
 /// Batch rows taken from an epoch's permutation.
 struct PermutedRows: RowMap {
     let order: UnsafePointer<Int>
@@ -177,4 +189,66 @@ func squaredErrorSum<S: EngineScalar>(x: UnsafePointer<S>, y: UnsafePointer<S>, 
         let d = y[r] - (x[r] * w + b)
         return d * d
     })
+}
+
+/// Keras's `evaluate(x, y, batch_size: batch)` totals over `count` rows in dataset order (KERAS.md §6): for each batch
+/// in order, with sq = SUM_eigen(d²) and s = f32(its size), `loss += (sq / s) · s` and `squares += sq`.
+///
+/// Those two running sums are the only dependency chains; everything else (predictions, errors, squares, each batch's
+/// own sum) is independent of them and written so the CPU can run it ahead: eight rows at a time for batch 1, eight
+/// batches' left-to-right sums side by side below 8 (`SUM_eigen` of n < 8 is left to right), `squaredErrorSum` above.
+@inline(__always)
+func evaluateTotals<S: EngineScalar>(x: UnsafePointer<S>, y: UnsafePointer<S>, count nv: Int, batch: Int,
+                                     w: S, b: S) -> (loss: S, squares: S) {
+    let wv = SIMD8<S>(repeating: w), bv = SIMD8<S>(repeating: b)
+    var loss: S = 0, squares: S = 0
+    var first = 0
+    if batch == 1 {
+        // (sq / 1) · 1 is sq exactly (NaN and inf included), so both chains are one chain.
+        while first &+ 8 <= nv {
+            let d = UnsafeRawPointer(y + first).loadUnaligned(as: SIMD8<S>.self)
+                - (UnsafeRawPointer(x + first).loadUnaligned(as: SIMD8<S>.self) * wv + bv)
+            let sq = d * d
+            for lane in 0..<8 { squares = squares + sq[lane] }
+            first &+= 8
+        }
+        while first < nv {
+            let d = y[first] - (x[first] * w + b)
+            squares = squares + d * d
+            first &+= 1
+        }
+        return (squares, squares)
+    }
+    if batch < 8 {
+        // Eight whole batches at once: lane j sums batch j's squares left to right.
+        let s = S(batch), sv = SIMD8<S>(repeating: s)
+        let stride = 8 &* batch
+        while first &+ stride <= nv {
+            var sq = SIMD8<S>()
+            for i in 0..<batch {
+                var xv = SIMD8<S>(), yv = SIMD8<S>()
+                for lane in 0..<8 {
+                    xv[lane] = x[first &+ lane &* batch &+ i]
+                    yv[lane] = y[first &+ lane &* batch &+ i]
+                }
+                let d = yv - (xv * wv + bv)
+                sq = i == 0 ? d * d : sq + d * d
+            }
+            let scaled = (sq / sv) * sv
+            for lane in 0..<8 {
+                loss = loss + scaled[lane]
+                squares = squares + sq[lane]
+            }
+            first &+= stride
+        }
+    }
+    while first < nv {
+        let size = min(batch, nv &- first)
+        let sq = squaredErrorSum(x: x, y: y, start: first, count: size, w: w, b: b)
+        let s = S(size)
+        loss = loss + (sq / s) * s
+        squares = squares + sq
+        first &+= size
+    }
+    return (loss, squares)
 }

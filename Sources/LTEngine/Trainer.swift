@@ -54,6 +54,12 @@ public struct Trainer: Sendable {
     }
 }
 
+/// A training row in the epoch's feed order, with its dataset row.
+struct FedRow<S: EngineScalar>: Sendable {
+    var x: S, y: S
+    var index: Int
+}
+
 /// The run in one precision. `S` = Float is Keras-exact float32; `S` = Double is the float64 study mode.
 struct Run<S: EngineScalar>: Sendable {
     typealias Phase = TrainerCheckpoint.Phase
@@ -81,6 +87,10 @@ struct Run<S: EngineScalar>: Sendable {
     /// serves both and exact validation costs nothing extra.
     let validationIsNextForwardPass: Bool
     let initialKernel: S, initialBias: S
+    /// `evaluate`'s batch size (the requested one, at most the validation set's size) and its running count after the
+    /// last batch: Σ f32(batch sizes) in float32, the same every step, so computed once.
+    let validationBatch: Int
+    let validationCount: S
 
     // The state.
     var order: [Int]?
@@ -96,6 +106,11 @@ struct Run<S: EngineScalar>: Sendable {
     /// The next step's batch sums at the current weights, when `validationIsNextForwardPass` computed them already.
     /// Not part of the checkpoint: a restored run recomputes them, bit for bit.
     var lookahead: BatchSums<S>?
+    /// The epoch's rows in feed order when shuffled (`arrange`). Derived from the order, not part of the checkpoint.
+    var fed: [FedRow<S>] = []
+    /// Where y sits in a `FedRow` (bytes; -1 if the layout were not known) and a row's size in scalars.
+    let fedYOffset = MemoryLayout<FedRow<S>>.offset(of: \FedRow<S>.y) ?? -1
+    let fedStride = MemoryLayout<FedRow<S>>.stride / MemoryLayout<S>.stride
 
     /// `spec` must be valid.
     init(spec: JobSpec, kernel: Double, bias: Double, fingerprint: UInt64) {
@@ -126,10 +141,19 @@ struct Run<S: EngineScalar>: Sendable {
         initialKernel = S.keras(kernel); initialBias = S.keras(bias)
         w = initialKernel; b = initialBias
         kernelSlots = rule.initialSlots; biasSlots = rule.initialSlots
-        order = Permutation.order(for: shuffle, keras: keras, count: n, epoch: 1)
+        validationBatch = max(1, min(spec.batchSize, validationX.count))
+        var count: S = 0
+        var first = 0
+        while first < validationX.count {
+            let size = min(validationBatch, validationX.count - first)
+            count = count + S(size)
+            first += size
+        }
+        validationCount = count
         let sharesTrainingData = spec.validation.map { $0.x.isEmpty } ?? true
         validationIsNextForwardPass = sharesTrainingData && statistics == nil && spec.batchSize >= n
             && { if case .none = spec.shuffle { true } else { false } }()
+        arrange(epoch: 1)
     }
 
     func startRecord(origin: InitialWeightsOrigin) -> StartRecord {
@@ -176,11 +200,32 @@ struct Run<S: EngineScalar>: Sendable {
         phase = .running
         switch shuffle {
         case .none, .seeded: break
-        case .everyEpoch: order = Permutation.order(for: shuffle, keras: keras, count: x.count, epoch: e)
-        case let .order(orders): if min(previous, orders.count) != min(e, orders.count) {
-            order = Permutation.order(for: shuffle, keras: keras, count: x.count, epoch: e)
+        case .everyEpoch: arrange(epoch: e)
+        case let .order(orders): if min(previous, orders.count) != min(e, orders.count) { arrange(epoch: e) }
         }
+    }
+
+    /// Sets epoch `e`'s `order` and lays its rows out in that order (`fed`), so a batch is read in sequence.
+    /// ltd's own every-epoch shuffle moves the rows themselves, each carrying its index: one random read per row
+    /// (the swap) instead of two (the swap, then fetching the row); the order is then read off the rows. Storage is
+    /// reused when no record still holds it.
+    mutating func arrange(epoch e: Int) {
+        let n = x.count
+        guard case let .everyEpoch(seed) = shuffle else {
+            order = Permutation.order(for: shuffle, keras: keras, count: n, epoch: e)
+            fed = order.map { o in o.map { FedRow(x: x[$0], y: y[$0], index: $0) } } ?? []
+            return
         }
+        var rows = fed, indices = order ?? []
+        fed = []; order = nil
+        if rows.count != n { rows = [FedRow](repeating: FedRow(x: 0, y: 0, index: 0), count: n) }
+        if indices.count != n { indices = [Int](repeating: 0, count: n) }
+        rows.withUnsafeMutableBufferPointer { r in
+            for i in 0..<n { r[i] = FedRow(x: x[i], y: y[i], index: i) }
+            Permutation.fisherYatesFromTop(r, seed: Permutation.epochSeed(seed, epoch: e), index: { $0.index })
+            indices.withUnsafeMutableBufferPointer { o in for k in 0..<n { o[k] = r[k].index } }
+        }
+        fed = rows; order = indices
     }
 
     mutating func step() -> StepRecord {
@@ -188,7 +233,7 @@ struct Run<S: EngineScalar>: Sendable {
         let first = stepInEpoch * batchSize
         let count = min(batchSize, n - first)
         let wBefore = w, bBefore = b
-        let sums = lookahead ?? forwardPass(first: first, count: count)
+        let sums = lookahead ?? trainingPass(first: first, count: count)
         lookahead = nil
         let size = S(count)
         let batchLoss = sums.squaredErrors / size
@@ -226,6 +271,21 @@ struct Run<S: EngineScalar>: Sendable {
             phase = .epochPending
         }
         return record
+    }
+
+    /// The batch sums of the training path. A shuffled batch is read in sequence from the rows already laid out in
+    /// feed order (`arrange`): the same values in the same order as through the order (`forwardPass`, which
+    /// `explain` uses), so the sums are the same bits, without a random read.
+    func trainingPass(first: Int, count: Int) -> BatchSums<S> {
+        guard order != nil, fed.count == x.count, fedYOffset >= 0 else { return forwardPass(first: first, count: count) }
+        let (w, b, yOffset, stride) = (self.w, self.b, fedYOffset, fedStride)
+        return fed.withUnsafeBufferPointer { rows in
+            guard let base = rows.baseAddress else { return BatchSums(squaredErrors: 0, gradW: 0, gradB: 0) }
+            let raw = UnsafeRawPointer(base)
+            return batchSums(x: raw.assumingMemoryBound(to: S.self),
+                             y: (raw + yOffset).assumingMemoryBound(to: S.self),
+                             rows: StridedRows(start: first, stride: stride), count: count, w: w, b: b)
+        }
     }
 
     /// The batch sums of positions first..<first+count of this epoch's order, at the current weights.
@@ -267,25 +327,13 @@ struct Run<S: EngineScalar>: Sendable {
             let mse = statistics.meanSquaredError(w: Double(w), b: Double(b))
             return (S(mse), S(mse.squareRoot()))
         }
-        let nv = validationX.count
-        let batch = min(requestedBatchSize, nv)
-        var lossTotal: S = 0, squaresTotal: S = 0, count: S = 0
-        validationX.withUnsafeBufferPointer { xp in
-            validationY.withUnsafeBufferPointer { yp in
-                guard let xb = xp.baseAddress, let yb = yp.baseAddress else { return }
-                var first = 0
-                while first < nv {
-                    let size = min(batch, nv - first)
-                    let sq = squaredErrorSum(x: xb, y: yb, start: first, count: size, w: w, b: b)
-                    let s = S(size)
-                    lossTotal = lossTotal + (sq / s) * s
-                    squaresTotal = squaresTotal + sq
-                    count = count + s
-                    first += size
-                }
+        let totals = validationX.withUnsafeBufferPointer { xp in
+            validationY.withUnsafeBufferPointer { yp -> (loss: S, squares: S) in
+                guard let xb = xp.baseAddress, let yb = yp.baseAddress else { return (0, 0) }
+                return evaluateTotals(x: xb, y: yb, count: validationX.count, batch: validationBatch, w: w, b: b)
             }
         }
-        return (lossTotal / count, (squaresTotal / count).squareRoot())
+        return (totals.loss / validationCount, (totals.squares / validationCount).squareRoot())
     }
 
     func divergenceText(loss: Double) -> String {
@@ -318,7 +366,7 @@ struct Run<S: EngineScalar>: Sendable {
         }
         guard c.weights.count == 2, c.kernelSlots.count == 3, c.biasSlots.count == 3, c.metrics.count == 4,
               c.lastValidation.count == 2 else { throw refuse("missing values") }
-        if c.epoch != 1 { order = Permutation.order(for: shuffle, keras: keras, count: x.count, epoch: c.epoch) }
+        if c.epoch != 1 { arrange(epoch: c.epoch) }
         epoch = c.epoch; stepInEpoch = c.stepInEpoch; iteration = c.iteration; phase = c.phase
         w = S(bits64: c.weights[0]); b = S(bits64: c.weights[1])
         kernelSlots = (S(bits64: c.kernelSlots[0]), S(bits64: c.kernelSlots[1]), S(bits64: c.kernelSlots[2]))

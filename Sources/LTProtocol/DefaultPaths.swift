@@ -5,7 +5,7 @@ import Glibc
 /// Where ltd listens and keeps its state when not told otherwise. ltd, ltctl and the Python client agree on these.
 public enum DefaultPaths {
     public static let protocolVersion = 1
-    public static let daemonVersion = "0.1.0"
+    public static let daemonVersion = "0.2.0"
 
     /// `LTD_SOCKET`, else `/run/ltd/ltd.sock` as root, else `$XDG_RUNTIME_DIR/ltd/ltd.sock`
     /// (falling back to `/tmp/ltd-$UID/ltd.sock` when XDG_RUNTIME_DIR is unset).

@@ -22,6 +22,9 @@ extension EventEncoder {
         private let rowCount: Int
         private let indexDigits: Int
 
+        /// Which digits writer spells the numbers; `LTBench codec` compares the two (docs/BENCHMARKS.md).
+        package var numberSpelling = NumberSpelling.ryu
+
         public init(job: String, spec: JobSpec) {
             self.spec = spec
             self.job = job
@@ -95,7 +98,7 @@ extension EventEncoder {
             let x = spec.data.x, y = spec.data.y
             return [UInt8](unsafeUninitializedCapacity: bound) { buffer, count in
                 guard let base = buffer.baseAddress else { count = 0; return }
-                var o = RawOut(base)
+                var o = RawOut(base, numberSpelling)
                 o.copy(head)
                 o.integer(seq)
                 o.run(",\"epoch\":"); o.integer(r.epoch)
@@ -162,7 +165,7 @@ extension EventEncoder {
             let bound = epochHead.count &+ 96 &+ 3 &* 21 &+ 6 &* (1 &+ ShortestDecimal.maxLength)
             return [UInt8](unsafeUninitializedCapacity: bound) { buffer, count in
                 guard let base = buffer.baseAddress else { count = 0; return }
-                var o = RawOut(base)
+                var o = RawOut(base, numberSpelling)
                 o.copy(epochHead)
                 o.integer(seq)
                 o.run(",\"epoch\":"); o.integer(r.epoch)
@@ -196,11 +199,16 @@ extension EventEncoder {
     }
 }
 
+/// How an encoder spells numbers: with the hand-written Ryū (`ShortestDecimal`, the default), or with the standard
+/// library's `description` copied in (the same bytes; kept for the benchmark that justifies `ShortestDecimal`).
+package enum NumberSpelling: Sendable { case ryu, standardLibrary }
+
 /// Writes through a pointer into room the caller has bounded; every token is a copy or a digit loop.
 struct RawOut {
     let base: UnsafeMutablePointer<UInt8>
     var count = 0
-    init(_ base: UnsafeMutablePointer<UInt8>) { self.base = base }
+    let spelling: NumberSpelling
+    init(_ base: UnsafeMutablePointer<UInt8>, _ spelling: NumberSpelling = .ryu) { self.base = base; self.spelling = spelling }
 
     @inline(__always) mutating func byte(_ b: UInt8) { base[count] = b; count &+= 1 }
 
@@ -249,9 +257,18 @@ struct RawOut {
         switch precision {
         case .float32:
             let f = Float(value)
-            if f.isFinite { count &+= ShortestDecimal.write(f, to: base + count) } else { nonFinite(f.isNaN, f > 0) }
+            guard f.isFinite else { return nonFinite(f.isNaN, f > 0) }
+            if spelling == .ryu { count &+= ShortestDecimal.write(f, to: base + count) } else { copy(description: f.description) }
         case .float64:
-            if value.isFinite { count &+= ShortestDecimal.write(value, to: base + count) } else { nonFinite(value.isNaN, value > 0) }
+            guard value.isFinite else { return nonFinite(value.isNaN, value > 0) }
+            if spelling == .ryu { count &+= ShortestDecimal.write(value, to: base + count) } else { copy(description: value.description) }
+        }
+    }
+
+    private mutating func copy(description: String) {
+        var text = description
+        text.withUTF8 { utf8 in
+            if let source = utf8.baseAddress { copy(source, count: min(utf8.count, ShortestDecimal.maxLength)) }
         }
     }
 

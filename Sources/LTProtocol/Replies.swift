@@ -129,13 +129,17 @@ public enum Reply {
     }
 
     /// `pid`, `uid`, `gid` and `user` are the daemon's own (as in protocol 1 from the start); `peer` is the caller
-    /// as the daemon sees it through SO_PEERCRED, the identity that owns its jobs.
+    /// as the daemon sees it through SO_PEERCRED, the identity that owns its jobs; `capabilities` lists what the
+    /// daemon offers beyond protocol 1 as first released.
     public static func hello(id: JSONValue?, daemon: ProcessIdentity, peer: ProcessIdentity) -> [UInt8] {
         var w = begin("hello", id: id)
         w.field("protocol", DefaultPaths.protocolVersion)
         w.field("version", DefaultPaths.daemonVersion)
         daemon.writeFields(to: &w)
         w.key("peer"); w.beginObject(); peer.writeFields(to: &w); w.endObject()
+        w.key("capabilities"); w.beginArray()
+        for capability in Capability.allCases { w.string(capability.rawValue) }
+        w.endArray()
         return finish(&w)
     }
 

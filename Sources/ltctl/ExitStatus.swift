@@ -49,6 +49,7 @@ enum ExitStatus: Int32 {
         case .connectionClosed, .io, .protocolViolation: return .protocolError
         case .outputClosed: return .success
         case .badHost: return .usage
+        case .missingCapability: return .refused
         case .cannotStart: return .unavailable
         case .transportEnded(_, _, let status): return status == 0 ? .protocolError : .unavailable
         }

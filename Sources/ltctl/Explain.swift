@@ -27,8 +27,10 @@ extension LTCtl {
 
         func run() throws {
             try runReportingErrors {
-                let reply = try connection.connect().request("explain", [("job", .string(job.name)),
-                                                                         ("iteration", JSONValue(iteration))])
+                let daemon = try connection.connect()
+                // A daemon older than explain would only say "unknown op"; say which side to upgrade instead.
+                try daemon.require(.explain, for: "explain a step")
+                let reply = try daemon.request("explain", [("job", .string(job.name)), ("iteration", JSONValue(iteration))])
                 let out = BufferedOutput(fd: STDOUT_FILENO)
                 if json {
                     try out.write(reply.serialized + "\n")

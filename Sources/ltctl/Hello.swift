@@ -10,7 +10,7 @@ extension LTCtl {
             discussion: """
                 Prints the daemon's version, protocol, pid and socket, the identity it sees for you (from the kernel, \
                 the one that owns your jobs), and the user it runs as, e.g.
-                  ltd 0.1.0 (protocol 1), pid 212, at /run/ltd/ltd.sock
+                  ltd 0.2.0 (protocol 1), pid 212, at /run/ltd/ltd.sock
                   you are alice (uid 1000); the daemon runs as ltd (uid 997)
                 Useful to check which daemon a socket leads to. --json prints the daemon's reply.
                 """)

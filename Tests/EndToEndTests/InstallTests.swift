@@ -80,10 +80,16 @@ import Glibc
                 let text = try String(contentsOfFile: share + "/" + file, encoding: .utf8)
                 #expect(text.contains(marker), "\(file)")
             }
-            for page in ["man1/ltctl.1", "man8/ltd.8"] {
+            for page in ["man1/ltctl.1", "man8/ltd.8", "man1/ltctl.explain.1"] {
                 let text = try String(contentsOfFile: share + "/man/" + page, encoding: .utf8)
                 #expect(text.contains(".Sh NAME"), "\(page)")
+                // mdoc allows no blank line (lintian's groff-message), and whatis reads a NAME with no spaces.
+                #expect(!text.contains("\n\n"), "\(page) has a blank line")
             }
+            let explain = try String(contentsOfFile: share + "/man/man1/ltctl.explain.1", encoding: .utf8)
+            #expect(explain.contains(".Sh NAME\n.Nm ltctl-explain\n") && explain.contains(".Sh SYNOPSIS\n.Nm \"ltctl explain\"\n"))
+            let bash = try String(contentsOfFile: share + "/bash-completion/completions/ltctl", encoding: .utf8)
+            #expect(!bash.hasPrefix("#!"), "a completion is sourced: no #! line")
         }
     }
 }

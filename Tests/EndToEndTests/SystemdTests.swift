@@ -5,8 +5,8 @@ import LTDaemon
 import Glibc
 #endif
 
-/// The systemd glue in isolation: sd_notify datagrams to a socket the test binds, the LISTEN_FDS rules, the
-/// watchdog interval, and the unit files through `systemd-analyze`.
+/// The systemd glue against real sockets: sd_notify datagrams to a socket the test binds, recognising a listening
+/// socket, and the unit files through `systemd-analyze`. (Parsing the environment: Tests/LTDaemonTests.)
 @Suite struct SystemdNotifierTests {
     @Test func sendsOneDatagramToAPathSocket() throws {
         let directory = try Paths.temporaryDirectory("notify")
@@ -36,76 +36,9 @@ import Glibc
         let notifier = try #require(SystemdNotifier(environment: ["NOTIFY_SOCKET": directory + "/nobody-listens"]))
         #expect(notifier.send("READY=1") == false)
     }
-
-    @Test(arguments: [
-        [:],
-        ["NOTIFY_SOCKET": ""],
-        ["NOTIFY_SOCKET": "@"],
-        ["NOTIFY_SOCKET": "relative/path"],
-        ["NOTIFY_SOCKET": "vsock:2:1234"],
-        ["NOTIFY_SOCKET": "/" + String(repeating: "x", count: 200)],
-    ])
-    func refusesUnusableAddresses(environment: [String: String]) {
-        #expect(SystemdNotifier(environment: environment) == nil)
-    }
-
-    @Test func acceptsTheLongestPathThatFits() {
-        // 107 bytes plus the NUL fill sun_path exactly; one more does not fit.
-        let fits = "/" + String(repeating: "a", count: 106)
-        #expect(SystemdNotifier(environment: ["NOTIFY_SOCKET": fits]) != nil)
-        #expect(SystemdNotifier(environment: ["NOTIFY_SOCKET": fits + "a"]) == nil)
-    }
-
-    @Test func watchdogIntervalIsHalfOfWatchdogUsec() {
-        let me = getpid()
-        #expect(SystemdNotifier.watchdogInterval(environment: ["WATCHDOG_USEC": "30000000"], pid: me) == .seconds(15))
-        #expect(SystemdNotifier.watchdogInterval(environment: ["WATCHDOG_USEC": "30000000", "WATCHDOG_PID": "\(me)"], pid: me) == .seconds(15))
-        #expect(SystemdNotifier.watchdogInterval(environment: ["WATCHDOG_USEC": "3"], pid: me) == .microseconds(1))
-    }
-
-    @Test(arguments: [
-        [:],
-        ["WATCHDOG_USEC": "0"],
-        ["WATCHDOG_USEC": "1"],
-        ["WATCHDOG_USEC": "-5"],
-        ["WATCHDOG_USEC": "15s"],
-        ["WATCHDOG_USEC": "99999999999999999999999"],
-        ["WATCHDOG_USEC": "30000000", "WATCHDOG_PID": "1"],
-        ["WATCHDOG_USEC": "30000000", "WATCHDOG_PID": "not-a-pid"],
-    ])
-    func watchdogIsOffUnlessMeantForUs(environment: [String: String]) {
-        // pid 4242 is "us" here, so WATCHDOG_PID=1 names another process.
-        #expect(SystemdNotifier.watchdogInterval(environment: environment, pid: 4242) == nil)
-    }
 }
 
 @Suite struct ListenFDsTests {
-    @Test func passedDescriptorsStartAtThree() {
-        let passed = ListenFDs.parse(environment: ["LISTEN_PID": "77", "LISTEN_FDS": "2", "LISTEN_FDNAMES": "ltd.socket:extra"], pid: 77)
-        #expect(passed == [ListenFDs.Named(fd: 3, name: "ltd.socket"), ListenFDs.Named(fd: 4, name: "extra")])
-    }
-
-    @Test func missingNamesAreUnknown() {
-        let passed = ListenFDs.parse(environment: ["LISTEN_PID": "77", "LISTEN_FDS": "3", "LISTEN_FDNAMES": "a::"], pid: 77)
-        #expect(passed.map(\.name) == ["a", "unknown", "unknown"])
-        #expect(ListenFDs.parse(environment: ["LISTEN_PID": "77", "LISTEN_FDS": "1"], pid: 77).map(\.name) == ["unknown"])
-    }
-
-    @Test(arguments: [
-        [:],
-        ["LISTEN_FDS": "1"],
-        ["LISTEN_PID": "78", "LISTEN_FDS": "1"],
-        ["LISTEN_PID": "77", "LISTEN_FDS": "0"],
-        ["LISTEN_PID": "77", "LISTEN_FDS": "-1"],
-        ["LISTEN_PID": "77", "LISTEN_FDS": "one"],
-        ["LISTEN_PID": "77", "LISTEN_FDS": "65"],
-        ["LISTEN_PID": "77", "LISTEN_FDS": "99999999999999999999"],
-        ["LISTEN_PID": " 77", "LISTEN_FDS": "1"],
-    ])
-    func nothingIsPassedUnlessMeantForUs(environment: [String: String]) {
-        #expect(ListenFDs.parse(environment: environment, pid: 77).isEmpty)
-    }
-
     @Test func recognisesOnlyAListeningUnixStreamSocket() throws {
         let directory = try Paths.temporaryDirectory("fds")
         defer { Paths.remove(directory) }
@@ -113,8 +46,7 @@ import Glibc
         let listener = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
         try #require(listener >= 0)
         defer { close(listener) }
-        var (address, length) = try unixAddress(directory + "/listen.sock")
-        let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) } }
+        let bound = try unixAddress(directory + "/listen.sock").withSockaddr { bind(listener, $0, $1) }
         try #require(bound == 0)
         #expect(ListenFDs.isListeningUnixStream(listener) == false, "bound but not yet listening")
         try #require(listen(listener, 8) == 0)

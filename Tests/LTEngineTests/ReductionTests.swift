@@ -118,3 +118,34 @@ func referenceEigenSum(_ v: [Float]) -> Float {
         #expect(Float(s.valRmse).bitPattern == (squares / count).squareRoot().bitPattern)
     }
 }
+
+@Suite struct EvaluateTotalsTests {
+    /// Keras's evaluate written out batch by batch on arrays, as the reference for `evaluateTotals`'s paths
+    /// (batch 1, batches below 8 side by side, larger batches), at every split of the set, partial last batch included.
+    @Test(arguments: [1, 2, 3, 4, 5, 7, 8, 9, 16, 31, 32, 33, 40, 100])
+    func evaluateTotalsFollowKerasOrder(batch: Int) {
+        for nv in [1, 2, 7, 8, 9, 15, 16, 17, 56, 63, 64, 65, 129, 1000] {
+            let data = Fixtures.line(count: nv, seed: UInt64(nv * 131 + batch), range: 50, noise: 7)
+            var x = data.x.map { Float($0) }, y = data.y.map { Float($0) }
+            if nv == 129 { x[13] = 3e19; y[nv - 2] = .infinity }     // huge and infinite squares
+            for (w, b) in [(Float(0.37), Float(-1.3)), (Float(2.5e-3), Float(40))] {
+                var loss: Float = 0, squares: Float = 0
+                for first in stride(from: 0, to: nv, by: batch) {
+                    let rows = first..<min(first + batch, nv)
+                    let sq = referenceEigenSum(rows.map { let d = y[$0] - (x[$0] * w + b); return d * d })
+                    let n = Float(rows.count)
+                    loss = loss + (sq / n) * n; squares = squares + sq
+                }
+                let totals = x.withUnsafeBufferPointer { xp in
+                    y.withUnsafeBufferPointer { yp in
+                        evaluateTotals(x: xp.baseAddress!, y: yp.baseAddress!, count: nv, batch: batch, w: w, b: b)
+                    }
+                }
+                #expect(totals.loss.bitPattern == loss.bitPattern || (totals.loss.isNaN && loss.isNaN),
+                        "nv \(nv), batch \(batch): loss \(totals.loss) vs \(loss)")
+                #expect(totals.squares.bitPattern == squares.bitPattern || (totals.squares.isNaN && squares.isNaN),
+                        "nv \(nv), batch \(batch): squares \(totals.squares) vs \(squares)")
+            }
+        }
+    }
+}

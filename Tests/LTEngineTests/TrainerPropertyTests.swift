@@ -267,3 +267,24 @@ import Testing
         #expect(adagrad.names == ["accumulator"] && adagrad.kernel.0 == Double(Float(0.1)) && adagrad.bias.0 == Double(Float(0.1)))
     }
 }
+
+@Suite struct EveryEpochShuffleTests {
+    /// The every-epoch shuffle moves the rows themselves (`Run.arrange`); it must train exactly as replaying the same
+    /// permutations of indices (`Permutation.shuffled`, read through the order) does, in both precisions.
+    @Test(arguments: [Precision.float32, .float64])
+    func shuffledRowsTrainAsTheirOrder(precision: Precision) throws {
+        let data = Fixtures.line(count: 300, seed: 21, range: 10, noise: 2)
+        let seed: UInt64 = 77
+        let orders = (1...3).map { Permutation.shuffled(count: 300, seed: Permutation.epochSeed(seed, epoch: $0)) }
+        func events(_ shuffle: Shuffle) throws -> [TrainerEvent] {
+            var t = try Trainer(spec: JobSpec(data: data, optimizer: OptimizerSpec(name: .adam, learningRate: 0.05),
+                                              epochs: 3, batchSize: 7, shuffle: shuffle, precision: precision))
+            var all: [TrainerEvent] = []
+            while let e = t.next() { all.append(e) }
+            return all
+        }
+        let moved = try events(.everyEpoch(seed: seed)), replayed = try events(.order(orders))
+        #expect(moved.count == 3 * 43 + 3 + 1)
+        #expect(moved.map(\.text) == replayed.map(\.text))
+    }
+}

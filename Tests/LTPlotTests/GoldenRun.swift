@@ -4,12 +4,15 @@ import LTPlot
 /// The twelve-point Colab example (RMSprop 0.05, 4 epochs, batch size 4), read from a real Keras trace.
 enum GoldenRun {
     static let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures")
+    /// The engine's golden traces: one copy of each, shared by every suite.
+    static let goldens = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .appendingPathComponent("LTEngineTests/Golden")
 
     struct LoadError: Error, CustomStringConvertible { var description: String }
 
-    /// Builds a TrainingRun from `Fixtures/NAME.trace.ndjson` (the golden trace format, Tests/LTEngineTests/Golden/README.md).
+    /// Builds a TrainingRun from `Tests/LTEngineTests/Golden/NAME.trace.ndjson` (a real Keras trace).
     static func load(_ name: String = "seed_e4_b4") throws -> TrainingRun {
-        let text = try String(contentsOf: fixtures.appendingPathComponent("\(name).trace.ndjson"), encoding: .utf8)
+        let text = try String(contentsOf: goldens.appendingPathComponent("\(name).trace.ndjson"), encoding: .utf8)
         var x: [Double] = []
         var y: [Double] = []
         var initial = (w: 0.0, b: 0.0)

@@ -151,3 +151,28 @@ enum ReferenceEpochEncoder {
         }
     }
 }
+
+/// The benchmark's alternative spelling (the standard library's `description` copied in) writes the same bytes as
+/// `ShortestDecimal`, so `LTBench codec` compares like with like.
+@Suite struct NumberSpellingTests {
+    @Test(arguments: [Precision.float32, .float64])
+    func standardLibrarySpellingWritesTheSameBytes(_ precision: Precision) throws {
+        let spec = JobSpec(data: StepEncoderEquivalenceTests.data(200), validation: StepEncoderEquivalenceTests.data(70),
+                           initialization: .constant(kernel: 0.5, bias: -0.25),
+                           optimizer: OptimizerSpec(name: .adam, learningRate: 0.1), epochs: 2, batchSize: 3,
+                           precision: precision)
+        var trainer = try Trainer(spec: spec)
+        var ryu = EventEncoder.JobEncoder(job: "j", spec: spec)
+        var stdlib = EventEncoder.JobEncoder(job: "j", spec: spec)
+        stdlib.numberSpelling = .standardLibrary
+        var compared = 0
+        while let event = trainer.next() {
+            switch event {
+            case .step(let r): #expect(ryu.step(seq: 9, record: r) == stdlib.step(seq: 9, record: r)); compared += 1
+            case .epoch(let r): #expect(ryu.epoch(seq: 9, record: r) == stdlib.epoch(seq: 9, record: r)); compared += 1
+            default: break
+            }
+        }
+        #expect(compared > 100)
+    }
+}

@@ -3,6 +3,7 @@ import Glibc
 // With CLibUV in the module, clang attributes the socket constants (SOCK_STREAM, …) to it rather than Glibc.
 import CLibUV
 #endif
+import LTProtocol
 
 /// Talks to the service manager through `$NOTIFY_SOCKET`, as `sd_notify(3)` does: each message is one datagram
 /// on an `AF_UNIX`/`SOCK_DGRAM` socket. Written by hand because the protocol is a few lines and libsystemd would
@@ -11,8 +12,7 @@ import CLibUV
 /// Messages ltd sends: `READY=1` once it accepts connections, `STATUS=…`, `STOPPING=1` on shutdown and
 /// `WATCHDOG=1` at `watchdogInterval(environment:)`.
 public struct SystemdNotifier: Sendable {
-    /// The raw `sun_path` bytes to send to: a NUL-terminated path, or a NUL followed by an abstract name.
-    private let pathBytes: [UInt8]
+    private let destination: UnixSocketAddress
 
     /// The socket address as given in `NOTIFY_SOCKET`, for logs.
     public let address: String
@@ -20,20 +20,10 @@ public struct SystemdNotifier: Sendable {
     /// Returns nil when `NOTIFY_SOCKET` is unset, empty, not a Unix socket address, or too long for `sun_path`.
     public init?(environment: [String: String]) {
         guard let address = environment["NOTIFY_SOCKET"], !address.isEmpty else { return nil }
-        var bytes = Array(address.utf8)
-        switch bytes.first {
-        case UInt8(ascii: "/"):
-            bytes.append(0)
-        case UInt8(ascii: "@"):
-            // Abstract namespace: the name starts with a NUL byte and is not NUL-terminated.
-            bytes[0] = 0
-            guard bytes.count >= 2 else { return nil }
-        default:
-            // systemd ≥ 254 also knows `vsock:` addresses; ltd runs on the host, where those are never used.
-            return nil
-        }
-        guard bytes.count <= SystemdNotifier.sunPathCapacity else { return nil }
-        self.pathBytes = bytes
+        // systemd ≥ 254 also knows `vsock:` addresses; ltd runs on the host, where those are never used.
+        guard address.hasPrefix("/") || address.hasPrefix("@"),
+              let destination = UnixSocketAddress(address, allowAbstract: true) else { return nil }
+        self.destination = destination
         self.address = address
     }
 
@@ -46,19 +36,10 @@ public struct SystemdNotifier: Sendable {
         guard fd >= 0 else { return false }
         defer { close(fd) }
 
-        var storage = sockaddr_un()
-        storage.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &storage.sun_path) { sunPath in
-            for (index, byte) in pathBytes.enumerated() { sunPath[index] = byte }
-        }
-        // For a path the length covers its NUL; for an abstract name it must cover exactly the name.
-        let length = socklen_t(MemoryLayout<sockaddr_un>.offset(of: \sockaddr_un.sun_path) ?? 2) + socklen_t(pathBytes.count)
         let payload = Array(message.utf8)
         let sent = payload.withUnsafeBytes { body in
-            withUnsafePointer(to: &storage) { address in
-                address.withMemoryRebound(to: sockaddr.self, capacity: 1) { socketAddress in
-                    sendto(fd, body.baseAddress, body.count, Int32(MSG_NOSIGNAL), socketAddress, length)
-                }
+            destination.withSockaddr { address, length in
+                sendto(fd, body.baseAddress, body.count, Int32(MSG_NOSIGNAL), address, length)
             }
         }
         return sent == payload.count
@@ -75,7 +56,4 @@ public struct SystemdNotifier: Sendable {
         guard half > 0, half <= UInt64(Int64.max) else { return nil }
         return .microseconds(Int64(half))
     }
-
-    /// Capacity of `sockaddr_un.sun_path` (108 on Linux).
-    static let sunPathCapacity = MemoryLayout.size(ofValue: sockaddr_un().sun_path)
 }

@@ -2,7 +2,8 @@
 //
 // Digits: Ryū (Ulf Adams, "Ryū: fast float-to-string conversion", PLDI 2018, doi:10.1145/3192366.3192369), the
 // 32-bit (f2s) and 64-bit (d2s) variants of the reference implementation github.com/ulfjack/ryu, with its full
-// 125-bit power-of-5 tables (the 32-bit variant uses their high words). Like the stdlib, Ryū picks the shortest digit
+// 125-bit power-of-5 tables (the 32-bit variant uses their high words; `scripts/gen-ryu-tables` computes them with
+// exact integers, and `scripts/test` checks that they match). Like the stdlib, Ryū picks the shortest digit
 // string that parses back to the same value, the closest such string to the exact value (ties to an even last digit),
 // and accepts the interval's end points only for even significands.
 //

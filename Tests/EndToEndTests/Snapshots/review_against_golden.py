@@ -1,6 +1,6 @@
 import json, math, re, csv, sys, numpy as np
 base=sys.argv[1]
-g=[json.loads(l) for l in open(base+'/Fixtures/seed_e4_b4.trace.ndjson')]
+g=[json.loads(l) for l in open(base+'/../LTEngineTests/Golden/seed_e4_b4.trace.ndjson')]
 steps=[d for d in g if d['type']=='step']; epochs=[d for d in g if d['type']=='epoch_end']
 f4=lambda v:'%.4f'%v; f6=lambda v:'%.6f'%v
 ok=True; n=0

@@ -14,13 +14,11 @@ final class LineClient {
     /// (a daemon still starting); any other failure, or one after that, throws.
     init(path: String, retryFor: Duration = .zero) throws {
         let deadline = ContinuousClock.now + retryFor
-        var (address, length) = try unixAddress(path)
+        let address = try unixAddress(path)
         while true {
             let candidate = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
             guard candidate >= 0 else { throw HarnessFailure("socket: errno \(errno)") }
-            let connected = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(candidate, $0, length) }
-            }
+            let connected = address.withSockaddr { connect(candidate, $0, $1) }
             if connected == 0 {
                 fd = candidate
                 return

@@ -68,7 +68,7 @@ enum Fixtures {
 
     /// The step events of the golden Keras trace of the twelve-point example at epochs 4, batch 4.
     static func goldenSteps() throws -> [JSONValue] {
-        let url = Paths.endToEndTests.appendingPathComponent("Fixtures").appendingPathComponent("seed_e4_b4.trace.ndjson")
+        let url = Paths.goldenTrace
         let text = try String(contentsOf: url, encoding: .utf8)
         return try text.split(separator: "\n").map { try JSONParser.parse(String($0)) }.filter { $0["type"]?.stringValue == "step" }
     }

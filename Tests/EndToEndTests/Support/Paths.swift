@@ -16,6 +16,8 @@ enum Paths {
 
     /// Tests/EndToEndTests, which holds Fixtures/ and Snapshots/.
     static let endToEndTests: URL = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+    /// The Keras golden trace of the twelve-point example (epochs 4, batch 4): one copy, beside the engine's goldens.
+    static let goldenTrace: URL = endToEndTests.deletingLastPathComponent().appendingPathComponent("LTEngineTests/Golden/seed_e4_b4.trace.ndjson")
 
     /// The directory of the built products: `LTD_BIN_DIR`, else the nearest directory above the test runner that
     /// holds `ltd` (SwiftPM puts `ltdPackageTests.xctest` next to `ltd` and `ltctl`), else `swift build --show-bin-path`.

@@ -1,21 +1,13 @@
 import Foundation
+import LTProtocol
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// Fills a `sockaddr_un` for a path, or for an abstract name when `name` starts with "@"; returns it and its length.
-func unixAddress(_ name: String) throws -> (sockaddr_un, socklen_t) {
-    var bytes = Array(name.utf8)
-    if bytes.first == UInt8(ascii: "@") { bytes[0] = 0 } else { bytes.append(0) }
-    var address = sockaddr_un()
-    address.sun_family = sa_family_t(AF_UNIX)
-    let capacity = MemoryLayout.size(ofValue: address.sun_path)
-    guard bytes.count <= capacity else { throw HarnessFailure("socket address too long: \(name)") }
-    withUnsafeMutableBytes(of: &address.sun_path) { path in
-        for (index, byte) in bytes.enumerated() { path[index] = byte }
-    }
-    let length = socklen_t(MemoryLayout<sockaddr_un>.offset(of: \sockaddr_un.sun_path) ?? 2) + socklen_t(bytes.count)
-    return (address, length)
+/// The address of a path, or of an abstract name when `name` starts with "@".
+func unixAddress(_ name: String) throws -> UnixSocketAddress {
+    guard let address = UnixSocketAddress(name, allowAbstract: true) else { throw HarnessFailure("socket address too long: \(name)") }
+    return address
 }
 
 /// Waits until `fd` is readable (or at end of stream) or `timeout` passes. True when readable.
@@ -43,10 +35,7 @@ final class NotifySocket {
         guard fd >= 0 else { throw HarnessFailure("socket: errno \(errno)") }
         self.name = name
         do {
-            var (address, length) = try unixAddress(name)
-            let bound = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) }
-            }
+            let bound = try unixAddress(name).withSockaddr { bind(fd, $0, $1) }
             guard bound == 0 else { throw HarnessFailure("bind \(name): errno \(errno)") }
         } catch {
             close(fd)

@@ -11,19 +11,20 @@ Standard library only. `ltd_client.plot` draws with matplotlib when it is instal
 """
 
 from .client import Client, Subscription
-from .errors import (AlreadySubscribed, BadJSON, BadRequest, ConnectionLost, DaemonUnavailable, InternalError,
+from .daemon import ensure_daemon
+from .errors import (AlreadySubscribed, BadJSON, BadRequest, CapabilityMissing, ConnectionLost, DaemonUnavailable, InternalError,
                      InvalidJobName, InvalidSpec, JobActive, JobExists, LineTooLong, LtdError, NotReached,
                      PermissionDenied, ProtocolError, ShuttingDown, TooManyJobs, UnknownJob, UnknownOp, WrongState)
 from .rows import STEP_COLUMNS, read_events, to_rows
 from .wire import decode_line, default_socket_path, float32
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 PROTOCOL_VERSION = 1
 
 __all__ = [
-    "Client", "Subscription", "to_rows", "read_events", "STEP_COLUMNS", "decode_line", "default_socket_path",
+    "Client", "Subscription", "ensure_daemon", "to_rows", "read_events", "STEP_COLUMNS", "decode_line", "default_socket_path",
     "float32", "PROTOCOL_VERSION",
-    "LtdError", "DaemonUnavailable", "ConnectionLost", "ProtocolError", "BadJSON", "LineTooLong", "UnknownOp",
+    "LtdError", "CapabilityMissing", "DaemonUnavailable", "ConnectionLost", "ProtocolError", "BadJSON", "LineTooLong", "UnknownOp",
     "BadRequest", "InvalidJobName", "InvalidSpec", "UnknownJob", "JobExists", "PermissionDenied", "WrongState",
     "JobActive", "TooManyJobs", "NotReached", "AlreadySubscribed", "ShuttingDown", "InternalError",
 ]

@@ -13,7 +13,7 @@ import subprocess
 import threading
 from typing import Any, Dict, Iterable, List, Mapping, Optional
 
-from .errors import ConnectionLost, DaemonUnavailable, LtdError, ProtocolError, ShuttingDown, error_from_reply
+from .errors import CapabilityMissing, ConnectionLost, DaemonUnavailable, LtdError, ProtocolError, ShuttingDown, error_from_reply
 from .wire import decode_line, default_socket_path, encode_request
 
 __all__ = ["Client", "Subscription", "ssh_command"]
@@ -330,8 +330,28 @@ class Client:
 
     def hello(self) -> Dict[str, Any]:
         """The daemon's greeting: ``protocol``, ``version``, the daemon's own ``pid``, ``uid``, ``gid`` and ``user``,
-        and ``peer``: this connection's ``pid``, ``uid``, ``gid`` and ``user`` as the daemon sees them."""
+        ``peer``: this connection's ``pid``, ``uid``, ``gid`` and ``user`` as the daemon sees them, and
+        ``capabilities``: what the daemon offers beyond protocol 1 as first released (absent from ltd 0.1.0)."""
         return self._expect(self.request("hello"), "hello")
+
+    def capabilities(self) -> List[str]:
+        """The daemon's capability list from `hello`; empty for a daemon older than the list (ltd 0.1.0)."""
+        found = self.hello().get("capabilities")
+        return [c for c in found if isinstance(c, str)] if isinstance(found, list) else []
+
+    def require(self, capability: str, feature: str) -> None:
+        """Raise `CapabilityMissing`, saying to upgrade the daemon, unless it offers `capability`.
+        `feature` completes "cannot ...", e.g. "explain a step"."""
+        reply = self.hello()
+        found = reply.get("capabilities")
+        if isinstance(found, list) and capability in found:
+            return
+        version = str(reply.get("version", "unknown"))
+        from . import __version__
+        raise CapabilityMissing(
+            "ltd at %s is version %s, which cannot %s (its hello lists no %r capability); upgrade that daemon to "
+            "ltd %s, this client's version, or newer" % (self.socket_path, version, feature, capability, __version__),
+            capability=capability, daemon_version=version)
 
     def start(self, name: str, spec: Mapping[str, Any]) -> Dict[str, Any]:
         """Start job `name` from `spec` (see `ltd_client.spec`); returns its status object."""
@@ -372,6 +392,8 @@ class Client:
         are the shortest decimals of the float32 values (``float32()`` gives the exact value). Raises `NotReached`
         for an iteration the job has not taken. See docs/PROTOCOL.md, "explain".
         """
+        # A daemon older than explain would only say "unknown op"; say which side to upgrade instead.
+        self.require("explain", "explain a step")
         return self._expect(self.request("explain", job=name, iteration=iteration), "explanation")
 
     def tail(self, name: str, since: int = 1, every: Optional[int] = None, types: Optional[Iterable[str]] = None,

@@ -56,6 +56,18 @@ class DaemonUnavailable(LtdError, ConnectionError):
         self.errno = errno
 
 
+class CapabilityMissing(LtdError):
+    """The daemon is older than a feature this client was asked to use: its hello lists no such capability
+    (docs/PROTOCOL.md, "Compatibility"). Upgrade the daemon, or do without the feature."""
+
+    code = "capability_missing"
+
+    def __init__(self, message: str, capability: str, daemon_version: str) -> None:
+        super().__init__(message)
+        self.capability = capability
+        self.daemon_version = daemon_version
+
+
 class ConnectionLost(LtdError, ConnectionError):
     """The daemon closed the connection before the reply or the job's `end` event arrived."""
 

@@ -304,6 +304,15 @@ class Watch(_CallbackBase):
             self._warn("no ltd to publish to (%s)" % exc)
             return
         try:
+            # A daemon older than external jobs would only say "unknown op"; say which side to upgrade instead.
+            hello = publisher.request("hello")
+            if "external_jobs" not in (hello.get("capabilities") or []):
+                from . import __version__
+                publisher.close()
+                self._warn("ltd at %s is version %s, which cannot take a published job (its hello lists no "
+                           "'external_jobs' capability); upgrade that daemon to ltd %s, this client's version, or newer"
+                           % (self.socket_path, hello.get("version", "unknown"), __version__))
+                return
             publisher.request("create", job=self.job, spec=spec, platform=_platform(), shuffled=self.shuffle)
         except (OSError, LtdError) as exc:
             publisher.close()

@@ -1,4 +1,4 @@
-"""The Keras golden trace for the twelve-point example (a copy of Tests/LTEngineTests/Golden/seed_e4_b4.trace.ndjson), and
+"""The Keras golden trace for the twelve-point example (the repository's one copy, in Tests/LTEngineTests/Golden), and
 a rewrite of it into protocol v1 events, the way docs/PROTOCOL.md says ltd writes them (float32 numbers as the
 shortest decimal that round-trips in float32). The rewrite lets the unit tests exercise `to_rows` and the number
 handling without a daemon; the end-to-end tests compare the real daemon's events with the trace itself."""
@@ -9,7 +9,8 @@ import os
 import struct
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
-TRACE = os.path.join(FIXTURES, "seed_e4_b4.trace.ndjson")
+REPOSITORY = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..")
+TRACE = os.path.join(REPOSITORY, "Tests", "LTEngineTests", "Golden", "seed_e4_b4.trace.ndjson")
 
 
 def load_trace(path=TRACE):

@@ -1,0 +1,24 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import LTProtocol
+
+/// The loop thread's side of one job: its shared record, its thread until joined, its event log, and the
+/// connections that follow it.
+final class Job {
+    let record: JobRecord
+    let log: EventLog
+    /// The job thread, until it has exited and been joined.
+    var thread: pthread_t?
+    /// Connections subscribed to this job, by connection identity.
+    var subscribers: [ObjectIdentifier: Connection] = [:]
+    /// For an external job (created by a client, see ExternalJobs.swift): its checker, publisher and log writer.
+    var external: ExternalFeed?
+
+    init(record: JobRecord, log: EventLog) {
+        self.record = record
+        self.log = log
+    }
+
+    var name: String { record.name }
+}
