@@ -99,7 +99,10 @@ final class Connection {
                 sawEOF = true
                 uv_read_stop(ltd_stream(pipe))
                 partial = []
-                if subscription == nil { closeWhenFlushed = true; closeIfDone() }
+                // EOF alone may be a half-close (`nc` after its input ends) whose reader still wants the stream;
+                // a peer that has closed entirely gets nothing more, so its socket goes now, not at the next write
+                // (which an idle or paused job may never make).
+                if subscription == nil || peerHungUp { closeWhenFlushed = true; closeIfDone() }
             } else {
                 Log.debug("connection uid \(peerUID): read failed: \(uvErrorText(Int32(count)))")
                 close()
@@ -410,6 +413,26 @@ final class Connection {
             _ = startReading()
         }
         closeIfDone()
+    }
+
+    /// True once the peer has closed its socket entirely, not just its writing side: poll(2) reports POLLHUP on a
+    /// Unix stream socket only when both directions are shut down.
+    var peerHungUp: Bool {
+        var fd = uv_os_fd_t()
+        guard uv_fileno(ltd_handle(pipe), &fd) == 0 else { return true }
+        var probe = pollfd(fd: fd, events: 0, revents: 0)
+        return poll(&probe, 1, 0) == 1 && probe.revents & Int16(POLLHUP | POLLERR) != 0
+    }
+
+    /// A half-closed subscriber (EOF read, still following its job) whose peer has since gone away: checked by the
+    /// daemon's housekeeping, since no read will tell.
+    var isHalfClosedAndGone: Bool { sawEOF && !closing && !closeWhenFlushed && peerHungUp }
+
+    /// Closes the connection if its peer has gone away; see `isHalfClosedAndGone`.
+    func closeIfPeerGone() {
+        guard isHalfClosedAndGone else { return }
+        Log.debug("connection uid \(peerUID) pid \(peerPID): subscriber hung up")
+        close()
     }
 
     private func closeIfDone() {

@@ -137,6 +137,7 @@ public final class Daemon {
             let daemon = Unmanaged<Daemon>.fromOpaque(data).takeUnretainedValue()
             daemon.reportStatus()
             daemon.closeLingering()
+            for connection in Array(daemon.connections.values) { connection.closeIfPeerGone() }
         }, 1000, 1000)
         uv_timer_init(loop, watchdog)
         watchdog.pointee.data = unmanaged
