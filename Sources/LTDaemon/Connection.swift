@@ -39,6 +39,11 @@ final class Connection {
     private(set) var closing = false
 
     static let highWater = 1024 * 1024
+    /// Back-pressure on replies: past this much queued output, no further request line of this connection is
+    /// handled until the client has read its way back under `resumeInputBytes`. So a client that sends thousands
+    /// of requests and reads nothing costs about this much, one reply more at most, instead of every reply.
+    static let holdInputBytes = 2 * highWater
+    static let resumeInputBytes = highWater + highWater / 2
     /// How much of a job's log one pump may scan before yielding to other work.
     static let scanBudget = 1024 * 1024
     static let readChunk = 256 * 1024
@@ -112,10 +117,7 @@ final class Connection {
         if lingerSince != nil { return }   // refused: input is discarded
         guard count > 0, let base = buffer?.pointee.base else { return }
         received(UnsafeRawBufferPointer(start: base, count: count))
-        if !closing && !readStopped && !decoding && !sawEOF && queuedBytes > Connection.highWater {
-            uv_read_stop(ltd_stream(pipe))
-            readStopped = true
-        }
+        if !closing && !decoding && !sawEOF && queuedBytes > Connection.holdInputBytes { holdInput() }
     }
 
     /// Splits bytes into lines and handles each. A line longer than the limit, terminated or not, gets
@@ -153,6 +155,12 @@ final class Connection {
                 line.withUnsafeBytes { daemon.handle(line: $0, from: self) }
             }
             start = end + 1
+            if queuedBytes > Connection.holdInputBytes, start < bytes.count, !closing, !closeWhenFlushed {
+                // The client is not reading its replies: keep the rest of this read for later, and read no more.
+                deferred = Array(UnsafeRawBufferPointer(rebasing: bytes[start...]))
+                holdInput()
+                return
+            }
         }
         guard start < bytes.count, !closing, !closeWhenFlushed, lingerSince == nil else { return }
         let rest = bytes.count - start
@@ -161,6 +169,23 @@ final class Connection {
             return
         }
         partial.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[start...]))
+    }
+
+    /// Stops reading until the queued output drains (see `holdInputBytes`).
+    private func holdInput() {
+        guard !readStopped else { return }
+        uv_read_stop(ltd_stream(pipe))
+        readStopped = true
+        flush()   // its completion is what resumes reading
+    }
+
+    /// The queued output has drained: handle the input held back, then read again (unless that input holds it anew).
+    private func resumeInput() {
+        readStopped = false
+        guard startReading() else { return }
+        let rest = deferred
+        deferred = []
+        if !rest.isEmpty { rest.withUnsafeBytes { received($0) } }
     }
 
     /// The large line handed to `decodeInBackground` has been answered: go on with what followed it.
@@ -408,9 +433,8 @@ final class Connection {
         pump()
         flush()
         shutDownIfFlushed()
-        if readStopped, !decoding, !closeWhenFlushed, !sawEOF, queuedBytes <= Connection.highWater / 2 {
-            readStopped = false
-            _ = startReading()
+        if readStopped, !decoding, !closeWhenFlushed, !sawEOF, lingerSince == nil, queuedBytes <= Connection.resumeInputBytes {
+            resumeInput()
         }
         closeIfDone()
     }

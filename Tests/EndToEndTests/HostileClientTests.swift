@@ -59,4 +59,34 @@ struct HostileClientTests {
         try waitUntil("the daemon to drop 50 vanished subscribers", timeout: .seconds(10)) { Self.openFDs(daemon.pid) <= baseline + 2 }
         #expect(try daemon.stop() == 0)
     }
+
+    @Test("a client that floods requests and reads nothing costs a bounded amount, and loses no reply")
+    func requestFloodWithoutReading() throws {
+        let daemon = try DaemonProcess.launch(tag: "flood")
+        defer { daemon.cleanUp() }
+        let control = try LineClient(path: daemon.socketPath)
+        for i in 0..<40 {
+            #expect(try control.request("{\"op\":\"start\",\"job\":\"j\(i)\",\"spec\":\(JobSpecs.noisyLine(paused: true))}")["type"]?.stringValue == "started")
+        }
+        try control.send("{\"op\":\"list\"}\n")
+        let listBytes = try control.readLine()?.count ?? 0
+        let baseline = daemon.residentKiB()
+        let flooder = try LineClient(path: daemon.socketPath)
+        let count = 6_000
+        // 6,000 lists of 40 jobs: over 100 MB of replies, asked for in 90 KB.
+        try flooder.send(String(repeating: "{\"op\":\"list\"}\n", count: count))
+        usleep(1_500_000)
+        let grown = daemon.residentKiB() - baseline
+        #expect(grown < 24 * 1024, "RSS grew by \(grown) KiB for one client's unread replies (\(listBytes) bytes each)")
+        // Everyone else is served meanwhile.
+        #expect(try control.request("{\"op\":\"hello\"}", timeout: .seconds(5))["type"]?.stringValue == "hello")
+        // Nothing is lost: every request is answered once the client reads.
+        var replies = 0
+        while replies < count, let line = try flooder.readLine() {
+            #expect(line.starts(with: Array("{\"type\":\"jobs\"".utf8)))
+            replies += 1
+        }
+        #expect(replies == count)
+        #expect(try daemon.stop() == 0)
+    }
 }
