@@ -18,6 +18,8 @@ final class Connection {
     var peerUID: UInt32 { peer.uid }
     var peerPID: Int32 { peer.pid }
     private var partial: [UInt8] = []
+    /// How much of `partial` is counted in the daemon's `pendingLineBytes`.
+    private var partialCounted = 0
     /// Bytes read after a large request line, kept while that line is decoded off the loop thread.
     private var deferred: [UInt8] = []
     /// True while a large request line is being decoded in libuv's threadpool: reading is paused so requests
@@ -104,6 +106,7 @@ final class Connection {
                 sawEOF = true
                 uv_read_stop(ltd_stream(pipe))
                 partial = []
+                countPartial()
                 // EOF alone may be a half-close (`nc` after its input ends) whose reader still wants the stream;
                 // a peer that has closed entirely gets nothing more, so its socket goes now, not at the next write
                 // (which an idle or paused job may never make).
@@ -117,6 +120,7 @@ final class Connection {
         if lingerSince != nil { return }   // refused: input is discarded
         guard count > 0, let base = buffer?.pointee.base else { return }
         received(UnsafeRawBufferPointer(start: base, count: count))
+        countPartial()
         if !closing && !decoding && !sawEOF && queuedBytes > Connection.holdInputBytes { holdInput() }
     }
 
@@ -168,7 +172,30 @@ final class Connection {
             refuseLongLine(length: partial.count + rest)
             return
         }
+        let pendingLimit = daemon.configuration.maxPendingLineBytes
+        if daemon.pendingLineBytes - partialCounted + partial.count + rest > pendingLimit {
+            refuseBusy(pendingLimit)
+            return
+        }
         partial.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[start...]))
+    }
+
+    /// Brings the daemon's count of unfinished-line bytes up to date with `partial`.
+    private func countPartial() {
+        daemon.pendingLineBytes += partial.count - partialCounted
+        partialCounted = partial.count
+        if daemon.pendingLineBytes < daemon.configuration.maxPendingLineBytes / 2, let refused = daemon.pendingLineLimitRefusals {
+            Log.info("unfinished request lines well below the limit again (\(refused) connection(s) refused meanwhile)")
+            daemon.pendingLineLimitRefusals = nil
+        }
+    }
+
+    private func refuseBusy(_ limit: Int) {
+        if daemon.pendingLineLimitRefusals == nil {
+            Log.warning("unfinished request lines reached the limit of \(limit) bytes in all (--max-pending-line-bytes): refusing connections that send more")
+        }
+        daemon.pendingLineLimitRefusals = (daemon.pendingLineLimitRefusals ?? 0) + 1
+        refuse(ProtocolError(.busy, "ltd holds as many unfinished request lines as it will (\(limit) bytes in all); try again shortly, and end each request with a newline"))
     }
 
     /// Stops reading until the queued output drains (see `holdInputBytes`).
@@ -207,6 +234,7 @@ final class Connection {
     /// Sends `error`, discards all further input, and closes once the client has read it (see `lingerSince`).
     private func refuse(_ error: ProtocolError) {
         partial = []
+        countPartial()
         deferred = []
         send(error.line)
         endSubscription()
@@ -468,6 +496,8 @@ final class Connection {
         guard !closing else { return }
         closing = true
         endSubscription()
+        partial = []
+        countPartial()
         outbox = []
         outboxBytes = 0
         daemon.connectionClosing(self)

@@ -15,16 +15,30 @@ public struct DaemonConfiguration: Sendable {
     public var maxJobs: Int
     /// Socket file mode when the daemon binds the socket itself.
     public var socketMode: mode_t
+    /// Most client connections at once, in all and for one uid; beyond them a client gets `too_many_connections`.
+    public var maxConnections: Int
+    public var maxConnectionsPerUser: Int
+    /// Most bytes of unfinished request lines (read, no `\n` yet) held for all connections together; the connection
+    /// whose line would pass it gets `busy`.
+    public var maxPendingLineBytes: Int
 
     public static let defaultMaxLineBytes = 64 * 1024 * 1024
     public static let defaultMaxJobs = 1000
+    public static let defaultMaxConnections = 1024
+    public static let defaultMaxConnectionsPerUser = 128
+    public static let defaultMaxPendingLineBytes = 256 * 1024 * 1024
 
     public init(socketPath: String, stateDirectory: String, maxLineBytes: Int = defaultMaxLineBytes,
-                maxJobs: Int = defaultMaxJobs, socketMode: mode_t? = nil) {
+                maxJobs: Int = defaultMaxJobs, maxConnections: Int = defaultMaxConnections,
+                maxConnectionsPerUser: Int = defaultMaxConnectionsPerUser,
+                maxPendingLineBytes: Int = defaultMaxPendingLineBytes, socketMode: mode_t? = nil) {
         self.socketPath = socketPath
         self.stateDirectory = stateDirectory
         self.maxLineBytes = maxLineBytes
         self.maxJobs = maxJobs
+        self.maxConnections = maxConnections
+        self.maxConnectionsPerUser = maxConnectionsPerUser
+        self.maxPendingLineBytes = maxPendingLineBytes
         // 0600 for a user's own daemon; 0660 for the system service, whose group decides who may connect.
         self.socketMode = socketMode ?? (getuid() == 0 ? 0o660 : 0o600)
     }
@@ -59,6 +73,11 @@ public final class Daemon {
     private var jobs: [String: JobStream] = [:]
     private var jobOrder: [String] = []
     private var connections: [ObjectIdentifier: Connection] = [:]
+    /// Bytes of unfinished request lines held by all connections (see `maxPendingLineBytes`).
+    var pendingLineBytes = 0
+    /// Limits crossed and not yet left: each is logged once when crossed and once when left, not per refusal.
+    private var connectionLimitHit: (total: Int, perUID: [UInt32: Int])?
+    var pendingLineLimitRefusals: Int?
     private var pumpQueue: [ObjectIdentifier: Connection] = [:]
     private var pumpIdleActive = false
     private var notifier: SystemdNotifier?
@@ -220,7 +239,11 @@ public final class Daemon {
         }
         if connection.begin() {
             Log.debug("connection from uid \(connection.peerUID) pid \(connection.peerPID)")
-            if shuttingDown {
+            if let refusal = connectionLimitRefusal(for: connection) {
+                // Closed as soon as the error is written, not after a linger: refused sockets must not pile up.
+                connection.send(refusal.line)
+                connection.finishAfterFlush()
+            } else if shuttingDown {
                 connection.send(ProtocolError(.shuttingDown, "ltd is shutting down; try again when it is back").line)
                 connection.finishAfterFlush()
             }
@@ -233,6 +256,49 @@ public final class Daemon {
 
     func connectionClosed(_ connection: Connection) {
         connections[connection.id] = nil
+        noteConnectionLimitsLeft()
+    }
+
+    /// The error for a new connection beyond a connection limit, nil when within them. Counts connections that
+    /// are still open (a refused one lingers until its client has read the error, two seconds at most).
+    private func connectionLimitRefusal(for connection: Connection) -> ProtocolError? {
+        let uid = connection.peerUID
+        let open = connections.values.filter { !$0.closing && $0 !== connection }
+        let mine = open.count(where: { $0.peerUID == uid })
+        let limit = configuration.maxConnections, perUser = configuration.maxConnectionsPerUser
+        let message: String
+        if open.count >= limit {
+            message = "ltd serves at most \(limit) connections at once and all are in use; try again shortly (an administrator can raise --max-connections)"
+        } else if mine >= perUser {
+            message = "uid \(uid) already has \(mine) connections open, the most ltd allows one user (--max-connections-per-user \(perUser)); close some and try again"
+        } else {
+            return nil
+        }
+        var hit = connectionLimitHit ?? (0, [:])
+        if open.count >= limit {
+            if hit.total == 0 { Log.warning("connection limit reached (\(limit) open): refusing new connections until some close") }
+            hit.total += 1
+        } else {
+            if hit.perUID[uid] == nil { Log.warning("connection limit for uid \(uid) reached (\(perUser) open): refusing its new connections until some close") }
+            hit.perUID[uid, default: 0] += 1
+        }
+        connectionLimitHit = hit
+        return ProtocolError(.tooManyConnections, message)
+    }
+
+    /// Logs, once, each connection limit that is no longer reached, with how many connections it refused.
+    private func noteConnectionLimitsLeft() {
+        guard var hit = connectionLimitHit else { return }
+        let open = connections.values.filter { !$0.closing }
+        if hit.total > 0, open.count < configuration.maxConnections {
+            Log.info("below the connection limit again (\(hit.total) connection(s) refused meanwhile)")
+            hit.total = 0
+        }
+        for (uid, refused) in hit.perUID where open.count(where: { $0.peerUID == uid }) < configuration.maxConnectionsPerUser {
+            Log.info("uid \(uid) below its connection limit again (\(refused) connection(s) refused meanwhile)")
+            hit.perUID[uid] = nil
+        }
+        connectionLimitHit = hit.total == 0 && hit.perUID.isEmpty ? nil : hit
     }
 
     /// Pumps `connection` again from an idle callback (a subscription that scanned its share of the log this turn).

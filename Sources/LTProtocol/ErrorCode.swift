@@ -24,5 +24,10 @@ public enum ErrorCode: String, Sendable, CaseIterable {
     case notReached = "not_reached"
     case alreadySubscribed = "already_subscribed"
     case shuttingDown = "shutting_down"
+    /// The daemon's connection limit, in all or for the caller's uid, is reached. The connection is closed.
+    case tooManyConnections = "too_many_connections"
+    /// The daemon holds as many unfinished request lines (bytes without their `\n`) as it will, in all; the
+    /// connection whose line would go past that is closed. Try again.
+    case busy = "busy"
     case internalError = "internal"
 }

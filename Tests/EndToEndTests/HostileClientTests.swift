@@ -54,7 +54,7 @@ struct HostileClientTests {
             watchers.append(watcher)
         }
         usleep(300_000)
-        #expect(Self.openFDs(daemon.pid) >= baseline + 50, "a half-closed subscriber keeps its stream")
+        #expect(Self.openFDs(daemon.pid) >= baseline + 45, "half-closed subscribers keep their streams")
         watchers = []
         try waitUntil("the daemon to drop 50 vanished subscribers", timeout: .seconds(10)) { Self.openFDs(daemon.pid) <= baseline + 2 }
         #expect(try daemon.stop() == 0)
@@ -88,5 +88,57 @@ struct HostileClientTests {
         }
         #expect(replies == count)
         #expect(try daemon.stop() == 0)
+    }
+
+    @Test("connections beyond the per-user limit get too_many_connections, and the log says so once")
+    func connectionLimit() throws {
+        let daemon = try DaemonProcess.launch(tag: "conncap", arguments: ["--max-connections-per-user", "4", "--log-level", "info"])
+        defer { daemon.cleanUp() }
+        var open: [LineClient] = []
+        for _ in 0..<4 {
+            let client = try LineClient(path: daemon.socketPath)
+            #expect(try client.request("{\"op\":\"hello\"}")["type"]?.stringValue == "hello")
+            open.append(client)
+        }
+        for _ in 0..<5 {
+            let refused = try LineClient(path: daemon.socketPath)
+            let reply = try refused.readJSON()
+            #expect(reply["code"]?.stringValue == "too_many_connections")
+            #expect(reply["message"]?.stringValue?.contains("--max-connections-per-user 4") == true)
+            #expect(try refused.readLine() == nil)
+        }
+        open.removeLast()
+        try waitUntil("a slot to free up") {
+            guard let client = try? LineClient(path: daemon.socketPath),
+                  let reply = try? client.request("{\"op\":\"hello\"}") else { return false }
+            return reply["type"]?.stringValue == "hello"
+        }
+        #expect(try daemon.stop() == 0)
+        let log = daemon.stderr
+        #expect(log.components(separatedBy: "connection limit for uid").count - 1 == 1, "\(log)")
+        #expect(log.contains("below its connection limit again ("), "\(log)")
+    }
+
+    @Test("unfinished request lines are capped in all: the connection that would pass the cap gets busy")
+    func pendingLineLimit() throws {
+        let daemon = try DaemonProcess.launch(tag: "linecap", arguments: ["--max-line-bytes", "1048576", "--max-pending-line-bytes", "2097152"])
+        defer { daemon.cleanUp() }
+        let chunk = "{\"op\":\"hello\",\"id\":\"" + String(repeating: "a", count: 900_000)
+        let first = try LineClient(path: daemon.socketPath), second = try LineClient(path: daemon.socketPath)
+        try first.send(chunk)
+        try second.send(chunk)
+        usleep(300_000)
+        let third = try LineClient(path: daemon.socketPath)
+        try third.send(chunk)
+        let reply = try third.readJSON()
+        #expect(reply["code"]?.stringValue == "busy")
+        // The others finish their lines and are answered; then there is room again.
+        try first.send("\"}\n")
+        #expect(try first.readJSON()["type"]?.stringValue == "hello")
+        let fourth = try LineClient(path: daemon.socketPath)
+        try fourth.send(chunk + "\"}\n")
+        #expect(try fourth.readJSON()["type"]?.stringValue == "hello")
+        #expect(try daemon.stop() == 0)
+        #expect(daemon.stderr.components(separatedBy: "unfinished request lines reached the limit").count - 1 == 1)
     }
 }
