@@ -57,6 +57,7 @@ public final class Daemon {
     private let wakeup: UnsafeMutablePointer<uv_async_t>
     private let terminate: UnsafeMutablePointer<uv_signal_t>
     private let interrupt: UnsafeMutablePointer<uv_signal_t>
+    private let hangUp: UnsafeMutablePointer<uv_signal_t>
     private let pumpIdle: UnsafeMutablePointer<uv_idle_t>
     private let housekeeping: UnsafeMutablePointer<uv_timer_t>
     private let watchdog: UnsafeMutablePointer<uv_timer_t>
@@ -97,6 +98,7 @@ public final class Daemon {
         wakeup = .allocate(capacity: 1)
         terminate = .allocate(capacity: 1)
         interrupt = .allocate(capacity: 1)
+        hangUp = .allocate(capacity: 1)
         pumpIdle = .allocate(capacity: 1)
         housekeeping = .allocate(capacity: 1)
         watchdog = .allocate(capacity: 1)
@@ -107,22 +109,32 @@ public final class Daemon {
 
     // The daemon lives for the whole process; its handles are freed by the process exit after `run` returns.
 
-    /// Runs until SIGTERM or SIGINT. Throws when the daemon cannot start (the message says why and what to do);
+    /// Runs until SIGTERM, SIGINT or SIGHUP. Throws when the daemon cannot start (the message says why and what to do);
     /// returns after a graceful shutdown.
     public func run(environment: [String: String]) throws(StartupError) {
         signal(SIGPIPE, SIG_IGN)
         // A parent may have spawned us with signals blocked (Foundation's Process does); SIGTERM must reach us.
         var shutdownSignals = sigset_t()
         sigemptyset(&shutdownSignals)
-        for number in [SIGTERM, SIGINT] { sigaddset(&shutdownSignals, number) }
+        for number in [SIGTERM, SIGINT, SIGHUP] { sigaddset(&shutdownSignals, number) }
         pthread_sigmask(SIG_UNBLOCK, &shutdownSignals, nil)
         let activated = ListenFDs.take()
         guard uv_loop_init(loop) == 0 else { throw StartupError("cannot initialise the event loop") }
+        let unmanaged = Unmanaged.passUnretained(self).toOpaque()
+        // From the first moment, restore included: a stop signal that arrives before the loop runs is held by
+        // libuv and handled as soon as it does, never the default action (death without a checkpoint).
+        for (handle, number) in [(terminate, SIGTERM), (interrupt, SIGINT), (hangUp, SIGHUP)] {
+            uv_signal_init(loop, handle)
+            handle.pointee.data = unmanaged
+            uv_signal_start(handle, { handle, signal in
+                guard let data = handle?.pointee.data else { return }
+                Unmanaged<Daemon>.fromOpaque(data).takeUnretainedValue().beginShutdown(signal: signal)
+            }, number)
+        }
 
         do { try store.prepare() } catch {
             throw StartupError("cannot use the state directory \(configuration.stateDirectory): \(error). Pass --state-dir DIR (or LTD_STATE_DIR) with a writable directory")
         }
-        let unmanaged = Unmanaged.passUnretained(self).toOpaque()
         uv_async_init(loop, wakeup) { handle in
             guard let data = handle?.pointee.data else { return }
             Unmanaged<Daemon>.fromOpaque(data).takeUnretainedValue().drainInbox()
@@ -139,14 +151,6 @@ public final class Daemon {
         restoreJobs()
         try listen(activated: activated)
 
-        for (handle, number) in [(terminate, SIGTERM), (interrupt, SIGINT)] {
-            uv_signal_init(loop, handle)
-            handle.pointee.data = unmanaged
-            uv_signal_start(handle, { handle, signal in
-                guard let data = handle?.pointee.data else { return }
-                Unmanaged<Daemon>.fromOpaque(data).takeUnretainedValue().beginShutdown(signal: signal)
-            }, number)
-        }
         uv_idle_init(loop, pumpIdle)
         pumpIdle.pointee.data = unmanaged
         uv_timer_init(loop, housekeeping)
@@ -711,7 +715,7 @@ public final class Daemon {
     /// SIGTERM or SIGINT: stop accepting, let every job checkpoint and stop, deliver what they wrote to the
     /// subscribers, tell every client, and close. A frozen subscriber holds this up for at most a few seconds.
     private func beginShutdown(signal number: Int32) {
-        let name = number == SIGTERM ? "SIGTERM" : number == SIGINT ? "SIGINT" : "signal \(number)"
+        let name = number == SIGTERM ? "SIGTERM" : number == SIGINT ? "SIGINT" : number == SIGHUP ? "SIGHUP" : "signal \(number)"
         guard !shuttingDown else {
             Log.info("\(name) again: still shutting down")
             return
@@ -762,7 +766,7 @@ public final class Daemon {
         closedForGood = true
         inbox.close()
         uv_timer_stop(shutdownTimer)
-        for handle in [ltd_handle(wakeup), ltd_handle(terminate), ltd_handle(interrupt), ltd_handle(pumpIdle),
+        for handle in [ltd_handle(wakeup), ltd_handle(terminate), ltd_handle(interrupt), ltd_handle(hangUp), ltd_handle(pumpIdle),
                        ltd_handle(housekeeping), ltd_handle(watchdog), ltd_handle(shutdownTimer)] {
             if uv_is_closing(handle) == 0 { uv_close(handle, nil) }
         }

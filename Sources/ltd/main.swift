@@ -22,7 +22,14 @@ struct LTD: ParsableCommand {
           state dir   $LTD_STATE_DIR, else $STATE_DIRECTORY (systemd), else /var/lib/ltd as root,
                       else $XDG_STATE_HOME/ltd (~/.local/state/ltd)
 
-        Signals: SIGTERM or SIGINT checkpoints every job, delivers what they wrote to the watchers, and exits 0.
+        Signals: SIGTERM, SIGINT or SIGHUP (a closed terminal; ltd has nothing to reload) checkpoints every job, \
+        delivers what they wrote to the watchers, and exits 0. They are handled from the first moment: one that \
+        arrives while ltd restores its jobs takes effect as soon as the restore is done.
+
+        Limits (each refusal is a clear error line; each limit is logged once when reached):
+          connections           --max-connections in all, --max-connections-per-user per uid: too_many_connections
+          unfinished lines      --max-pending-line-bytes for all clients together: busy
+          queued replies        past 2 MiB queued for one client, its further requests wait until it reads
         Under systemd, ltd accepts a socket passed by socket activation and reports READY/STATUS/STOPPING.
 
         Examples:

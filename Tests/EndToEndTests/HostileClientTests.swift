@@ -141,4 +141,23 @@ struct HostileClientTests {
         #expect(try daemon.stop() == 0)
         #expect(daemon.stderr.components(separatedBy: "unfinished request lines reached the limit").count - 1 == 1)
     }
+
+    @Test("SIGHUP stops ltd as SIGTERM does: checkpointed, and the job resumes after a restart")
+    func hangUpIsAStop() throws {
+        let daemon = try DaemonProcess.launch(tag: "sighup")
+        defer { daemon.cleanUp() }
+        let control = try LineClient(path: daemon.socketPath)
+        #expect(try control.request("{\"op\":\"start\",\"job\":\"h\",\"spec\":\(JobSpecs.noisyLine(epochs: 2_000, paceMs: 2))}")["type"]?.stringValue == "started")
+        usleep(300_000)
+        daemon.signal(SIGHUP)
+        #expect(try daemon.waitForExit() == 0)
+        #expect(daemon.stderr.contains("SIGHUP: shutting down"))
+        #expect(FileManager.default.fileExists(atPath: daemon.checkpointPath(job: "h")))
+        try daemon.start()
+        let again = try LineClient(path: daemon.socketPath)
+        let status = try again.request("{\"op\":\"status\",\"job\":\"h\"}")
+        #expect(status["status"]?["state"]?.stringValue == "running")
+        #expect((status["status"]?["iteration"]?.intValue ?? 0) > 0)
+        #expect(try daemon.stop() == 0)
+    }
 }

@@ -218,6 +218,8 @@ func classicSpec(replacing key: String, with value: String?) -> String {
             ("{\"order\":[[0,1,2,1e300]]}", "shuffle.order[0][3]"),
             ("{\"order\":[]}", "shuffle.order"),
             ("{\"order\":[5]}", "shuffle.order[0]"),
+            // More permutations than epochs (4): memory the job would never use.
+            ("{\"order\":[[0,1,2,3],[0,1,2,3],[0,1,2,3],[0,1,2,3],[0,1,2,3]]}", "shuffle.order"),
             ("{\"order\":[[0,1,2,3]],\"seed\":1}", "shuffle.order"),
             ("{\"seed\":-1}", "shuffle.seed"),
             ("{}", "shuffle.seed"),
@@ -265,7 +267,7 @@ extension String {
                 paused: true, onDivergence: .continue, validationMode: .fast),
         JobSpec(data: Dataset(x: [1, 2, 3], y: [4, 5, 6]), initialization: .kerasDefault(seed: 0),
                 optimizer: OptimizerSpec(name: .sgd, learningRate: 0.1, momentum: 0.9, nesterov: false),
-                shuffle: .order([[2, 1, 0], [0, 2, 1]])),
+                epochs: 2, shuffle: .order([[2, 1, 0], [0, 2, 1]])),
         JobSpec(data: Dataset(x: [1, 2, 3], y: [4, 5, 6]), initialization: .constant(kernel: -0.0, bias: Double.leastNormalMagnitude / 8),
                 optimizer: OptimizerSpec(name: .rmsprop, rho: 0.95, epsilon: 1e-3, centered: true), shuffle: .seeded(9)),
         JobSpec(data: Dataset(x: [0.1], y: [0.2]),
