@@ -43,7 +43,10 @@ class Daemon:
 
     def start(self):
         stderr = open(os.path.join(self.directory, "ltd.log"), "a")
-        self.process = subprocess.Popen([self.binary, "--socket", self.socket, "--state-dir", self.state],
+        # One uid plays every client here, so its connection limit is raised above the 200 subscribers plus the
+        # garbage senders; the limit itself is tested in HostileClientTests.
+        self.process = subprocess.Popen([self.binary, "--socket", self.socket, "--state-dir", self.state,
+                                         "--max-connections-per-user", "400"],
                                         stderr=stderr, stdin=subprocess.DEVNULL)
         deadline = time.time() + 60
         while time.time() < deadline:
