@@ -33,7 +33,11 @@ final class JobRunner: @unchecked Sendable {
     private var lastPausedStep: UInt64 = 0
     private var lastEpoch = 0
     private var lastStep = 0
-    private var logBroken = false
+    /// Set when the log or checkpoint could not be written (a full disk, an I/O error): the job has failed, and
+    /// only its final events are still written, if there is room.
+    private var storageFailed = false
+    /// Set once the `end` event is emitted: nothing follows it.
+    private var ended = false
 
     static let flushBytes = 64 * 1024
     static let flushAgeNanoseconds: UInt64 = 2_000_000
@@ -87,6 +91,7 @@ final class JobRunner: @unchecked Sendable {
         }
         var paceUntil: UInt64? = nil
         loop: while true {
+            if storageFailed || ended { break loop }
             if paused || paceUntil != nil { flush() }
             // A paused job that was stepped makes its steps durable once it has been idle a moment.
             let checkpointAt = paused && stepsSinceCheckpoint > 0
@@ -132,6 +137,7 @@ final class JobRunner: @unchecked Sendable {
     private func takeStep() -> Bool {
         var tookStep = false
         while true {
+            if storageFailed || ended { return true }
             if tookStep && !followsWithoutComputation() { return false }
             guard let event = trainer.next() else {
                 finish(.failed, message: "the trainer stopped without a final event")
@@ -184,17 +190,20 @@ final class JobRunner: @unchecked Sendable {
 
     /// The final `state` and `end` events, then a final checkpoint.
     private func finish(_ state: JobState, message: String?) {
+        guard !ended else { return }
         let summary = record.summary.withLock { $0 }
         emitState(state, message: message)
         emit(EventEncoder.end(job: record.name, seq: seq + 1, state: state, iteration: summary.iteration,
                               epoch: summary.epoch, w: summary.w, b: summary.b, message: message,
                               precision: spec.precision), .end, 0)
+        ended = true
         record.summary.withLock { $0.seq = seq }
         flush()
         checkpoint(final: true)
     }
 
     private func emit(_ line: [UInt8], _ kind: EventKind, _ iteration: Int) {
+        guard !ended else { return }
         if builder.isEmpty {
             builderFirstSeq = seq + 1
             builderOffset = fileOffset
@@ -213,13 +222,32 @@ final class JobRunner: @unchecked Sendable {
     private func flush() {
         guard !builder.isEmpty else { return }
         let chunk = builder.take(firstSeq: builderFirstSeq, fileOffset: builderOffset)
-        if !logBroken, let failure = FileIO.writeAll(fd: logFD, chunk.bytes.base, chunk.bytes.count) {
-            // The stream stays correct for live subscribers (they get the chunk from memory); only durability is
-            // lost. Say so once, loudly.
-            logBroken = true
-            Log.error("job \(record.name): cannot append to \(record.logPath): \(errnoText(failure)); events are no longer durable")
+        if let failure = FileIO.writeAll(fd: logFD, chunk.bytes.base, chunk.bytes.count) {
+            // Whatever part of the chunk reached the file goes, so the log ends at a whole event again.
+            _ = ftruncate(logFD, off_t(chunk.fileOffset))
+            seq = chunk.firstSeq - 1
+            fileOffset = chunk.fileOffset
+            if storageFailed {
+                // The final events after a failure: watchers get them even though the log has no room for them.
+                inbox.publish(chunk, of: record)
+            } else {
+                // Events the log could not take are never shown to anyone, so watchers, the log and a restart
+                // agree on the stream; the job fails, saying why.
+                failForStorage("cannot append to its log \(record.logPath): \(errnoText(failure))")
+            }
+            return
         }
         inbox.publish(chunk, of: record)
+    }
+
+    /// The job's files cannot be written (ENOSPC, EDQUOT, EIO, ...): the job stops as `failed` with `cause` in its
+    /// message, its watchers get that state and `end`, and a final checkpoint records what the log durably holds.
+    private func failForStorage(_ cause: String) {
+        guard !storageFailed, !ended else { return }
+        storageFailed = true
+        let message = "\(cause); everything before it is kept. Free some space, then delete the job (or restart ltd, which lists it as failed)"
+        Log.error("job \(record.name): \(message)")
+        finish(.failed, message: message)
     }
 
     private func checkpointIfDue() {
@@ -235,11 +263,14 @@ final class JobRunner: @unchecked Sendable {
         let state: JobState = final ? summary.state : (paused ? .paused : .running)
         let value = JobCheckpoint(seq: seq, offset: fileOffset, state: state, summary: summary,
                                   trainer: final ? nil : trainer.checkpoint)
+        guard final || !storageFailed else { return }
         do {
             let bytes = try value.encoded()
             try FileIO.writeAtomically(bytes, to: record.checkpointPath, directory: record.directory)
         } catch {
             Log.error("job \(record.name): checkpoint failed: \(error)")
+            // An older checkpoint stays in place, consistent with the log; the job cannot go on without new ones.
+            if !final { failForStorage("cannot write its checkpoint \(record.checkpointPath): \(error)") }
         }
         stepsSinceCheckpoint = 0
         lastCheckpoint = Clock.monotonicNanoseconds()
