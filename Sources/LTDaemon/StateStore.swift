@@ -92,9 +92,27 @@ struct StateStore {
             throw LoadError.unreadable("\(dir): \(error)")
         }
         var checkpoint: JobCheckpoint? = nil
-        if let bytes = try? FileIO.readAll(path: dir + "/checkpoint.json") {
+        let checkpointPath = dir + "/checkpoint.json"
+        var bytes: [UInt8]? = nil
+        do { bytes = try FileIO.readAll(path: checkpointPath) } catch {
+            // Only a checkpoint that does not exist means "none yet": treating an unreadable one so would cut the
+            // log back to nothing.
+            guard error.code == ENOENT else { throw LoadError.unreadable("\(checkpointPath): \(error)") }
+        }
+        if let bytes {
             do { checkpoint = try JobCheckpoint.decode(bytes) } catch {
-                throw LoadError.unreadable("\(dir)/checkpoint.json: \(error)")
+                throw LoadError.unreadable("\(checkpointPath): \(error)")
+            }
+        }
+        if let c = checkpoint {
+            guard c.version <= JobCheckpoint.currentVersion else {
+                throw LoadError.unreadable("\(checkpointPath) has format version \(c.version), newer than this ltd reads (\(JobCheckpoint.currentVersion)); run the ltd that wrote it, or a newer one")
+            }
+            // Numbers from disk are bounded before use: every event takes at least one byte of the log.
+            var info = stat()
+            let logBytes = stat(dir + "/events.ndjson", &info) == 0 ? Int(info.st_size) : 0
+            guard c.seq >= 0, c.offset >= 0, c.seq <= c.offset, c.offset <= logBytes else {
+                throw LoadError.unreadable("\(checkpointPath) claims \(c.seq) events in \(c.offset) bytes, but the log holds \(logBytes) bytes")
             }
         }
         return StoredJob(name: name, spec: spec, owner: owner, created: created, checkpoint: checkpoint)

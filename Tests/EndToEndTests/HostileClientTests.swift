@@ -160,4 +160,31 @@ struct HostileClientTests {
         #expect((status["status"]?["iteration"]?.intValue ?? 0) > 0)
         #expect(try daemon.stop() == 0)
     }
+
+    @Test("a crafted or newer checkpoint is refused with a reason; the daemon starts and serves the other jobs")
+    func untrustedCheckpoint() throws {
+        let daemon = try DaemonProcess.launch(tag: "crafted")
+        defer { daemon.cleanUp() }
+        let control = try LineClient(path: daemon.socketPath)
+        for job in ["a", "b", "c"] {
+            #expect(try control.request("{\"op\":\"start\",\"job\":\"\(job)\",\"spec\":\(JobSpecs.noisyLine())}")["type"]?.stringValue == "started")
+            try waitUntil("job \(job) to finish") {
+                try control.request("{\"op\":\"status\",\"job\":\"\(job)\"}")["status"]?["state"]?.stringValue == "finished"
+            }
+        }
+        #expect(try daemon.stop() == 0)
+        func rewrite(_ job: String, _ change: (String) -> String) throws {
+            let path = daemon.checkpointPath(job: job)
+            try change(try String(contentsOfFile: path, encoding: .utf8)).write(toFile: path, atomically: true, encoding: .utf8)
+        }
+        // seq = Int64.max once trapped the daemon on every start.
+        try rewrite("a") { $0.replacing(#/"seq":[0-9]+/#, with: "\"seq\":9223372036854775807") }
+        try rewrite("b") { $0.replacing(#/"version":[0-9]+/#, with: "\"version\":99") }
+        try daemon.start()
+        let again = try LineClient(path: daemon.socketPath)
+        #expect(try again.request("{\"op\":\"status\",\"job\":\"c\"}")["status"]?["state"]?.stringValue == "finished")
+        #expect(daemon.stderr.contains("claims 9223372036854775807 events"), "\(daemon.stderr)")
+        #expect(daemon.stderr.contains("format version 99, newer than this ltd reads"), "\(daemon.stderr)")
+        #expect(try daemon.stop() == 0)
+    }
 }
