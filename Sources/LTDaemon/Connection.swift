@@ -345,7 +345,7 @@ final class Connection {
             position = stream.indexedPosition(atOrBefore: subscription.cursor)
         }
         guard position.offset < limit else { return nil }
-        let fd = open(stream.record.logPath, O_RDONLY | O_CLOEXEC)
+        let fd = open(stream.record.logPath, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
         guard fd >= 0 else {
             Log.error("job \(stream.name): cannot open \(stream.record.logPath): \(errnoText(errno))")
             return nil

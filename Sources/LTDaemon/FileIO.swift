@@ -26,7 +26,7 @@ enum FileIO {
     }
 
     static func readAll(path: String, limit: Int = 1 << 30) throws(SystemError) -> [UInt8] {
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
         guard fd >= 0 else { throw SystemError(operation: "open", path: path, code: errno) }
         defer { close(fd) }
         var result: [UInt8] = []
@@ -47,7 +47,7 @@ enum FileIO {
     /// directory. A reader sees the old file or the new one, never a torn one, even after a crash.
     static func writeAtomically(_ bytes: [UInt8], to path: String, directory: String, sync: Bool = true) throws(SystemError) {
         let temporary = path + ".tmp"
-        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
+        let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW, 0o600)
         guard fd >= 0 else { throw SystemError(operation: "create", path: temporary, code: errno) }
         let failure: Int32? = bytes.withUnsafeBytes { raw in
             guard let base = raw.baseAddress else { return nil }

@@ -64,7 +64,7 @@ final class JobRunner: @unchecked Sendable {
 
     /// Starts the thread (through `launcher`). Returns the pthread to join, or an errno.
     func start(using launcher: ThreadLauncher) -> Result<pthread_t, SystemError> {
-        let fd = open(record.logPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
+        let fd = open(record.logPath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0o600)
         guard fd >= 0 else { return .failure(SystemError(operation: "open", path: record.logPath, code: errno)) }
         logFD = fd
         let context = Unmanaged.passRetained(self).toOpaque()

@@ -187,4 +187,25 @@ struct HostileClientTests {
         #expect(daemon.stderr.contains("format version 99, newer than this ltd reads"), "\(daemon.stderr)")
         #expect(try daemon.stop() == 0)
     }
+
+    @Test("state files are never opened through a symbolic link")
+    func symlinkedLogIsNotFollowed() throws {
+        let daemon = try DaemonProcess.launch(tag: "symlink")
+        defer { daemon.cleanUp() }
+        let control = try LineClient(path: daemon.socketPath)
+        #expect(try control.request("{\"op\":\"start\",\"job\":\"s\",\"spec\":\(JobSpecs.noisyLine(paused: true))}")["type"]?.stringValue == "started")
+        #expect(try daemon.stop() == 0)
+        // Someone with write access to the state directory swaps the log for a link to a file of theirs.
+        let target = daemon.directory + "/elsewhere"
+        let log = daemon.logPath(job: "s")
+        try FileManager.default.moveItem(atPath: log, toPath: target)
+        try FileManager.default.createSymbolicLink(atPath: log, withDestinationPath: target)
+        let before = try Data(contentsOf: URL(fileURLWithPath: target))
+        try daemon.start()
+        let again = try LineClient(path: daemon.socketPath)
+        _ = try? again.request("{\"op\":\"resume\",\"job\":\"s\"}")
+        usleep(500_000)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: target)) == before, "ltd wrote through the link")
+        #expect(try daemon.stop() == 0)
+    }
 }
