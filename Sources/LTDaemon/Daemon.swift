@@ -21,17 +21,31 @@ public struct DaemonConfiguration: Sendable {
     /// Most bytes of unfinished request lines (read, no `\n` yet) held for all connections together; the connection
     /// whose line would pass it gets `busy`.
     public var maxPendingLineBytes: Int
+    /// Most bytes of log one job may write; `start` refuses a job that cannot fit, and a job that reaches it fails.
+    public var maxLogBytes: Int
+    /// Most bytes of logs of all jobs together; `start` refuses a job that would pass it.
+    public var maxStateBytes: Int
+    /// Most jobs one uid may keep; `start` beyond it gets `too_many_jobs`.
+    public var maxJobsPerUser: Int
 
     public static let defaultMaxLineBytes = 64 * 1024 * 1024
     public static let defaultMaxJobs = 1000
     public static let defaultMaxConnections = 1024
     public static let defaultMaxConnectionsPerUser = 128
     public static let defaultMaxPendingLineBytes = 256 * 1024 * 1024
+    public static let defaultMaxLogBytes = 1 << 30
+    public static let defaultMaxStateBytes = 10 << 30
+    public static let defaultMaxJobsPerUser = 100
+    /// Fewer bytes than any step event takes (with its epoch's share): what `start` assumes to tell whether a job
+    /// can fit in `maxLogBytes`. Real step events take 300 to 700 bytes.
+    public static let minimumBytesPerStep = 200
 
     public init(socketPath: String, stateDirectory: String, maxLineBytes: Int = defaultMaxLineBytes,
                 maxJobs: Int = defaultMaxJobs, maxConnections: Int = defaultMaxConnections,
                 maxConnectionsPerUser: Int = defaultMaxConnectionsPerUser,
-                maxPendingLineBytes: Int = defaultMaxPendingLineBytes, socketMode: mode_t? = nil) {
+                maxPendingLineBytes: Int = defaultMaxPendingLineBytes, maxLogBytes: Int = defaultMaxLogBytes,
+                maxStateBytes: Int = defaultMaxStateBytes, maxJobsPerUser: Int = defaultMaxJobsPerUser,
+                socketMode: mode_t? = nil) {
         self.socketPath = socketPath
         self.stateDirectory = stateDirectory
         self.maxLineBytes = maxLineBytes
@@ -39,6 +53,9 @@ public struct DaemonConfiguration: Sendable {
         self.maxConnections = maxConnections
         self.maxConnectionsPerUser = maxConnectionsPerUser
         self.maxPendingLineBytes = maxPendingLineBytes
+        self.maxLogBytes = maxLogBytes
+        self.maxStateBytes = maxStateBytes
+        self.maxJobsPerUser = maxJobsPerUser
         // 0600 for a user's own daemon; 0660 for the system service, whose group decides who may connect.
         self.socketMode = socketMode ?? (getuid() == 0 ? 0o660 : 0o600)
     }
@@ -427,7 +444,8 @@ public final class Daemon {
                                    spec: spec, summary: summary, paused: paused)
             let stream = JobStream(record: record, publishedSeq: seq, publishedOffset: startOffset, ended: false)
             register(stream)
-            let runner = JobRunner(record: record, trainer: resuming, inbox: inbox, seq: seq, offset: startOffset, paused: paused)
+            let runner = JobRunner(record: record, trainer: resuming, inbox: inbox, seq: seq, offset: startOffset, paused: paused,
+                                   maxLogBytes: configuration.maxLogBytes)
             switch runner.start(using: launcher) {
             case .success(let thread):
                 stream.thread = thread
@@ -460,6 +478,11 @@ public final class Daemon {
             connection.send(ProtocolError(.tooManyJobs, "this daemon already keeps \(jobs.count) jobs, its limit; delete finished ones with ltctl delete NAME", id: id).line)
             return
         }
+        let owned = jobs.values.count(where: { $0.record.owner == connection.peerUID })
+        guard owned < configuration.maxJobsPerUser else {
+            connection.send(ProtocolError(.tooManyJobs, "uid \(connection.peerUID) already keeps \(owned) jobs, the most this daemon allows one user (--max-jobs-per-user \(configuration.maxJobsPerUser)); delete finished ones with ltctl delete NAME", id: id).line)
+            return
+        }
         let trainer: Trainer
         switch prepared ?? Daemon.prepareTrainer(spec) {
         case .success(let ready): trainer = ready
@@ -468,6 +491,19 @@ public final class Daemon {
             return
         }
         let summary = Daemon.initialSummary(trainer, spec: spec)
+        // Disk: a job whose steps cannot fit in its log, or in what is left of the state's, is refused now rather
+        // than failed later.
+        let (product, overflow) = summary.totalSteps.multipliedReportingOverflow(by: DaemonConfiguration.minimumBytesPerStep)
+        let needed = overflow ? Int.max : product
+        guard needed <= configuration.maxLogBytes else {
+            connection.send(ProtocolError(.invalidSpec, "this job takes \(summary.totalSteps) steps, whose events need at least \(needed) bytes of log (\(DaemonConfiguration.minimumBytesPerStep) per step); this daemon allows \(configuration.maxLogBytes) bytes per job (--max-log-bytes): use fewer epochs or a larger batch_size", field: "epochs", id: id).line)
+            return
+        }
+        let used = jobs.values.reduce(0) { $0 &+ $1.publishedOffset }
+        guard used <= configuration.maxStateBytes - needed else {
+            connection.send(ProtocolError(.tooManyJobs, "the jobs' logs take \(used) bytes and this job needs at least \(needed) more, past this daemon's limit of \(configuration.maxStateBytes) bytes in all (--max-state-bytes); delete finished jobs with ltctl delete NAME", id: id).line)
+            return
+        }
         let created = Clock.utcTimestamp()
         let directory = store.directory(of: name)
         let initial = JobCheckpoint(seq: 0, offset: 0, state: summary.state, summary: summary, trainer: trainer.checkpoint)
@@ -485,7 +521,8 @@ public final class Daemon {
         let record = JobRecord(name: name, owner: connection.peerUID, created: created, directory: directory,
                                spec: spec, summary: summary, paused: spec.paused)
         let stream = JobStream(record: record, publishedSeq: 0, publishedOffset: 0, ended: false)
-        let runner = JobRunner(record: record, trainer: trainer, inbox: inbox, seq: 0, offset: 0, paused: spec.paused)
+        let runner = JobRunner(record: record, trainer: trainer, inbox: inbox, seq: 0, offset: 0, paused: spec.paused,
+                               maxLogBytes: configuration.maxLogBytes)
         switch runner.start(using: launcher) {
         case .success(let thread):
             stream.thread = thread

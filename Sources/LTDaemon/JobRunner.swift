@@ -36,6 +36,8 @@ final class JobRunner: @unchecked Sendable {
     /// Set when the log or checkpoint could not be written (a full disk, an I/O error): the job has failed, and
     /// only its final events are still written, if there is room.
     private var storageFailed = false
+    /// The log may not grow past this (`ltd --max-log-bytes`); the job fails when its next events would.
+    private let maxLogBytes: Int
     /// Set once the `end` event is emitted: nothing follows it.
     private var ended = false
 
@@ -46,8 +48,9 @@ final class JobRunner: @unchecked Sendable {
 
     /// `seq` and `offset` are the position of the log (0, 0 for a new job, else the checkpoint's); `paused` is the
     /// state the job is in (for a new job, the spec's `paused`).
-    init(record: JobRecord, trainer: Trainer, inbox: Inbox, seq: Int, offset: Int, paused: Bool) {
+    init(record: JobRecord, trainer: Trainer, inbox: Inbox, seq: Int, offset: Int, paused: Bool, maxLogBytes: Int) {
         self.record = record
+        self.maxLogBytes = maxLogBytes
         self.spec = record.spec
         self.events = EventEncoder.JobEncoder(job: record.name, spec: record.spec)
         self.trainer = trainer
@@ -222,6 +225,12 @@ final class JobRunner: @unchecked Sendable {
     private func flush() {
         guard !builder.isEmpty else { return }
         let chunk = builder.take(firstSeq: builderFirstSeq, fileOffset: builderOffset)
+        if !storageFailed, chunk.fileOffset + chunk.bytes.count > maxLogBytes {
+            seq = chunk.firstSeq - 1
+            fileOffset = chunk.fileOffset
+            failForStorage("its log would pass this daemon's limit of \(maxLogBytes) bytes per job (--max-log-bytes)")
+            return
+        }
         if let failure = FileIO.writeAll(fd: logFD, chunk.bytes.base, chunk.bytes.count) {
             // Whatever part of the chunk reached the file goes, so the log ends at a whole event again.
             _ = ftruncate(logFD, off_t(chunk.fileOffset))

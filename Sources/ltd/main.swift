@@ -30,6 +30,8 @@ struct LTD: ParsableCommand {
           connections           --max-connections in all, --max-connections-per-user per uid: too_many_connections
           unfinished lines      --max-pending-line-bytes for all clients together: busy
           queued replies        past 2 MiB queued for one client, its further requests wait until it reads
+          disk                  --max-log-bytes per job, --max-state-bytes in all: start refuses what cannot fit
+          jobs                  --max-jobs in all, --max-jobs-per-user per uid: too_many_jobs
         Under systemd, ltd accepts a socket passed by socket activation and reports READY/STATUS/STOPPING.
 
         Examples:
@@ -61,6 +63,15 @@ struct LTD: ParsableCommand {
     @Option(name: .customLong("max-pending-line-bytes"), help: ArgumentHelp("Most bytes of unfinished request lines (sent without their newline yet) held for all clients together; the connection that would pass it gets busy.", valueName: "bytes"))
     var maxPendingLineBytes: Int = DaemonConfiguration.defaultMaxPendingLineBytes
 
+    @Option(name: .customLong("max-log-bytes"), help: ArgumentHelp("Most bytes of log one job may write: start refuses a job whose steps cannot fit (at 200 bytes a step at least), and a job that reaches it fails.", valueName: "bytes"))
+    var maxLogBytes: Int = DaemonConfiguration.defaultMaxLogBytes
+
+    @Option(name: .customLong("max-state-bytes"), help: ArgumentHelp("Most bytes of logs of all jobs together; start refuses a job that would pass it.", valueName: "bytes"))
+    var maxStateBytes: Int = DaemonConfiguration.defaultMaxStateBytes
+
+    @Option(name: .customLong("max-jobs-per-user"), help: ArgumentHelp("Most jobs one uid may keep (running or finished); start beyond it gets too_many_jobs.", valueName: "n"))
+    var maxJobsPerUser: Int = DaemonConfiguration.defaultMaxJobsPerUser
+
     @Option(name: .customLong("log-level"), help: ArgumentHelp("How much to log on stderr: error, warning, info or debug.", valueName: "level"))
     var logLevel: String = "info"
 
@@ -76,6 +87,12 @@ struct LTD: ParsableCommand {
         }
         guard maxPendingLineBytes >= 1024, maxPendingLineBytes <= 1 << 40 else {
             throw ValidationError("--max-pending-line-bytes must be between 1024 and 1099511627776 (1 TiB); got \(maxPendingLineBytes)")
+        }
+        guard maxLogBytes >= 65536, maxStateBytes >= maxLogBytes, maxStateBytes <= 1 << 50 else {
+            throw ValidationError("--max-log-bytes must be at least 65536 and --max-state-bytes at least --max-log-bytes (and at most 2^50); got \(maxLogBytes) and \(maxStateBytes)")
+        }
+        guard maxJobsPerUser >= 1, maxJobsPerUser <= 1_000_000 else {
+            throw ValidationError("--max-jobs-per-user must be between 1 and 1000000; got \(maxJobsPerUser)")
         }
         guard Log.Level(name: logLevel) != nil else {
             throw ValidationError("--log-level must be one of: error, warning, info, debug; got \(logLevel)")
@@ -100,7 +117,10 @@ struct LTD: ParsableCommand {
             maxJobs: maxJobs,
             maxConnections: maxConnections,
             maxConnectionsPerUser: maxConnectionsPerUser,
-            maxPendingLineBytes: maxPendingLineBytes)
+            maxPendingLineBytes: maxPendingLineBytes,
+            maxLogBytes: maxLogBytes,
+            maxStateBytes: maxStateBytes,
+            maxJobsPerUser: maxJobsPerUser)
         do {
             try Daemon(configuration: configuration).run(environment: environment)
         } catch {

@@ -208,4 +208,33 @@ struct HostileClientTests {
         #expect(try Data(contentsOf: URL(fileURLWithPath: target)) == before, "ltd wrote through the link")
         #expect(try daemon.stop() == 0)
     }
+
+    @Test("disk and jobs per user are bounded: start refuses what cannot fit, with the numbers; a job that outgrows its log fails")
+    func diskAndJobLimits() throws {
+        let daemon = try DaemonProcess.launch(tag: "disklimits", arguments: ["--max-log-bytes", "1048576", "--max-state-bytes", "3145728", "--max-jobs-per-user", "3"])
+        defer { daemon.cleanUp() }
+        let control = try LineClient(path: daemon.socketPath)
+        // 12 × 100,000 steps cannot fit in 1 MiB at 200 bytes a step.
+        let huge = try control.request("{\"op\":\"start\",\"job\":\"huge\",\"spec\":\(JobSpecs.noisyLine(rows: 12, epochs: 100_000, batch: 1))}")
+        #expect(huge["code"]?.stringValue == "invalid_spec")
+        #expect(huge["field"]?.stringValue == "epochs")
+        #expect(huge["message"]?.stringValue?.contains("1200000 steps") == true && huge["message"]?.stringValue?.contains("--max-log-bytes") == true, "\(huge)")
+        // 4,000 steps pass the estimate but their events take more than 1 MiB: the job fails when its log is full.
+        #expect(try control.request("{\"op\":\"start\",\"job\":\"grows\",\"spec\":\(JobSpecs.noisyLine(rows: 4, epochs: 1_000, batch: 1))}")["type"]?.stringValue == "started")
+        try waitUntil("the job to stop at its log limit", timeout: .seconds(60)) {
+            try control.request("{\"op\":\"status\",\"job\":\"grows\"}")["status"]?["state"]?.stringValue == "failed"
+        }
+        let status = try control.request("{\"op\":\"status\",\"job\":\"grows\"}")["status"]
+        #expect(status?["message"]?.stringValue?.contains("limit of 1048576 bytes per job") == true, "\(String(describing: status))")
+        let logBytes = (try FileManager.default.attributesOfItem(atPath: daemon.logPath(job: "grows"))[.size] as? Int) ?? 0
+        #expect(logBytes <= 1_048_576 + 4096)
+        // Jobs per user.
+        for job in ["a", "b"] {
+            #expect(try control.request("{\"op\":\"start\",\"job\":\"\(job)\",\"spec\":\(JobSpecs.noisyLine(paused: true))}")["type"]?.stringValue == "started")
+        }
+        let fourth = try control.request("{\"op\":\"start\",\"job\":\"d\",\"spec\":\(JobSpecs.noisyLine(paused: true))}")
+        #expect(fourth["code"]?.stringValue == "too_many_jobs")
+        #expect(fourth["message"]?.stringValue?.contains("--max-jobs-per-user 3") == true)
+        #expect(try daemon.stop() == 0)
+    }
 }
