@@ -29,11 +29,27 @@ enum SocketPath {
     static func prepareDirectory(of path: String) throws(StartupError) {
         guard let slash = path.lastIndex(of: "/") else { return }
         let directory = String(path[..<slash])
-        guard !directory.isEmpty, !FileIO.exists(directory) else { return }
-        do { try FileIO.makeDirectories(directory, mode: 0o700) } catch {
-            throw StartupError("cannot create the socket directory: \(error)")
+        guard !directory.isEmpty else { return }
+        if !FileIO.exists(directory) {
+            do { try FileIO.makeDirectories(directory, mode: 0o700) } catch {
+                throw StartupError("cannot create the socket directory: \(error)")
+            }
+            Log.info("created socket directory \(directory) (mode 0700)")
         }
-        Log.info("created socket directory \(directory) (mode 0700)")
+        try checkPrivate(directory)
+    }
+
+    /// A directory in a world-writable parent (such as the `/tmp/ltd-UID` fallback) may have been made by anyone,
+    /// who could then swap the socket: ltd uses it only if it is a real directory of its own, mode 0700.
+    static func checkPrivate(_ directory: String) throws(StartupError) {
+        let parent = directory.lastIndex(of: "/").map { String(directory[..<$0]) }.flatMap { $0.isEmpty ? "/" : $0 } ?? "."
+        var parentInfo = stat()
+        guard stat(parent, &parentInfo) == 0, parentInfo.st_mode & S_IWOTH != 0 else { return }
+        var info = stat()
+        guard lstat(directory, &info) == 0 else { throw StartupError("cannot inspect \(directory): \(errnoText(errno))") }
+        guard info.st_mode & S_IFMT == S_IFDIR, info.st_uid == geteuid(), info.st_mode & 0o077 == 0 else {
+            throw StartupError("\(directory) is in the world-writable \(parent) but is not a directory of uid \(geteuid()) with mode 0700 (owner \(info.st_uid), mode \(String(info.st_mode & 0o7777, radix: 8))); someone else may control it. Remove it, or set XDG_RUNTIME_DIR or --socket to a private place")
+        }
     }
 
     /// What is at `path` now: nothing, a socket a process listens on, a socket nobody listens on, or something else.

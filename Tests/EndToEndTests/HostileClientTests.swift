@@ -237,4 +237,14 @@ struct HostileClientTests {
         #expect(fourth["message"]?.stringValue?.contains("--max-jobs-per-user 3") == true)
         #expect(try daemon.stop() == 0)
     }
+
+    @Test("a socket directory in /tmp is used only if it is the caller's own, mode 0700")
+    func sharedTmpSocketDirectoryIsRefused() throws {
+        let directory = try Paths.temporaryDirectory("tmpdir")
+        defer { Paths.remove(directory) }
+        chmod(directory, 0o755)   // readable by others: someone else could have made it
+        let result = try Command.run([Paths.ltd, "--socket", directory + "/ltd.sock", "--state-dir", directory + "/state"])
+        #expect(result.status == 1)
+        #expect(result.stderr.contains("is not a directory of uid") && result.stderr.contains("mode 0700"), "\(result.stderr)")
+    }
 }
