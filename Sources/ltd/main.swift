@@ -26,12 +26,13 @@ struct LTD: ParsableCommand {
         delivers what they wrote to the watchers, and exits 0. They are handled from the first moment: one that \
         arrives while ltd restores its jobs takes effect as soon as the restore is done.
 
-        Limits (each refusal is a clear error line; each limit is logged once when reached):
-          connections           --max-connections in all, --max-connections-per-user per uid: too_many_connections
-          unfinished lines      --max-pending-line-bytes for all clients together: busy
-          queued replies        past 2 MiB queued for one client, its further requests wait until it reads
-          disk                  --max-log-bytes per job, --max-state-bytes in all: start refuses what cannot fit
-          jobs                  --max-jobs in all, --max-jobs-per-user per uid: too_many_jobs
+        Limits (each refusal is an error line; each limit is logged once when reached):
+          --max-connections, --max-connections-per-user    too_many_connections
+          --max-pending-line-bytes (unfinished lines)      busy
+          --max-log-bytes, --max-state-bytes               start refuses jobs too big
+          --max-jobs, --max-jobs-per-user                  too_many_jobs
+          Past 2 MiB of unread replies, a client's requests wait till it reads.
+
         Under systemd, ltd accepts a socket passed by socket activation and reports READY/STATUS/STOPPING.
 
         Examples:
