@@ -213,6 +213,7 @@ final class Connection {
         let rest = deferred
         deferred = []
         if !rest.isEmpty { rest.withUnsafeBytes { received($0) } }
+        countPartial()
     }
 
     /// The large line handed to `decodeInBackground` has been answered: go on with what followed it.
@@ -222,6 +223,7 @@ final class Connection {
         let rest = deferred
         deferred = []
         if !rest.isEmpty { rest.withUnsafeBytes { received($0) } }
+        countPartial()
         if !decoding, !closing, !closeWhenFlushed, !sawEOF, !readStopped { _ = startReading() }
     }
 
