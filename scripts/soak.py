@@ -146,7 +146,7 @@ def subscriber(daemon, jobs, deadline, results, rng):
                     line = reader.readline()
                 except OSError:
                     line = b""
-                if not line:          # the daemon went away (kill -9): resubscribe where we were
+                if not line.endswith(b"\n"):   # the daemon went away (kill -9), maybe mid-line: resubscribe where we were
                     sock.close()
                     sock = None
                     results.add(reconnects=1)
