@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import CLibUV
+import LTProtocol
 
 /// Why the daemon could not start, in words a person can act on.
 public struct StartupError: Error, CustomStringConvertible {
@@ -36,15 +37,13 @@ enum SocketPath {
             }
             Log.info("created socket directory \(directory) (mode 0700)")
         }
-        try checkPrivate(directory)
+        if directory == DefaultPaths.temporarySocketDirectory(uid: geteuid()) { try checkPrivate(directory) }
     }
 
-    /// A directory in a world-writable parent (such as the `/tmp/ltd-UID` fallback) may have been made by anyone,
-    /// who could then swap the socket: ltd uses it only if it is a real directory of its own, mode 0700.
+    /// The `/tmp/ltd-UID` fallback may have been made by anyone, who could then swap the socket: ltd uses it only
+    /// if it is a real directory of its own, mode 0700. (A directory named with --socket is the caller's choice.)
     static func checkPrivate(_ directory: String) throws(StartupError) {
-        let parent = directory.lastIndex(of: "/").map { String(directory[..<$0]) }.flatMap { $0.isEmpty ? "/" : $0 } ?? "."
-        var parentInfo = stat()
-        guard stat(parent, &parentInfo) == 0, parentInfo.st_mode & S_IWOTH != 0 else { return }
+        let parent = "/tmp"
         var info = stat()
         guard lstat(directory, &info) == 0 else { throw StartupError("cannot inspect \(directory): \(errnoText(errno))") }
         guard info.st_mode & S_IFMT == S_IFDIR, info.st_uid == geteuid(), info.st_mode & 0o077 == 0 else {

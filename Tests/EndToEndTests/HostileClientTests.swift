@@ -242,13 +242,19 @@ struct HostileClientTests {
         #expect(try daemon.stop() == 0)
     }
 
-    @Test("a socket directory in /tmp is used only if it is the caller's own, mode 0700")
+    @Test("the /tmp fallback socket directory is used only if it is the caller's own, mode 0700")
     func sharedTmpSocketDirectoryIsRefused() throws {
+        guard getuid() == 0 else { return }   // plays uid 65534 (nobody), whose fallback is /tmp/ltd-65534
+        let fallback = "/tmp/ltd-65534"
+        guard !FileManager.default.fileExists(atPath: fallback) else { return }   // someone's real one: leave it
         let directory = try Paths.temporaryDirectory("tmpdir")
-        defer { Paths.remove(directory) }
-        chmod(directory, 0o755)   // readable by others: someone else could have made it
-        let result = try Command.run([Paths.ltd, "--socket", directory + "/ltd.sock", "--state-dir", directory + "/state"])
+        defer { Paths.remove(directory); Paths.remove(fallback) }
+        chown(directory, 65534, 65534)
+        // Made by root, mode 0755: not nobody's own.
+        #expect(mkdir(fallback, 0o755) == 0)
+        let result = try Command.run(["/usr/bin/env", "-u", "XDG_RUNTIME_DIR", "-u", "LTD_SOCKET", "/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                                      Paths.ltd, "--state-dir", directory + "/state"])
         #expect(result.status == 1)
-        #expect(result.stderr.contains("is not a directory of uid") && result.stderr.contains("mode 0700"), "\(result.stderr)")
+        #expect(result.stderr.contains("/tmp/ltd-65534 is in the world-writable /tmp but is not a directory of uid 65534"), "\(result.stderr)")
     }
 }
