@@ -5,6 +5,13 @@ import Testing
 import Glibc
 #endif
 
+/// Whether tmux is there to play the person at the terminal; records an issue when it is not (the tests need it).
+func tmuxIsInstalled() -> Bool {
+    if FileManager.default.isExecutableFile(atPath: "/usr/bin/tmux") { return true }
+    Issue.record("tmux is not installed (apt-get install tmux)")
+    return false
+}
+
 /// What a person sees in a real terminal (tmux), and the first steps a newcomer takes: tailing before starting,
 /// and a CSV from a spreadsheet.
 @Suite("ltctl in a terminal", .serialized)
@@ -29,14 +36,9 @@ struct CtlTerminalTests {
         return lines
     }
 
-    private func requireTmux() -> Bool {
-        if FileManager.default.isExecutableFile(atPath: "/usr/bin/tmux") { return true }
-        Issue.record("tmux is not installed (apt-get install tmux)")
-        return false
-    }
 
     @Test func tailFitsAnEightyColumnTerminal() throws {
-        guard requireTmux() else { return }
+        guard tmuxIsInstalled() else { return }
         let h = try DaemonProcess.launchForLtctl()
         try h.runColabToTheEnd("job1")
         let lines = try tailScreen(h, job: "job1", columns: 80)
@@ -55,7 +57,7 @@ struct CtlTerminalTests {
     }
 
     @Test func tailAtOneHundredTwentyColumnsKeepsEveryColumn() throws {
-        guard requireTmux() else { return }
+        guard tmuxIsInstalled() else { return }
         let h = try DaemonProcess.launchForLtctl()
         try h.runColabToTheEnd("job1")
         let lines = try tailScreen(h, job: "job1", columns: 120)
@@ -161,10 +163,7 @@ struct CtlWatchTests {
     }
 
     @Test func twoWatchesAndATailAgreeAndTheKeysDriveTheJob() throws {
-        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/tmux") else {
-            Issue.record("tmux is not installed (apt-get install tmux)")
-            return
-        }
+        guard tmuxIsInstalled() else { return }
         let h = try DaemonProcess.launchForLtctl()
         try h.startColab("w1", extra: ["--paused", "--pace", "250ms"])
         let tmux = Tmux(directory: h.directory)
@@ -225,10 +224,7 @@ struct CtlWatchTests {
     }
 
     @Test func watchCarriesOnWhenLtdIsKilledAndRestarted() throws {
-        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/tmux") else {
-            Issue.record("tmux is not installed (apt-get install tmux)")
-            return
-        }
+        guard tmuxIsInstalled() else { return }
         let h = try DaemonProcess.launchForLtctl()
         try h.startColab("r1", extra: ["--pace", "150ms"])
         let tmux = Tmux(directory: h.directory)
@@ -255,10 +251,7 @@ struct CtlWatchTests {
 
     /// --plain: lines of text a screen reader can follow; nothing is drawn, so they stay on the normal screen.
     @Test func plainWatchSaysWhatHappensInLines() throws {
-        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/tmux") else {
-            Issue.record("tmux is not installed (apt-get install tmux)")
-            return
-        }
+        guard tmuxIsInstalled() else { return }
         let h = try DaemonProcess.launchForLtctl()
         try h.startColab("p1", extra: ["--pace", "50ms"])
         let tmux = Tmux(directory: h.directory)
@@ -283,10 +276,7 @@ struct CtlWatchTests {
     }
 
     @Test func ctrlCRestoresTheTerminal() throws {
-        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/tmux") else {
-            Issue.record("tmux is not installed (apt-get install tmux)")
-            return
-        }
+        guard tmuxIsInstalled() else { return }
         let h = try DaemonProcess.launchForLtctl()
         try h.startColab("w3", extra: ["--paused"])
         let tmux = Tmux(directory: h.directory)
