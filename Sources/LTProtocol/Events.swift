@@ -50,17 +50,7 @@ public enum EventEncoder {
         if let limit = record.origin.limit { w.field("limit", limit) }
         if let u = record.origin.unitUniform { w.field("unit_uniform", u) }
         w.endObject()
-        w.key("optimum")
-        if let optimum = record.optimum {
-            // The optimum is float64 maths whatever the job's precision.
-            w.beginObject()
-            w.key("w"); w.number(optimum.w, precision: .float64)
-            w.key("b"); w.number(optimum.b, precision: .float64)
-            w.key("mse"); w.number(optimum.mse, precision: .float64)
-            w.endObject()
-        } else {
-            w.null()
-        }
+        w.key("optimum"); w.optimum(record.optimum)
         w.field("n_train", spec.data.x.count)
         w.field("n_val", (spec.validation ?? spec.data).x.count)
         w.field("epochs", spec.epochs)
@@ -317,5 +307,17 @@ struct JSONShapeReader {
     func optionalDouble(_ key: String) throws(JSONShapeError) -> Double? {
         guard let v = value[key], !v.isNull else { return nil }
         return try double(key)
+    }
+}
+
+extension JSONWriter {
+    /// The least-squares optimum as `{"w","b","mse"}`, or null: float64 maths whatever the job's precision.
+    mutating func optimum(_ optimum: Optimum?) {
+        guard let optimum else { return null() }
+        beginObject()
+        key("w"); number(optimum.w, precision: .float64)
+        key("b"); number(optimum.b, precision: .float64)
+        key("mse"); number(optimum.mse, precision: .float64)
+        endObject()
     }
 }

@@ -43,17 +43,7 @@ extension Reply {
         w.key("kernel"); namedValues(&w, zip(i.slots.names, [i.slots.kernel.0, i.slots.kernel.1, i.slots.kernel.2]).map { NamedValue($0, $1) })
         w.key("bias"); namedValues(&w, zip(i.slots.names, [i.slots.bias.0, i.slots.bias.1, i.slots.bias.2]).map { NamedValue($0, $1) })
         w.endObject()
-        w.key("optimum")
-        if let optimum = i.optimum {
-            // Least squares is float64 maths whatever the job's precision.
-            w.beginObject()
-            w.key("w"); w.number(optimum.w, precision: .float64)
-            w.key("b"); w.number(optimum.b, precision: .float64)
-            w.key("mse"); w.number(optimum.mse, precision: .float64)
-            w.endObject()
-        } else {
-            w.null()
-        }
+        w.key("optimum"); w.optimum(i.optimum)
         w.endObject()
     }
 
