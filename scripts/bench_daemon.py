@@ -119,7 +119,7 @@ def main():
             time.sleep(0.002)
         delivered = time.perf_counter() - t0
         # The job's own end: when its log was last written (the end event), on the same clock as t0.
-        log = f"{d}/state/jobs/{name}/events.ndjson"
+        log = f"{d}/state/owners/{os.getuid()}/{name}/events.ndjson"
         job_end = os.stat(log).st_mtime - (time.time() - time.perf_counter())
         timings[subs] = job_end - t0
         print(f"fan-out: {subs:3d} subscribers: the {ep * 12}-step job ran in {timings[subs]:.3f} s; "
@@ -132,7 +132,7 @@ def main():
     libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
     name = "paced"
     ctl.request({"op": "start", "job": name, "spec": spec(12, 25, 1, "exact", pace=10, paused=True)})
-    log = f"{d}/state/jobs/{name}/events.ndjson"
+    log = f"{d}/state/owners/{os.getuid()}/{name}/events.ndjson"
     ino = libc.inotify_init1(os.O_NONBLOCK)
     libc.inotify_add_watch(ino, log.encode(), 0x2)  # IN_MODIFY
     w = Conn(sock); w.send({"op": "subscribe", "job": name}); w.line()

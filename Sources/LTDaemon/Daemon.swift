@@ -15,16 +15,21 @@ public struct DaemonConfiguration: Sendable {
     public var maxJobs: Int
     /// Socket file mode when the daemon binds the socket itself.
     public var socketMode: mode_t
+    /// Members of this group may control every job (docs/PROTOCOL.md, "Security").
+    public var adminGroup: String
 
     public static let defaultMaxLineBytes = 64 * 1024 * 1024
     public static let defaultMaxJobs = 1000
+    /// Like CUPS's lpadmin: the group whose members may control every job.
+    public static let defaultAdminGroup = "ltd-admin"
 
     public init(socketPath: String, stateDirectory: String, maxLineBytes: Int = defaultMaxLineBytes,
-                maxJobs: Int = defaultMaxJobs, socketMode: mode_t? = nil) {
+                maxJobs: Int = defaultMaxJobs, socketMode: mode_t? = nil, adminGroup: String = defaultAdminGroup) {
         self.socketPath = socketPath
         self.stateDirectory = stateDirectory
         self.maxLineBytes = maxLineBytes
         self.maxJobs = maxJobs
+        self.adminGroup = adminGroup
         // 0600 for a user's own daemon; 0660 for the system service, whose group decides who may connect.
         self.socketMode = socketMode ?? (getuid() == 0 ? 0o660 : 0o600)
     }

@@ -7,7 +7,7 @@ import LTProtocol
 // reply can follow replies to requests sent after it (each carries its request's `id`).
 extension Server {
     func explain(_ name: String, iteration: Int, _ connection: Connection, id: JSONValue?) {
-        guard let job = jobs[name] else { return connection.send(jobs.unknownJob(name, id: id).line) }
+        guard let job = job(named: name, connection, id: id) else { return }
         let record = job.record
         let summary = record.summary.withLock { $0 }
         guard iteration <= summary.iteration else {

@@ -25,9 +25,7 @@ extension Server {
     /// connection's later requests held meanwhile), then writes its `start` and `state running` events.
     func create(_ name: String, spec requested: JobSpec, run: ExternalRun, prepared: PreparedStart?,
                 _ connection: Connection, id: JSONValue?) {
-        if jobs.isTaken(name) {
-            return connection.send(ProtocolError(.jobExists, "a job named \"\(name)\" already exists; pick another name, or delete it first (ltctl delete \(name))", id: id).line)
-        }
+        guard let key = newJobKey(name, connection, id: id) else { return }
         guard jobs.count < configuration.maxJobs else {
             return connection.send(ProtocolError(.tooManyJobs, "this daemon already keeps \(jobs.count) jobs, its limit; delete finished ones with ltctl delete NAME", id: id).line)
         }
@@ -45,16 +43,16 @@ extension Server {
         }
         let summary = JobTable.initialSummary(trainer, spec: spec)
         let created = Clock.utcTimestamp()
-        let owner = connection.peerUID
+        let owner = key.owner
         let initial = JobCheckpoint(seq: 0, offset: 0, state: .running, summary: summary, trainer: nil)
         let store = jobs.store
-        let files = store.jobFiles(name)
+        let files = store.jobFiles(key)
         let outcome = ExternalCreateOutcome()
-        jobs.reserve(name)
+        jobs.reserve(key)
         connection.suspendRequests()
         loop.queueWork({
             do throws(SystemError) {
-                try store.create(job: name, spec: spec, owner: owner, created: created, checkpoint: initial, kind: .external)
+                try store.create(job: key, spec: spec, owner: owner, created: created, checkpoint: initial, kind: .external)
             } catch {
                 outcome.failure = error
                 return
@@ -66,7 +64,7 @@ extension Server {
                 try? FileIO.removeTree(files.directory)
             }
         }, then: { [unowned self] in
-            jobs.release(name)
+            jobs.release(key)
             defer { connection.resumeRequests() }
             guard let appender = outcome.appender else {
                 let error = outcome.failure ?? SystemError(operation: "open", path: files.events, code: EIO)
@@ -89,7 +87,9 @@ extension Server {
             jobs.register(job)
             append([(EventEncoder.start(job: name, seq: 1, spec: spec, record: start, external: run), .start, 0),
                     (EventEncoder.state(job: name, seq: 2, state: .running, message: nil), .state, 0)], to: job)
-            Log.info("external job \(name) created by uid \(owner): \(spec.data.x.count) rows, \(spec.epochs) epoch(s) × \(start.stepsPerEpoch) step(s), \(spec.optimizer.name.rawValue)")
+            Log.info("external job \(record.fullName) created by uid \(owner): \(spec.data.x.count) rows, \(spec.epochs) epoch(s) × \(start.stepsPerEpoch) step(s), \(spec.optimizer.name.rawValue)",
+                     JournalFields(job: record, messageID: .jobStarted))
+            JobJournal.audit("create", of: record, by: connection, role: .owner)
             connection.send(Reply.started(id: id, job: name, status: jobs.status(of: job)))
             // The creator went away while the directory was written: nobody can publish, so the job ends here.
             if connection.closing { publisherClosing(connection) }
@@ -105,7 +105,7 @@ extension Server {
 
     /// `publish`: one event from the creating connection, checked, sequenced, logged and fanned out.
     func publish(_ name: String, event: JSONValue, _ connection: Connection, id: JSONValue?) {
-        guard let job = jobs[name] else { return connection.send(jobs.unknownJob(name, id: id).line) }
+        guard let job = job(named: name, connection, id: id) else { return }
         guard let feed = job.external else {
             let message = job.record.kind == .external
                 ? "\(name) has ended (\(job.record.summary.withLock { $0.state }.rawValue)); nothing more can be published to it"
@@ -178,7 +178,7 @@ extension Server {
             }
         }, then: {})
         if job.subscribers.isEmpty { job.log.releaseTail() }
-        Log.info("external job \(name) \(state.rawValue) after \(summary.iteration) step(s), \(summary.seq) event(s)\(message.map { ": " + $0 } ?? "")")
+        JobJournal.ended(job.record, summary)
     }
 
     /// Appends encoded lines (consecutive seqs from the log's next one) to the log file, then publishes them to the

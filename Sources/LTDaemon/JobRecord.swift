@@ -30,6 +30,8 @@ struct JobSummary: Codable, Sendable, Equatable {
 final class JobRecord: Sendable {
     let name: String
     let owner: UInt32
+    /// The owner's login name when the record was made (or the uid's digits): the OWNER of `OWNER/NAME`.
+    let ownerName: String
     let created: String
     let files: JobFiles
     let spec: JobSpec
@@ -40,7 +42,7 @@ final class JobRecord: Sendable {
 
     init(name: String, owner: UInt32, created: String, files: JobFiles, spec: JobSpec, summary: JobSummary, paused: Bool,
          kind: JobKind = .native) {
-        self.name = name; self.owner = owner; self.created = created; self.files = files; self.spec = spec
+        self.name = name; self.owner = owner; self.ownerName = JobRecord.ownerName(of: owner); self.created = created; self.files = files; self.spec = spec
         self.kind = kind
         self.control = JobControl(paused: paused)
         self.summary = Mutex(summary)

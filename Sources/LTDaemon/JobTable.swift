@@ -10,10 +10,10 @@ final class JobTable {
     let store: StateStore
     let inbox: Inbox
     let launcher: ThreadLauncher
-    private var jobs: [String: Job] = [:]
-    private var order: [String] = []
-    /// Names of jobs whose directory is being written in the threadpool.
-    private var reserved: Set<String> = []
+    private var jobs: [JobKey: Job] = [:]
+    private var order: [JobKey] = []
+    /// Jobs whose directory is being written in the threadpool.
+    private var reserved: Set<JobKey> = []
 
     init(store: StateStore, inbox: Inbox, launcher: ThreadLauncher) {
         self.store = store
@@ -21,34 +21,48 @@ final class JobTable {
         self.launcher = launcher
     }
 
-    subscript(name: String) -> Job? { jobs[name] }
+    subscript(key: JobKey) -> Job? { jobs[key] }
     var count: Int { jobs.count + reserved.count }
-    var all: Dictionary<String, Job>.Values { jobs.values }
+    var all: Dictionary<JobKey, Job>.Values { jobs.values }
     var inOrder: [Job] { order.compactMap { jobs[$0] } }
+    func inOrder(ownedBy owner: UInt32) -> [Job] { order.filter { $0.owner == owner }.compactMap { jobs[$0] } }
 
-    func isTaken(_ name: String) -> Bool { jobs[name] != nil || reserved.contains(name) }
-    func reserve(_ name: String) { reserved.insert(name) }
-    func release(_ name: String) { reserved.remove(name) }
+    /// The job `reference` (`NAME` or `OWNER/NAME`, docs/PROTOCOL.md "Job names") names for `caller`. OWNER is matched
+    /// against the names of the owners of the jobs there are (so no user database is read), or is a uid.
+    func find(_ reference: String, for caller: UInt32) -> Job? {
+        guard let parsed = JobReference(reference) else { return nil }
+        guard let owner = parsed.owner else { return jobs[JobKey(owner: caller, name: parsed.name)] }
+        if let uid = parsed.ownerUID, let job = jobs[JobKey(owner: uid, name: parsed.name)] { return job }
+        return jobs.values.first { $0.name == parsed.name && $0.record.ownerName == owner }
+    }
+
+    func isTaken(_ key: JobKey) -> Bool { jobs[key] != nil || reserved.contains(key) }
+    func reserve(_ key: JobKey) { reserved.insert(key) }
+    func release(_ key: JobKey) { reserved.remove(key) }
 
     func register(_ job: Job) {
-        jobs[job.name] = job
-        order.append(job.name)
+        jobs[job.record.key] = job
+        order.append(job.record.key)
     }
 
     func remove(_ job: Job) {
-        jobs[job.name] = nil
-        order.removeAll { $0 == job.name }
+        jobs[job.record.key] = nil
+        order.removeAll { $0 == job.record.key }
     }
 
     /// The job `record` belongs to, unless it was deleted (a new job may have its name).
     func job(of record: JobRecord) -> Job? {
-        guard let job = jobs[record.name], job.record === record else { return nil }
+        guard let job = jobs[record.key], job.record === record else { return nil }
         return job
     }
 
-    func unknownJob(_ name: String, id: JSONValue?) -> ProtocolError {
-        let known = order.isEmpty ? "none" : order.prefix(20).joined(separator: ", ") + (order.count > 20 ? ", …" : "")
-        return ProtocolError(.unknownJob, "no job named \"\(name)\"; known jobs: \(known). Start one with: ltctl start \(name) --example colab", id: id)
+    func unknownJob(_ reference: String, for caller: UInt32, id: JSONValue?) -> ProtocolError {
+        let own = order.filter { $0.owner == caller }.map(\.name)
+        let known = own.isEmpty ? "none" : own.prefix(20).joined(separator: ", ") + (own.count > 20 ? ", …" : "")
+        let hint = JobReference(reference)?.owner == nil
+            ? "Start one with: ltctl start \(reference) --example colab; another user's job is named OWNER/NAME (ltctl list --all)"
+            : "ltctl list --all shows everyone's"
+        return ProtocolError(.unknownJob, "no job named \"\(reference)\"; your jobs: \(known). \(hint)", id: id)
     }
 
     func status(of job: Job) -> JobStatus {
@@ -58,7 +72,7 @@ final class JobTable {
                          iteration: s.iteration, epoch: s.epoch, step: s.step, stepsPerEpoch: s.stepsPerEpoch,
                          epochs: s.epochs, totalSteps: s.totalSteps, seq: s.seq, w: s.w, b: s.b, loss: s.loss,
                          rmse: s.rmse, valLoss: s.valLoss, valRmse: s.valRmse, message: s.message,
-                         precision: record.spec.precision, kind: record.kind)
+                         precision: record.spec.precision, kind: record.kind, fullName: record.fullName)
     }
 
     static func initialSummary(_ trainer: Trainer, spec: JobSpec) -> JobSummary {
@@ -91,9 +105,10 @@ final class JobTable {
     /// Registers every job in the state directory; resumes the unfinished ones from their checkpoints. Runs before
     /// the daemon listens, so no client waits on its disk reads.
     func restore() {
-        let names: [String]
-        do { names = try store.jobNames() } catch {
-            Log.error("cannot list jobs in \(store.jobsDirectory): \(error)")
+        store.migrateFlatLayout()
+        let names: [JobKey]
+        do { names = try store.jobKeys() } catch {
+            Log.error("cannot list jobs in \(store.ownersDirectory): \(error)")
             return
         }
         var resumed = 0
@@ -102,17 +117,19 @@ final class JobTable {
     }
 
     /// Restores one job; returns true when its thread resumed.
-    private func restore(_ name: String) -> Bool {
+    private func restore(_ key: JobKey) -> Bool {
+        let name = key.name
+        let label = JobName.full(owner: JobRecord.ownerName(of: key.owner), name: name)
         let stored: StateStore.StoredJob
-        do { stored = try store.load(job: name) } catch {
-            Log.error("job \(name): cannot be restored (\(error)); leaving its directory alone")
+        do { stored = try store.load(job: key) } catch {
+            Log.error("job \(label): cannot be restored (\(error)); leaving its directory alone")
             return false
         }
         let spec = stored.spec
-        let files = store.jobFiles(name)
+        let files = store.jobFiles(key)
         let trainer: Trainer
         do { trainer = try Trainer(spec: spec) } catch {
-            Log.error("job \(name): its spec no longer validates (\(error)); leaving its directory alone")
+            Log.error("job \(label): its spec no longer validates (\(error)); leaving its directory alone")
             return false
         }
         let checkpoint = stored.checkpoint
@@ -131,13 +148,13 @@ final class JobTable {
             return false
         }
         guard let offset = EventLog.recover(path: files.events, toSeq: checkpoint.seq, offset: checkpoint.offset) else {
-            Log.error("job \(name): its log holds fewer than the \(checkpoint.seq) events its checkpoint promises; leaving its directory alone")
+            Log.error("job \(label): its log holds fewer than the \(checkpoint.seq) events its checkpoint promises; leaving its directory alone")
             return false
         }
         var resuming = trainer
         if checkpoint.seq > 0, let state = checkpoint.trainer {
             do { resuming = try Trainer(spec: spec, resuming: state) } catch {
-                Log.error("job \(name): checkpoint does not fit its spec (\(error)); leaving its directory alone")
+                Log.error("job \(label): checkpoint does not fit its spec (\(error)); leaving its directory alone")
                 return false
             }
         }
@@ -153,10 +170,10 @@ final class JobTable {
         register(job)
         switch startThread(of: job, trainer: resuming, seq: seq, offset: startOffset, paused: paused) {
         case .success:
-            Log.info("job \(name) resumed at seq \(seq) (iteration \(summary.iteration), \(checkpoint.state.rawValue))")
+            Log.info("job \(label) resumed at seq \(seq) (iteration \(summary.iteration), \(checkpoint.state.rawValue))")
             return true
         case .failure(let error):
-            Log.error("job \(name): cannot start its thread: \(error)")
+            Log.error("job \(label): cannot start its thread: \(error)")
             return false
         }
     }

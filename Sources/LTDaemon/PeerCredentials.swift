@@ -21,6 +21,19 @@ enum PeerCredentials {
         return .success(ProcessIdentity(pid: credentials.pid, uid: credentials.uid, gid: credentials.gid, user: nil))
     }
 
+    /// The supplementary groups of `fd`'s peer when it connected (SO_PEERGROUPS); none when they cannot be read.
+    static func groups(fd: Int32) -> [gid_t] {
+        var groups = [gid_t](repeating: 0, count: 64)
+        while true {
+            var length = socklen_t(groups.count * MemoryLayout<gid_t>.stride)
+            let result = groups.withUnsafeMutableBytes { getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, $0.baseAddress, &length) }
+            if result == 0 { return Array(groups.prefix(Int(length) / MemoryLayout<gid_t>.stride)) }
+            // ERANGE: the kernel says in `length` how much room the list needs (at most NGROUPS_MAX, 65536).
+            guard errno == ERANGE, Int(length) > groups.count * MemoryLayout<gid_t>.stride else { return [] }
+            groups = [gid_t](repeating: 0, count: Int(length) / MemoryLayout<gid_t>.stride)
+        }
+    }
+
     /// The daemon itself.
     static func ownIdentity() -> ProcessIdentity {
         ProcessIdentity(pid: getpid(), uid: getuid(), gid: getgid(), user: userName(of: getuid()))

@@ -77,7 +77,7 @@ extension Server {
         switch line.request {
         case .hello: hello(connection, id: id)
         case .start(let job, let spec): start(job, spec: spec, prepared: prepared, connection, id: id)
-        case .list: list(connection, id: id)
+        case .list(let all): list(all: all, connection, id: id)
         case .status(let job): status(job, connection, id: id)
         case .subscribe(let job, let from, let every, let types):
             subscribe(job, from: from, every: every, types: types, connection, id: id)
@@ -102,18 +102,20 @@ extension Server {
         connection.send(Reply.hello(id: id, daemon: PeerCredentials.ownIdentity(), peer: peer))
     }
 
-    private func list(_ connection: Connection, id: JSONValue?) {
-        connection.send(Reply.jobs(id: id, jobs.inOrder.map(jobs.status(of:))))
+    /// The caller's jobs, or everyone's.
+    private func list(all: Bool, _ connection: Connection, id: JSONValue?) {
+        let listed = all ? jobs.inOrder : jobs.inOrder(ownedBy: connection.peerUID)
+        connection.send(Reply.jobs(id: id, listed.map(jobs.status(of:))))
     }
 
     private func status(_ name: String, _ connection: Connection, id: JSONValue?) {
-        guard let job = jobs[name] else { return connection.send(jobs.unknownJob(name, id: id).line) }
+        guard let job = job(named: name, connection, id: id) else { return }
         connection.send(Reply.status(id: id, jobs.status(of: job)))
     }
 
     private func subscribe(_ name: String, from: Int, every: Int, types: Set<EventType>?, _ connection: Connection,
                            id: JSONValue?) {
-        guard let job = jobs[name] else { return connection.send(jobs.unknownJob(name, id: id).line) }
+        guard let job = job(named: name, connection, id: id) else { return }
         if connection.subscription != nil {
             return connection.send(ProtocolError(.alreadySubscribed, "this connection already follows a job; unsubscribe first or open another connection", id: id).line)
         }
@@ -134,9 +136,8 @@ extension Server {
     /// Records a new job: its directory is written in the threadpool (fsyncs), its name reserved meanwhile and the
     /// connection's later requests held, then its thread starts on the loop.
     private func start(_ name: String, spec: JobSpec, prepared: PreparedStart?, _ connection: Connection, id: JSONValue?) {
-        if jobs.isTaken(name) {
-            return connection.send(ProtocolError(.jobExists, "a job named \"\(name)\" already exists; pick another name, or delete it first (ltctl delete \(name))", id: id).line)
-        }
+        guard let key = newJobKey(name, connection, id: id) else { return }
+        let owner = key.owner
         guard jobs.count < configuration.maxJobs else {
             return connection.send(ProtocolError(.tooManyJobs, "this daemon already keeps \(jobs.count) jobs, its limit; delete finished ones with ltctl delete NAME", id: id).line)
         }
@@ -150,21 +151,20 @@ extension Server {
         }
         let summary = JobTable.initialSummary(trainer, spec: spec)
         let created = Clock.utcTimestamp()
-        let owner = connection.peerUID
         let initial = JobCheckpoint(seq: 0, offset: 0, state: summary.state, summary: summary, trainer: trainer.checkpoint)
         let store = jobs.store
         let specFile = ready.specFile
         let outcome = CreateOutcome()
-        jobs.reserve(name)
+        jobs.reserve(key)
         connection.suspendRequests()
         loop.queueWork({
             do throws(SystemError) {
-                try store.create(job: name, spec: spec, specFile: specFile, owner: owner, created: created, checkpoint: initial)
+                try store.create(job: key, spec: spec, specFile: specFile, owner: owner, created: created, checkpoint: initial)
             } catch {
                 outcome.failure = error
             }
         }, then: { [unowned self] in
-            jobs.release(name)
+            jobs.release(key)
             defer { connection.resumeRequests() }
             if let error = outcome.failure {
                 if error.code == EEXIST {
@@ -176,7 +176,7 @@ extension Server {
                 }
                 return
             }
-            let files = store.jobFiles(name)
+            let files = store.jobFiles(key)
             let record = JobRecord(name: name, owner: owner, created: created, files: files, spec: spec,
                                    summary: summary, paused: spec.paused)
             let job = Job(record: record, log: EventLog(path: files.events, publishedSeq: 0, publishedOffset: 0, ended: false))
@@ -187,7 +187,9 @@ extension Server {
                 return
             }
             jobs.register(job)
-            Log.info("job \(name) started by uid \(owner): \(spec.data.x.count) rows, \(spec.epochs) epoch(s) × \(trainer.start.stepsPerEpoch) step(s), \(spec.optimizer.name.rawValue), \(spec.precision.rawValue)\(spec.paused ? ", paused" : "")")
+            Log.info("job \(record.fullName) started by uid \(owner): \(spec.data.x.count) rows, \(spec.epochs) epoch(s) × \(trainer.start.stepsPerEpoch) step(s), \(spec.optimizer.name.rawValue), \(spec.precision.rawValue)\(spec.paused ? ", paused" : "")",
+                     JournalFields(job: record, messageID: .jobStarted))
+            JobJournal.audit("start", of: record, by: connection, role: .owner)
             connection.send(Reply.started(id: id, job: name, status: jobs.status(of: job)))
         })
     }
@@ -199,44 +201,46 @@ extension Server {
     }
 
     private func pause(_ name: String, _ connection: Connection, id: JSONValue?) {
-        guard let (job, state) = controllable(name, op: "pause", connection, id: id) else { return }
+        guard let (job, state, role) = controllable(name, op: "pause", connection, id: id) else { return }
         guard !isOver(job, state) else { return wrongState("\(name) is \(state.rawValue); only a running job can be paused", connection, id: id) }
         job.record.control.requestPause()
+        JobJournal.audit("pause", of: job.record, by: connection, role: role)
         connection.send(Reply.ok(id: id, op: "pause", job: name, state: .paused))
     }
 
     private func resume(_ name: String, _ connection: Connection, id: JSONValue?) {
-        guard let (job, state) = controllable(name, op: "resume", connection, id: id) else { return }
+        guard let (job, state, role) = controllable(name, op: "resume", connection, id: id) else { return }
         guard !isOver(job, state) else { return wrongState("\(name) is \(state.rawValue); only a paused job can be resumed", connection, id: id) }
         job.record.control.requestResume()
+        JobJournal.audit("resume", of: job.record, by: connection, role: role)
         connection.send(Reply.ok(id: id, op: "resume", job: name, state: .running))
     }
 
     private func step(_ name: String, count: Int, _ connection: Connection, id: JSONValue?) {
-        guard let (job, state) = controllable(name, op: "step", connection, id: id) else { return }
+        guard let (job, state, role) = controllable(name, op: "step", connection, id: id) else { return }
         guard !isOver(job, state) else { return wrongState("\(name) is \(state.rawValue); it has no steps left", connection, id: id) }
         guard job.record.control.requestSteps(count) else {
             return wrongState("\(name) is running; pause it first (ltctl pause \(name)), then step it", connection, id: id)
         }
+        JobJournal.audit("step", of: job.record, by: connection, role: role, detail: " by \(count)")
         connection.send(Reply.ok(id: id, op: "step", job: name, state: .paused))
     }
 
     private func cancel(_ name: String, _ connection: Connection, id: JSONValue?) {
-        guard let (job, state) = controllable(name, op: "cancel", connection, id: id) else { return }
+        guard let (job, state, role) = controllable(name, op: "cancel", connection, id: id) else { return }
         guard !isOver(job, state) else { return wrongState("\(name) is already \(state.rawValue)", connection, id: id) }
+        JobJournal.audit("cancel", of: job.record, by: connection, role: role)
         if job.external != nil {
             endExternal(job, state: .cancelled, message: "cancelled by \(PeerCredentials.describe(uid: connection.peerUID))")
-            Log.info("external job \(name): cancelled by uid \(connection.peerUID)")
             return connection.send(Reply.ok(id: id, op: "cancel", job: name, state: .cancelled))
         }
         job.record.control.requestCancel()
-        Log.info("job \(name): cancel requested by uid \(connection.peerUID)")
         connection.send(Reply.ok(id: id, op: "cancel", job: name, state: .cancelled))
     }
 
     /// Deletes a finished job: its directory is renamed away at once and removed in the threadpool.
     private func delete(_ name: String, _ connection: Connection, id: JSONValue?) {
-        guard let (job, state) = controllable(name, op: "delete", connection, id: id) else { return }
+        guard let (job, state, role) = controllable(name, op: "delete", connection, id: id) else { return }
         guard isOver(job, state), job.thread == nil || state.isFinal else {
             return connection.send(ProtocolError(.jobActive, "\(name) is \(state.rawValue); cancel it first (ltctl cancel \(name)), then delete it", id: id).line)
         }
@@ -246,28 +250,42 @@ extension Server {
             subscriber.endSubscription()
         }
         let retired: String
-        do { retired = try jobs.store.retire(job: name) } catch {
+        do { retired = try jobs.store.retire(job: job.record.key) } catch {
             Log.error("job \(name): cannot remove \(job.record.files.directory): \(error)")
             return connection.send(ProtocolError(.internalError, "cannot remove job \(name)'s files: \(error)", id: id).line)
         }
         removeInBackground(retired)
         jobs.remove(job)
-        Log.info("job \(name) deleted by uid \(connection.peerUID)")
+        JobJournal.audit("delete", of: job.record, by: connection, role: role)
         connection.send(Reply.ok(id: id, op: "delete", job: name, state: nil))
     }
 
     // MARK: What the job ops share
 
-    /// The job, if it exists and the caller may control it (its owner or root), with its state; else queues the error.
-    private func controllable(_ name: String, op: String, _ connection: Connection, id: JSONValue?) -> (Job, JobState)? {
-        guard let job = jobs[name] else {
-            connection.send(jobs.unknownJob(name, id: id).line)
-            return nil
-        }
+    /// The job `name` names for the caller (docs/PROTOCOL.md, "Job names"); else queues `unknown_job`.
+    func job(named name: String, _ connection: Connection, id: JSONValue?) -> Job? {
+        if let job = jobs.find(name, for: connection.peerUID) { return job }
+        connection.send(jobs.unknownJob(name, for: connection.peerUID, id: id).line)
+        return nil
+    }
+
+    /// The key of a new job of the caller's named `name`, unless the caller has one by that name (then queues
+    /// `job_exists`).
+    func newJobKey(_ name: String, _ connection: Connection, id: JSONValue?) -> JobKey? {
+        let key = JobKey(owner: connection.peerUID, name: name)
+        guard jobs.isTaken(key) else { return key }
+        connection.send(ProtocolError(.jobExists, "you already have a job named \"\(name)\"; pick another name, or delete it first (ltctl delete \(name))", id: id).line)
+        return nil
+    }
+
+    /// The job, if it exists and the caller may control it (its owner, root or an admin), with its state and the
+    /// caller's role; else queues the error.
+    private func controllable(_ name: String, op: String, _ connection: Connection, id: JSONValue?) -> (Job, JobState, AccessPolicy.Role)? {
+        guard let job = job(named: name, connection, id: id) else { return nil }
         let owner = job.record.owner
-        guard connection.peerUID == owner || connection.peerUID == 0 else {
-            Log.info("uid \(connection.peerUID) refused: \(op) of job \(name), owned by uid \(owner)")
-            connection.send(ProtocolError(.permissionDenied, "\(name) belongs to \(PeerCredentials.describe(uid: owner)); only its owner or root may \(op) it", owner: owner, id: id).line)
+        guard let role = access.role(of: connection, over: owner) else {
+            Log.info("refused: \(PeerCredentials.describe(uid: connection.peerUID)) may not \(op) \(job.record.fullName), owned by uid \(owner)")
+            connection.send(ProtocolError(.permissionDenied, "\(name) belongs to \(PeerCredentials.describe(uid: owner)); only its owner, root or a member of the group \(access.adminGroup) may \(op) it", owner: owner, id: id).line)
             return nil
         }
         // An external job's publisher drives it: it can be cancelled (and deleted once over), not paused or stepped.
@@ -275,7 +293,7 @@ extension Server {
             wrongState("\(name) is fed from outside (by the Keras bridge or another publisher), which sets its pace; it cannot \(op)", connection, id: id)
             return nil
         }
-        return (job, job.record.summary.withLock { $0.state })
+        return (job, job.record.summary.withLock { $0.state }, role)
     }
 
     private func isOver(_ job: Job, _ state: JobState) -> Bool { state.isFinal || job.log.ended }

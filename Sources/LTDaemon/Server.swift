@@ -202,7 +202,7 @@ final class Server {
             jobs.joinThread(of: job)
             let summary = record.summary.withLock { $0 }
             if summary.state.isFinal {
-                Log.info("job \(record.name) \(summary.state.rawValue) after \(summary.iteration) step(s), \(summary.seq) event(s)\(summary.message.map { ": " + $0 } ?? "")")
+                JobJournal.ended(record, summary)
             }
             if job.subscribers.isEmpty { job.log.releaseTail() }
         }

@@ -13,21 +13,54 @@ struct JobFiles: Sendable {
     var checkpoint: String { directory + "/checkpoint.json" }
 }
 
-/// The daemon's state directory:
+/// The daemon's state directory, one directory per owner (by uid, which outlives a user's name) and job:
 ///
-///     DIR/jobs/NAME/spec.json         the resolved spec (what `start` carried, seeds filled in)
-///     DIR/jobs/NAME/meta.json         {"job":…, "owner": uid, "created": RFC 3339, "kind": "external" for a published job}
-///     DIR/jobs/NAME/events.ndjson     the append-only event log, one line per event, seq 1, 2, 3, …
-///     DIR/jobs/NAME/checkpoint.json   the latest JobCheckpoint
+///     DIR/owners/UID/NAME/spec.json         the resolved spec (what `start` carried, seeds filled in)
+///     DIR/owners/UID/NAME/meta.json         {"job":…, "owner": uid, "created": RFC 3339, "kind": "external" for a published job}
+///     DIR/owners/UID/NAME/events.ndjson     the append-only event log, one line per event, seq 1, 2, 3, …
+///     DIR/owners/UID/NAME/checkpoint.json   the latest JobCheckpoint
 ///
 /// Names are validated job names, so paths never leave the directory. Nothing here opens a client-named path.
+/// Daemons before names per owner kept one flat namespace, `DIR/jobs/NAME/`; `migrateFlatLayout` moves those.
 struct StateStore {
     let root: String
-    var jobsDirectory: String { root + "/jobs" }
-    func jobFiles(_ job: String) -> JobFiles { JobFiles(directory: jobsDirectory + "/" + job) }
+    var ownersDirectory: String { root + "/owners" }
+    /// Where daemons before names per owner kept their jobs.
+    var flatJobsDirectory: String { root + "/jobs" }
+    func ownerDirectory(_ uid: UInt32) -> String { ownersDirectory + "/" + String(uid) }
+    func jobFiles(_ job: JobKey) -> JobFiles { JobFiles(directory: ownerDirectory(job.owner) + "/" + job.name) }
 
     func prepare() throws(SystemError) {
-        try FileIO.makeDirectories(jobsDirectory, mode: 0o700)
+        try FileIO.makeDirectories(ownersDirectory, mode: 0o700)
+    }
+
+    /// Moves each job of the flat layout, `DIR/jobs/NAME`, to `DIR/owners/UID/NAME` (one rename each, its files
+    /// untouched), UID being the owner its meta.json records. Old names were unique, so nothing collides; a job whose
+    /// meta.json cannot be read stays where it is, reported. Safe to repeat after a crash halfway.
+    func migrateFlatLayout() {
+        guard FileIO.exists(flatJobsDirectory), let names = try? FileIO.list(flatJobsDirectory) else { return }
+        var moved = 0
+        for name in names where JobName.isValid(name) {
+            let from = flatJobsDirectory + "/" + name
+            guard let meta = try? JSONParser.parse(try FileIO.readAll(path: from + "/meta.json")),
+                  let uid = meta["owner"]?.uint64Value, let owner = UInt32(exactly: uid) else {
+                Log.error("job \(name) in \(flatJobsDirectory): its meta.json names no owner, so it cannot move to \(ownersDirectory); leaving it alone")
+                continue
+            }
+            let to = jobFiles(JobKey(owner: owner, name: name)).directory
+            do throws(SystemError) {
+                try FileIO.makeDirectories(ownerDirectory(owner), mode: 0o700)
+                guard rename(from, to) == 0 else { throw SystemError(operation: "rename", path: from, code: errno) }
+                moved += 1
+            } catch {
+                Log.error("job \(name): cannot move it to \(to): \(error); leaving it alone")
+            }
+        }
+        if moved > 0 {
+            FileIO.syncDirectory(flatJobsDirectory)
+            FileIO.syncDirectory(ownersDirectory)
+            Log.info("moved \(moved) job(s) from \(flatJobsDirectory) (one namespace) to \(ownersDirectory) (names per owner)")
+        }
     }
 
     /// The bytes of `spec.json` (pure; large specs have this done off the loop thread).
@@ -39,16 +72,17 @@ struct StateStore {
     }
 
     /// Records a new job: its directory, spec, meta and initial checkpoint. On failure, removes what it wrote.
-    func create(job: String, spec: JobSpec, specFile: [UInt8]? = nil, owner: UInt32, created: String, checkpoint: JobCheckpoint,
+    func create(job key: JobKey, spec: JobSpec, specFile: [UInt8]? = nil, owner: UInt32, created: String, checkpoint: JobCheckpoint,
                 kind: JobKind = .native) throws(SystemError) {
-        let files = jobFiles(job)
+        let files = jobFiles(key)
         let dir = files.directory
+        try FileIO.makeDirectories(ownerDirectory(key.owner), mode: 0o700)
         guard mkdir(dir, 0o700) == 0 else { throw SystemError(operation: "mkdir", path: dir, code: errno) }
         do throws(SystemError) {
             try FileIO.writeAtomically(specFile ?? StateStore.specFile(spec), to: files.spec, directory: dir, sync: false)
             var meta = JSONWriter(precision: .float64, capacity: 128)
             meta.beginObject()
-            meta.field("job", job)
+            meta.field("job", key.name)
             meta.key("owner"); meta.integer(UInt64(owner))
             meta.field("created", created)
             if kind != .native { meta.field("kind", kind.rawValue) }
@@ -68,16 +102,18 @@ struct StateStore {
 
     /// Moves a deleted job's directory out of the way (one rename), so its name is free at once; the returned
     /// directory is then removed off the loop thread. Its name starts with a dot, which no job name does.
-    func retire(job: String) throws(SystemError) -> String {
+    func retire(job: JobKey) throws(SystemError) -> String {
         let from = jobFiles(job).directory
-        let to = jobsDirectory + "/.deleted-" + job + "-\(getpid())-\(Clock.monotonicNanoseconds())"
+        let to = ownersDirectory + "/.deleted-\(job.owner)-" + job.name + "-\(getpid())-\(Clock.monotonicNanoseconds())"
         guard rename(from, to) == 0 else { throw SystemError(operation: "rename", path: from, code: errno) }
         return to
     }
 
     /// Retired directories a previous run did not finish removing.
     func retiredDirectories() -> [String] {
-        ((try? FileIO.list(jobsDirectory)) ?? []).filter { $0.hasPrefix(".deleted-") }.map { jobsDirectory + "/" + $0 }
+        [ownersDirectory, flatJobsDirectory].flatMap { directory in
+            ((try? FileIO.list(directory)) ?? []).filter { $0.hasPrefix(".deleted-") }.map { directory + "/" + $0 }
+        }
     }
 
     /// What a job directory holds, as far as it can be read.
@@ -95,12 +131,19 @@ struct StateStore {
         var description: String { if case .unreadable(let why) = self { return why }; return "" }
     }
 
-    func jobNames() throws(SystemError) -> [String] {
-        try FileIO.list(jobsDirectory).filter { JobName.isValid($0) }
+    /// Every job directory: each owner's (a uid's digits) valid job names.
+    func jobKeys() throws(SystemError) -> [JobKey] {
+        var keys: [JobKey] = []
+        for entry in try FileIO.list(ownersDirectory) {
+            guard let owner = UInt32(entry), String(owner) == entry else { continue }
+            keys += try FileIO.list(ownerDirectory(owner)).filter { JobName.isValid($0) }.map { JobKey(owner: owner, name: $0) }
+        }
+        return keys
     }
 
-    func load(job name: String) throws(LoadError) -> StoredJob {
-        let files = jobFiles(name)
+    func load(job key: JobKey) throws(LoadError) -> StoredJob {
+        let name = key.name
+        let files = jobFiles(key)
         let dir = files.directory
         let spec: JobSpec
         let owner: UInt32
@@ -114,6 +157,9 @@ struct StateStore {
                 throw LoadError.unreadable("meta.json has no owner uid")
             }
             owner = UInt32(uid)
+            guard owner == key.owner else {
+                throw LoadError.unreadable("meta.json says uid \(owner) owns it, but it is kept under uid \(key.owner)")
+            }
             created = meta["created"]?.stringValue ?? ""
             guard let known = JobKind(rawValue: meta["kind"]?.stringValue ?? "native") else {
                 throw LoadError.unreadable("meta.json names an unknown kind of job")

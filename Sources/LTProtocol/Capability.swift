@@ -13,6 +13,9 @@ public enum Capability: String, CaseIterable, Sendable {
     case batchRMSE = "batch_rmse"
     /// The `create` and `publish` ops (jobs fed from outside, such as the Keras bridge), and `kind` in job status.
     case externalJobs = "external_jobs"
+    /// Names per owner: `OWNER/NAME` job references, `full_name` in job status, `all` on `list` (which otherwise
+    /// lists the caller's own jobs), and an admin group that may control any job.
+    case ownerNames = "owner_names"
 
     /// The capabilities named in a hello reply; none when the daemon sent no list.
     public static func advertised(in hello: JSONValue) -> Set<String> {

@@ -30,16 +30,18 @@ public struct JobStatus: Sendable, Equatable {
     public var precision: Precision
     /// native (trained by ltd) or external (published by a client such as the Keras bridge).
     public var kind: JobKind
+    /// `OWNER/NAME` (docs/PROTOCOL.md, "Job names"); nil from a daemon before names per owner.
+    public var fullName: String?
 
     public init(job: String, state: JobState, owner: UInt32, created: String, iteration: Int = 0, epoch: Int = 0,
                 step: Int = 0, stepsPerEpoch: Int, epochs: Int, totalSteps: Int, seq: Int, w: Double, b: Double,
                 loss: Double? = nil, rmse: Double? = nil, valLoss: Double? = nil, valRmse: Double? = nil,
-                message: String? = nil, precision: Precision, kind: JobKind = .native) {
+                message: String? = nil, precision: Precision, kind: JobKind = .native, fullName: String? = nil) {
         self.job = job; self.state = state; self.owner = owner; self.created = created; self.iteration = iteration
         self.epoch = epoch; self.step = step; self.stepsPerEpoch = stepsPerEpoch; self.epochs = epochs
         self.totalSteps = totalSteps; self.seq = seq; self.w = w; self.b = b; self.loss = loss; self.rmse = rmse
         self.valLoss = valLoss; self.valRmse = valRmse; self.message = message; self.precision = precision
-        self.kind = kind
+        self.kind = kind; self.fullName = fullName
     }
 
     /// iteration / total_steps, rounded to 4 decimals (1 for a job with no steps).
@@ -58,6 +60,7 @@ public struct JobStatus: Sendable, Equatable {
     func write(to out: inout JSONWriter) {
         out.beginObject()
         out.field("job", job)
+        if let fullName { out.field("full_name", fullName) }
         out.field("state", state.rawValue)
         out.field("kind", kind.rawValue)
         out.key("owner"); out.integer(UInt64(owner))
@@ -108,7 +111,7 @@ public struct JobStatus: Sendable, Equatable {
                   b: exact(try r.double("b")), loss: try r.optionalDouble("loss").map(exact),
                   rmse: try r.optionalDouble("rmse").map(exact), valLoss: try r.optionalDouble("val_loss").map(exact),
                   valRmse: try r.optionalDouble("val_rmse").map(exact), message: try r.optionalString("message"),
-                  precision: precision, kind: kind)
+                  precision: precision, kind: kind, fullName: try r.optionalString("full_name"))
     }
 }
 

@@ -3,8 +3,10 @@ import LTEngine
 /// One client request (docs/PROTOCOL.md, "Requests").
 public enum Request: Sendable, Equatable {
     case hello
+    /// `job` is a short name: the job is always the caller's.
     case start(job: String, spec: JobSpec)
-    case list
+    /// The caller's own jobs, or everyone's with `all`.
+    case list(all: Bool)
     case status(job: String)
     /// `types` nil means every type; `end` is delivered whatever `types` says.
     case subscribe(job: String, from: Int, every: Int, types: Set<EventType>?)
@@ -41,7 +43,7 @@ public enum Request: Sendable, Equatable {
         }
     }
 
-    /// The job the request names, if any.
+    /// The job the request names, if any: a short name for `start` and `create`, else a `JobReference`'s text.
     public var job: String? {
         switch self {
         case .hello, .list, .unsubscribe: return nil
@@ -61,6 +63,7 @@ public enum Request: Sendable, Equatable {
         case "start": return ["job", "spec"]
         case "status", "pause", "resume", "cancel", "delete": return ["job"]
         case "subscribe": return ["job", "from", "every", "types"]
+        case "list": return ["all"]
         case "step": return ["job", "count"]
         case "explain": return ["job", "iteration"]
         case "create": return ["job", "spec", "platform", "shuffled"]
@@ -115,12 +118,17 @@ public struct RequestLine: Sendable, Equatable {
         }
         switch op {
         case "hello": return .hello
-        case "list": return .list
+        case "list":
+            guard let v = value["all"], !v.isNull else { return .list(all: false) }
+            guard let all = v.boolValue else {
+                throw ProtocolError(.badRequest, "\"all\" must be true or false, not \(SpecReader.describe(v))", field: "all")
+            }
+            return .list(all: all)
         case "unsubscribe": return .unsubscribe
         case "start":
-            return .start(job: try jobName(value, op: op), spec: try spec(value, op: op))
+            return .start(job: try jobName(value, op: op, ownName: true), spec: try spec(value, op: op))
         case "create":
-            let job = try jobName(value, op: op)
+            let job = try jobName(value, op: op, ownName: true)
             let spec = try spec(value, op: op)
             // The recorded run: its initial weights are constants, and a shuffle is either none or unknown.
             guard case .constant = spec.initialization else {
@@ -187,15 +195,21 @@ public struct RequestLine: Sendable, Equatable {
         }
     }
 
-    private static func jobName(_ value: JSONValue, op: String) throws(ProtocolError) -> String {
+    /// The `job` field: a `JobReference`, or with `ownName` (start, create: the caller names a job of their own) a
+    /// short name.
+    private static func jobName(_ value: JSONValue, op: String, ownName: Bool = false) throws(ProtocolError) -> String {
         guard let v = value["job"] else {
             throw ProtocolError(.badRequest, "\(op) needs \"job\", the job's name", field: "job")
         }
         guard case .string(let name) = v else {
             throw ProtocolError(.badRequest, "\"job\" must be a string (the job's name), not \(v.typeName)", field: "job")
         }
-        guard JobName.isValid(name) else {
-            throw ProtocolError(.invalidJobName, "job name \(SpecReader.describe(v)) is not valid; use \(JobName.rule)", field: "job")
+        if ownName, let reference = JobReference(name), reference.owner != nil {
+            throw ProtocolError(.invalidJobName, "\(op) takes a short name, as the job will be yours (\(reference.name)), not \(SpecReader.describe(v))", field: "job")
+        }
+        guard ownName ? JobName.isValid(name) : JobReference(name) != nil else {
+            let rule = ownName ? JobName.rule : JobReference.rule
+            throw ProtocolError(.invalidJobName, "job name \(SpecReader.describe(v)) is not valid; use \(rule)", field: "job")
         }
         return name
     }
@@ -232,7 +246,9 @@ public struct RequestLine: Sendable, Equatable {
         w.field("op", request.op)
         if let id { w.key("id"); w.value(id) }
         switch request {
-        case .hello, .list, .unsubscribe: break
+        case .hello, .unsubscribe: break
+        case .list(let all):
+            if all { w.field("all", true) }
         case let .start(job, spec):
             w.field("job", job); w.key("spec"); w.value(spec.json)
         case .status(let job), .pause(let job), .resume(let job), .cancel(let job), .delete(let job):

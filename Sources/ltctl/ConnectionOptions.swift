@@ -37,16 +37,21 @@ struct ConnectionOptions: ParsableArguments {
     func connect() throws -> Connection { try Connection(endpoint: try endpoint(), environment: environment) }
 }
 
-/// The argument naming a job, checked against the daemon's rule before anything is sent.
+/// The argument naming a job, checked against the daemon's rule before anything is sent: NAME for one's own job,
+/// OWNER/NAME for another user's.
 struct JobArgument: ParsableArguments {
-    @Argument(help: "The job's name.", completion: .custom(completeJobNames))
+    @Argument(help: "The job's name: NAME for yours, OWNER/NAME for another user's (e.g. alice/job1).",
+              completion: .custom(completeJobNames))
     var name: String
 
     func validate() throws {
-        guard JobName.isValid(name) else {
-            throw ValidationError("invalid job name \"\(name)\": use \(JobName.rule)")
+        guard JobReference(name) != nil else {
+            throw ValidationError("invalid job name \"\(name)\": use \(JobReference.rule)")
         }
     }
+
+    /// The short name (without OWNER/).
+    var shortName: String { JobReference(name)?.name ?? name }
 }
 
 /// Shell completion of job names: asks the daemon at the default socket, silently offering nothing if it is down.

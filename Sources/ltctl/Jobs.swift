@@ -6,35 +6,40 @@ import LTProtocol
 extension LTCtl {
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "List the daemon's jobs: state, owner, progress and latest metrics.",
-            discussion: "--json prints the daemon's array of status objects.")
+            abstract: "List your jobs (--all: everyone's): state, owner, progress and latest metrics.",
+            discussion: "--json prints the daemon's array of status objects. Another user's job is named OWNER/NAME, as --all shows it.")
 
         @OptionGroup var connection: ConnectionOptions
+        @Flag(help: "List every user's jobs, not just yours.") var all = false
         @Flag(help: "Print the jobs as a JSON array of status objects.") var json = false
 
         func run() throws {
             try runReportingErrors {
-                let reply = try connection.connect().request("list")
+                let daemon = try connection.connect()
+                if all { try daemon.require(.ownerNames, for: "list every user's jobs") }
+                let reply = try daemon.request("list", all ? [("all", .bool(true))] : [])
                 let jobs = reply["jobs"]?.arrayValue ?? []
                 let out = BufferedOutput(fd: STDOUT_FILENO)
                 if json {
                     try out.write(JSONValue.array(jobs).serialized + "\n")
                 } else if jobs.isEmpty {
-                    try out.write("No jobs. Start one with: ltctl start job1 --example colab\n")
+                    try out.write(all ? "No jobs. Start one with: ltctl start job1 --example colab\n"
+                                      : "You have no jobs (ltctl list --all shows everyone's). Start one with: ltctl start job1 --example colab\n")
                 } else {
-                    try out.write(Self.table(jobs, palette: Palette(fd: STDOUT_FILENO)))
+                    try out.write(Self.table(jobs, all: all, palette: Palette(fd: STDOUT_FILENO)))
                 }
                 try out.flush()
                 return .success
             }
         }
 
-        static func table(_ jobs: [JSONValue], palette: Palette) -> String {
+        /// With `all`, jobs are shown by their full names (OWNER/NAME), as others address them.
+        static func table(_ jobs: [JSONValue], all: Bool = false, palette: Palette) -> String {
             let header = ["JOB", "STATE", "OWNER", "ITERATION", "EPOCH", "PROGRESS", "KERAS RMSE", "VAL RMSE"]
             var rows: [[String]] = [header]
             for s in jobs {
                 rows.append([
-                    s["job"]?.stringValue ?? "?",
+                    (all ? s["full_name"]?.stringValue : nil) ?? s["job"]?.stringValue ?? "?",
                     s["state"]?.stringValue ?? "?",
                     Format.owner(s["owner"]?.intValue),
                     "\(s["iteration"]?.intValue ?? 0)/\(s["total_steps"]?.intValue ?? 0)",

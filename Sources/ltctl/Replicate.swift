@@ -27,7 +27,7 @@ extension LTCtl {
 
         func run() throws {
             try runReportingErrors {
-                let name = replicaName ?? job.name + "-replica"
+                let name = replicaName ?? job.shortName + "-replica"
                 guard JobName.isValid(name) else { throw InputError("replica name \"\(name)\" is not valid; use \(JobName.rule)") }
                 let conn = try connection.connect()
                 let history = try JobHistory.read(job: job.name, from: conn)

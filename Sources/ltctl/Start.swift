@@ -290,6 +290,12 @@ extension LTCtl {
         @Flag(help: "Tail the job right away (exit codes as for tail).") var follow = false
         @Flag(help: "Print the daemon's status object (or, with --follow, its event lines) as JSON.") var json = false
 
+        func validate() throws {
+            guard JobName.isValid(job.name) else {
+                throw ValidationError("start takes a short name (\(job.shortName)): a new job is always yours, and others see it as YOU/\(job.shortName)")
+            }
+        }
+
         func run() throws {
             try runReportingErrors {
                 let spec = try options.buildSpec()

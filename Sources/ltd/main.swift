@@ -13,8 +13,9 @@ struct LTD: ParsableCommand {
         abstract: "Train a one-feature linear regression exactly as Keras does, and stream every optimizer step.",
         discussion: """
         ltd listens on a Unix socket and speaks newline-delimited JSON (protocol v1, docs/PROTOCOL.md). Clients \
-        such as `ltctl` start jobs, watch them step by step, and pause, resume, step or cancel them. Every job \
-        runs on its own thread; every event goes to an append-only log under the state directory, so any number \
+        such as `ltctl` start jobs, watch them step by step, and pause, resume, step or cancel them. Each user \
+        names their own jobs (alice's job1 is alice/job1 to others); its owner, root and members of the admin \
+        group may control a job, and anyone may watch it. Every job runs on its own thread; every event goes to an append-only log under the state directory, so any number \
         of watchers see every event, in order, however slowly they read, and jobs survive a restart.
 
         Defaults:
@@ -44,6 +45,9 @@ struct LTD: ParsableCommand {
 
     @Option(name: .customLong("max-jobs"), help: ArgumentHelp("Most jobs kept at once (running or finished); start beyond it gets too_many_jobs.", valueName: "n"))
     var maxJobs: Int = DaemonConfiguration.defaultMaxJobs
+
+    @Option(name: .customLong("admin-group"), help: ArgumentHelp("Members of this group may pause, step, cancel and delete any user's jobs (like CUPS's lpadmin); owners and root always may.", valueName: "group"))
+    var adminGroup: String = DaemonConfiguration.defaultAdminGroup
 
     @Option(name: .customLong("log-level"), help: ArgumentHelp("How much to log on stderr: error, warning, info or debug.", valueName: "level"))
     var logLevel: String = "info"
@@ -75,7 +79,8 @@ struct LTD: ParsableCommand {
             socketPath: socket ?? DefaultPaths.socket(environment: environment),
             stateDirectory: stateDir ?? DefaultPaths.stateDirectory(environment: environment),
             maxLineBytes: maxLineBytes,
-            maxJobs: maxJobs)
+            maxJobs: maxJobs,
+            adminGroup: adminGroup)
         do {
             try Daemon(configuration: configuration).run(environment: environment)
         } catch {

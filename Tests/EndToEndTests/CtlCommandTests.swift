@@ -108,11 +108,11 @@ struct CtlCommandTests {
             try Command.run(["/usr/sbin/runuser", "-u", "nobody", "--", copy] + args + ["--socket", h.socketPath],
                             environment: ["NO_COLOR": "1", "PATH": "/usr/bin:/bin"])
         }
-        let cancel = try run(["cancel", "mine"])
+        let cancel = try run(["cancel", "root/mine"])
         #expect(cancel.status == 1)
         #expect(cancel.stderr.contains("uid 0"), "\(cancel.stderr)")
         #expect(cancel.stderr.contains("root"))
-        let watch = try run(["status", "mine", "--json"])
+        let watch = try run(["status", "root/mine", "--json"])
         #expect(watch.status == 0, "anyone who can open the socket may watch: \(watch.stderr)")
         #expect(try h.ltctl(["cancel", "mine"]).status == 0)
     }

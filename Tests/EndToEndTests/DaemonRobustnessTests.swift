@@ -158,20 +158,20 @@ struct DaemonRobustnessTests {
 
         let replies = try asNobody(daemon.socketPath, [
             "{\"op\":\"hello\",\"id\":1}",
-            "{\"op\":\"list\",\"id\":2}",
-            "{\"op\":\"status\",\"id\":3,\"job\":\"mine\"}",
-            "{\"op\":\"pause\",\"id\":4,\"job\":\"mine\"}",
-            "{\"op\":\"resume\",\"id\":5,\"job\":\"mine\"}",
-            "{\"op\":\"step\",\"id\":6,\"job\":\"mine\"}",
-            "{\"op\":\"cancel\",\"id\":7,\"job\":\"mine\"}",
-            "{\"op\":\"delete\",\"id\":8,\"job\":\"mine\"}",
+            "{\"op\":\"list\",\"id\":2,\"all\":true}",
+            "{\"op\":\"status\",\"id\":3,\"job\":\"root/mine\"}",
+            "{\"op\":\"pause\",\"id\":4,\"job\":\"root/mine\"}",
+            "{\"op\":\"resume\",\"id\":5,\"job\":\"root/mine\"}",
+            "{\"op\":\"step\",\"id\":6,\"job\":\"root/mine\"}",
+            "{\"op\":\"cancel\",\"id\":7,\"job\":\"root/mine\"}",
+            "{\"op\":\"delete\",\"id\":8,\"job\":\"root/mine\"}",
             "{\"op\":\"start\",\"id\":9,\"job\":\"theirs\",\"spec\":\(JobSpecs.noisyLine(paused: true))}",
             "{\"op\":\"step\",\"id\":10,\"job\":\"theirs\",\"count\":2}",
-            "{\"op\":\"subscribe\",\"id\":11,\"job\":\"mine\"}",
+            "{\"op\":\"subscribe\",\"id\":11,\"job\":\"root/mine\"}",
         ])
         func reply(_ id: Int) -> JSONValue? { replies.first { $0["id"]?.intValue == id } }
         #expect(reply(1)?["type"]?.stringValue == "hello")
-        #expect(reply(2)?["type"]?.stringValue == "jobs")
+        #expect(reply(2)?["jobs"]?.arrayValue?.compactMap { $0["full_name"]?.stringValue } == ["root/mine"])
         #expect(reply(3)?["status"]?["owner"]?.intValue == 0)
         for id in 4...8 {
             #expect(reply(id)?["code"]?.stringValue == "permission_denied", "request \(id): \(String(describing: reply(id)))")
@@ -185,9 +185,9 @@ struct DaemonRobustnessTests {
 
         // Root may control anyone's job; the owner's job is untouched by the refusals.
         #expect(try root.request("{\"op\":\"status\",\"job\":\"mine\"}")["status"]?["state"]?.stringValue == "paused")
-        #expect(try root.request("{\"op\":\"cancel\",\"job\":\"theirs\"}")["type"]?.stringValue == "ok")
+        #expect(try root.request("{\"op\":\"cancel\",\"job\":\"nobody/theirs\"}")["type"]?.stringValue == "ok")
         try waitUntil("theirs to be cancelled", timeout: .seconds(10)) {
-            try root.request("{\"op\":\"status\",\"job\":\"theirs\"}")["status"]?["state"]?.stringValue == "cancelled"
+            try root.request("{\"op\":\"status\",\"job\":\"65534/theirs\"}")["status"]?["state"]?.stringValue == "cancelled"
         }
         let own = try asNobody(daemon.socketPath, ["{\"op\":\"delete\",\"id\":1,\"job\":\"theirs\"}"])
         #expect(own.first?["type"]?.stringValue == "ok")

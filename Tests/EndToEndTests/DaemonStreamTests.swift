@@ -196,7 +196,7 @@ struct DaemonStreamTests {
         #expect(again["code"]?.stringValue == "wrong_state")
         #expect(try control.request("{\"op\":\"delete\",\"job\":\"walk\"}")["type"]?.stringValue == "ok")
         #expect(try control.request("{\"op\":\"status\",\"job\":\"walk\"}")["code"]?.stringValue == "unknown_job")
-        #expect(!FileManager.default.fileExists(atPath: daemon.stateDirectory + "/jobs/walk"))
+        #expect(!FileManager.default.fileExists(atPath: daemon.jobDirectory("walk")))
 
         // A learning rate that overflows: the step with a non-finite loss, then diverged with a message, then end.
         let wild = "{\"data\":{\"x\":[1,2,3,4],\"y\":[2,4,6,8]},\"init\":{\"kernel\":0.5,\"bias\":0},\"optimizer\":{\"name\":\"sgd\",\"learning_rate\":1e30},\"epochs\":50,\"batch_size\":4}"

@@ -170,16 +170,18 @@ func parse(_ line: [UInt8]) throws -> Event {
 @Suite struct ReplyTests {
     let status = JobStatus(job: "job1", state: .running, owner: 1000, created: "2026-11-29T08:40:00Z", iteration: 5, epoch: 2,
                            step: 2, stepsPerEpoch: 3, epochs: 4, totalSteps: 12, seq: 9, w: 0.9, b: 0.4, loss: 210.5,
-                           rmse: 14.5, valLoss: 180.2, valRmse: 13.4, precision: .float32)
+                           rmse: 14.5, valLoss: 180.2, valRmse: 13.4, precision: .float32, fullName: "alice/job1")
 
     @Test func statusRoundTrips() throws {
         let json = status.json
         #expect(json["progress"] == .number("0.4167"))
+        #expect(json["full_name"] == .string("alice/job1"))
         #expect(json["message"] == .null)
         #expect(try JobStatus(json: json) == status.rounded())
         let fresh = JobStatus(job: "j", state: .paused, owner: 0, created: "2026-01-01T00:00:00Z", stepsPerEpoch: 1, epochs: 1,
                               totalSteps: 1, seq: 2, w: 0, b: 0, precision: .float64)
         #expect(fresh.json["loss"] == nil)
+        #expect(fresh.json["full_name"] == nil, "a daemon before names per owner sends none")
         #expect(try JobStatus(json: fresh.json) == fresh)
     }
 
@@ -191,7 +193,7 @@ func parse(_ line: [UInt8]) throws -> Event {
         let daemon = ProcessIdentity(pid: 4242, uid: 997, gid: 997, user: "ltd")
         let peer = ProcessIdentity(pid: 5151, uid: 1000, gid: 1000, user: nil)
         let hello = try obj(Reply.hello(id: .number("1"), daemon: daemon, peer: peer))
-        #expect(hello == (try JSONParser.parse("{\"type\":\"hello\",\"id\":1,\"protocol\":1,\"version\":\"0.2.0\",\"pid\":4242,\"uid\":997,\"gid\":997,\"user\":\"ltd\",\"peer\":{\"pid\":5151,\"uid\":1000,\"gid\":1000},\"capabilities\":[\"explain\",\"hello_peer\",\"spec_keras\",\"batch_rmse\",\"external_jobs\"]}")))
+        #expect(hello == (try JSONParser.parse("{\"type\":\"hello\",\"id\":1,\"protocol\":1,\"version\":\"0.2.0\",\"pid\":4242,\"uid\":997,\"gid\":997,\"user\":\"ltd\",\"peer\":{\"pid\":5151,\"uid\":1000,\"gid\":1000},\"capabilities\":[\"explain\",\"hello_peer\",\"spec_keras\",\"batch_rmse\",\"external_jobs\",\"owner_names\"]}")))
         #expect(Capability.advertised(in: hello) == Set(Capability.allCases.map(\.rawValue)))
         // ltd 0.1.0's hello had no list: it offers nothing beyond protocol 1 as first released.
         #expect(Capability.advertised(in: try JSONParser.parse("{\"type\":\"hello\",\"protocol\":1,\"version\":\"0.1.0\"}")).isEmpty)

@@ -30,7 +30,10 @@ func expectError(_ text: String, _ code: ErrorCode, field: String? = nil,
         let cases: [(String, Request)] = [
             ("{\"op\":\"hello\"}", .hello),
             ("{\"op\":\"start\",\"job\":\"job1\",\"spec\":\(classicSpec())}", .start(job: "job1", spec: spec)),
-            ("{\"op\":\"list\"}", .list),
+            ("{\"op\":\"list\"}", .list(all: false)),
+            ("{\"op\":\"list\",\"all\":true}", .list(all: true)),
+            ("{\"op\":\"status\",\"job\":\"alice/job1\"}", .status(job: "alice/job1")),
+            ("{\"op\":\"cancel\",\"job\":\"1000/j\"}", .cancel(job: "1000/j")),
             ("{\"op\":\"status\",\"job\":\"a.b-c_d\"}", .status(job: "a.b-c_d")),
             ("{\"op\":\"subscribe\",\"job\":\"j\"}", .subscribe(job: "j", from: 1, every: 1, types: nil)),
             ("{\"op\":\"subscribe\",\"job\":\"j\",\"from\":17,\"every\":100,\"types\":[\"step\",\"end\",\"step\"]}",
@@ -104,6 +107,7 @@ func expectError(_ text: String, _ code: ErrorCode, field: String? = nil,
         _ = try expectError("{\"op\":\"pause\",\"job\":\"j\",\"count\":1}", .badRequest, field: "count")
         _ = try expectError("{\"op\":\"subscribe\",\"job\":\"j\",\"since\":5}", .badRequest, field: "since")
         _ = try expectError("{\"op\":\"list\",\"job\":\"j\"}", .badRequest, field: "job")
+        _ = try expectError("{\"op\":\"list\",\"all\":\"yes\"}", .badRequest, field: "all")
     }
 
     @Test func jobField() throws {
@@ -112,11 +116,24 @@ func expectError(_ text: String, _ code: ErrorCode, field: String? = nil,
             _ = try expectError("{\"op\":\"\(op)\"\(spec)}", .badRequest, field: "job")
             _ = try expectError("{\"op\":\"\(op)\",\"job\":7\(spec)}", .badRequest, field: "job")
             _ = try expectError("{\"op\":\"\(op)\",\"job\":null\(spec)}", .badRequest, field: "job")
-            for bad in ["", "../etc", ".hidden", "-x", "a/b", "a b", "é", String(repeating: "a", count: 65), "a\\u0000"] {
+            for bad in ["", "../etc", ".hidden", "-x", "a/", "/b", "a/b/c", ".x/b", "-x/b", "a/../b", "a b", "é",
+                        String(repeating: "a", count: 65), "\(String(repeating: "a", count: 33))/b", "a\\u0000"] {
                 let e = try expectError("{\"op\":\"\(op)\",\"job\":\"\(bad)\"\(spec)}", .invalidJobName, field: "job")
-                #expect(e?.message.contains(JobName.rule) == true)
+                #expect(e?.message.contains(JobName.rule) == true, "\(bad): \(e?.message ?? "")")
+            }
+            let other = decode("{\"op\":\"\(op)\",\"job\":\"alice/job1\"\(spec)}")
+            if op == "start" {
+                // A new job is always the caller's: start takes a short name.
+                guard case .failure(let e) = other else { Issue.record("start accepted alice/job1"); continue }
+                #expect(e.code == .invalidJobName && e.field == "job" && e.message.contains("short name"), "\(e)")
+            } else {
+                #expect(try other.get().request.job == "alice/job1")
             }
         }
+        #expect(JobReference("alice/job1") == JobReference(owner: "alice", name: "job1"))
+        #expect(JobReference("1000/job1")?.ownerUID == 1000)
+        #expect(JobReference("job1") == JobReference(owner: nil, name: "job1"))
+        #expect(JobReference("alice/job1")?.description == "alice/job1")
         #expect(try decode("{\"op\":\"status\",\"job\":\"\(String(repeating: "a", count: 64))\"}").get().request.job?.count == 64)
     }
 

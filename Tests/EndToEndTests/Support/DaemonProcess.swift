@@ -77,8 +77,10 @@ final class DaemonProcess {
         return 0
     }
 
-    func logPath(job: String) -> String { stateDirectory + "/jobs/\(job)/events.ndjson" }
-    func checkpointPath(job: String) -> String { stateDirectory + "/jobs/\(job)/checkpoint.json" }
+    /// A job's directory (StateStore.swift: by owner uid, then name); the owner is whoever runs the test by default.
+    func jobDirectory(_ job: String, owner: uid_t = getuid()) -> String { stateDirectory + "/owners/\(owner)/\(job)" }
+    func logPath(job: String) -> String { jobDirectory(job) + "/events.ndjson" }
+    func checkpointPath(job: String) -> String { jobDirectory(job) + "/checkpoint.json" }
 
     /// Kills the daemon if it still runs and removes its directory.
     func cleanUp() {

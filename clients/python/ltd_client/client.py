@@ -357,12 +357,17 @@ class Client:
         """Start job `name` from `spec` (see `ltd_client.spec`); returns its status object."""
         return self._expect(self.request("start", job=name, spec=dict(spec)), "started", "status")
 
-    def list(self) -> List[Dict[str, Any]]:
-        """Every job's status object."""
+    def list(self, all: bool = False) -> List[Dict[str, Any]]:
+        """Your jobs' status objects, or with ``all=True`` every user's (each has ``full_name``, OWNER/NAME)."""
+        if all:
+            self.require("owner_names", "list every user's jobs")
+            return self._expect(self.request("list", all=True), "jobs", "jobs")
         return self._expect(self.request("list"), "jobs", "jobs")
 
     def status(self, name: str) -> Dict[str, Any]:
-        """Job `name`'s status object: state, owner, iteration, epoch, progress, latest metrics."""
+        """Job `name`'s status object: state, owner, iteration, epoch, progress, latest metrics. Every method that
+        takes a job's `name` accepts ``NAME`` for one of yours and ``OWNER/NAME`` (e.g. ``alice/job1``) for
+        another user's."""
         return self._expect(self.request("status", job=name), "status", "status")
 
     def pause(self, name: str) -> Dict[str, Any]:
