@@ -300,12 +300,12 @@ struct CtlWatchTests {
         try h.startColab("mine", extra: ["--paused"])
         let tmux = Tmux(directory: "/tmp")
         try tmux(["new-session", "-d", "-s", "s", "-x", "100", "-y", "30",
-                  "NO_COLOR=1 LTD_SOCKET=\(h.socketPath) /usr/bin/setpriv --reuid=65534 --regid=65534 --clear-groups \(Paths.ltctl) watch mine; echo exit=$?; sleep 60",
+                  "NO_COLOR=1 LTD_SOCKET=\(h.socketPath) /usr/bin/setpriv --reuid=65534 --regid=65534 --clear-groups \(Paths.ltctl) watch root/mine; echo exit=$?; sleep 60",
                   ";", "set-option", "-t", "s", "remain-on-exit", "on"])
         _ = try tmux.waitFor("s") { $0.first?.contains("mine  paused") == true }
         try tmux(["send-keys", "-t", "s", "s"])
-        let screen = try tmux.waitFor("s") { $0.contains { $0.contains("only its owner or root") } }
-        #expect(screen.contains { $0.contains("mine belongs to root (uid 0); only its owner or root may step it") }, "\(screen)")
+        let screen = try tmux.waitFor("s") { $0.contains { $0.contains("only its owner, root") } }
+        #expect(screen.contains { $0.contains("root/mine belongs to root (uid 0); only its owner, root or a member of the group ltd-admin may step it") }, "\(screen)")
         #expect(screen.first?.contains("iteration 0/12") == true)
         let status = try JSONParser.parse(try h.ltctl(["status", "mine", "--json"]).stdout)
         #expect(status["iteration"]?.intValue == 0)

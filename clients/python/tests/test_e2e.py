@@ -114,6 +114,27 @@ def test_list_includes_the_job(client, job_name):
     assert job_name in [job["job"] for job in client.list()]
 
 
+def test_a_job_is_named_by_its_short_name_or_owner_slash_name(client, job_name):
+    """Names per owner: one's own job by NAME, anyone's as OWNER/NAME (a login name or a uid); list(all=True)
+    lists everyone's with their full names."""
+    import pwd
+    started = client.start(job_name, colab_example(paused=True))
+    owner = pwd.getpwuid(os.getuid()).pw_name
+    full = owner + "/" + job_name
+    assert started["full_name"] == full
+    assert client.status(full)["owner"] == os.getuid()
+    assert client.status("%d/%s" % (os.getuid(), job_name))["full_name"] == full
+    assert client.step(full, 2)["state"] == "paused"
+    assert full in [job["full_name"] for job in client.list(all=True)]
+    events = []
+    for event in client.tail(full):
+        events.append(event)
+        if event["type"] == "step" and event["iteration"] == 2:
+            break
+    assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
+    client.cancel(full)
+
+
 # Several subscribers, and ltctl, see the same stream.
 
 def test_two_python_subscribers_and_ltctl_get_equal_events(ltd, client, ltctl_bin, job_name):
