@@ -74,6 +74,10 @@ public final class Daemon {
             let current = getpriority(__priority_which_t(PRIO_PROCESS.rawValue), thread)
             if errno == 0 { _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), thread, min(current + Daemon.loopNiceIncrement, 19)) }
         }
+        let access = AccessPolicy(adminGroup: configuration.adminGroup)
+        if access.groupID(access.adminGroup) == nil {
+            Log.info("no group \(access.adminGroup) (--admin-group): only owners and root may control jobs")
+        }
         let server = Server(configuration: configuration, loop: loop, store: store, launcher: launcher)
         try server.start(activated: activated, environment: environment)
         loop.run()

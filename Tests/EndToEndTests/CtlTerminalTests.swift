@@ -305,7 +305,7 @@ struct CtlWatchTests {
         _ = try tmux.waitFor("s") { $0.first?.contains("mine  paused") == true }
         try tmux(["send-keys", "-t", "s", "s"])
         let screen = try tmux.waitFor("s") { $0.contains { $0.contains("only its owner, root") } }
-        #expect(screen.contains { $0.contains("root/mine belongs to root (uid 0); only its owner, root or a member of the group ltd-admin may step it") }, "\(screen)")
+        #expect(screen.contains { $0.contains("root/mine belongs to root (uid 0); only its owner, root or a member of the group ltd-admin") }, "\(screen)")
         #expect(screen.first?.contains("iteration 0/12") == true)
         let status = try JSONParser.parse(try h.ltctl(["status", "mine", "--json"]).stdout)
         #expect(status["iteration"]?.intValue == 0)

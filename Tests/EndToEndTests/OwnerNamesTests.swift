@@ -213,16 +213,9 @@ struct OwnerNamesTests {
     /// The fixture's old-layout state directory (`DIR/jobs/NAME`, as every ltd before names per owner wrote it),
     /// with `seeded` owned by alice and `drawn` by bob, plus a job whose meta.json names no owner.
     static func oldLayout(alice: User, bob: User) throws -> String {
-        let directory = try Paths.temporaryDirectory("old-layout")
+        let directory = try StoredJobTests.oldStateDirectory(owners: ["seeded": alice.uid, "drawn": bob.uid])
         let files = FileManager.default
         let jobs = directory + "/state/jobs"
-        try files.createDirectory(atPath: directory + "/state", withIntermediateDirectories: true,
-                                  attributes: [.posixPermissions: 0o700])
-        try files.copyItem(atPath: StoredJobTests.fixture + "/jobs", toPath: jobs)
-        for (job, owner) in [("seeded", alice.uid), ("drawn", bob.uid)] {
-            let meta = "{\"job\":\"\(job)\",\"owner\":\(owner),\"created\":\"2026-12-02T06:06:51Z\"}"
-            try Data(meta.utf8).write(to: URL(fileURLWithPath: jobs + "/\(job)/meta.json"))
-        }
         try files.copyItem(atPath: jobs + "/seeded", toPath: jobs + "/orphan")
         try Data("{\"job\":\"orphan\"}".utf8).write(to: URL(fileURLWithPath: jobs + "/orphan/meta.json"))
         return directory

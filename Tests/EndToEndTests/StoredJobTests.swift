@@ -13,8 +13,9 @@ import Glibc
 struct StoredJobTests {
     static let fixture = Paths.endToEndTests.appendingPathComponent("Fixtures/state-before-keras").path
 
-    /// Copies the fixture's jobs into a fresh state directory, owned by whoever runs the test.
-    func oldStateDirectory() throws -> String {
+    /// Copies the fixture's jobs into a fresh state directory in the layout of the daemons before names per owner
+    /// (`state/jobs/NAME`), owned by whoever runs the test unless `owners` says otherwise.
+    static func oldStateDirectory(owners: [String: uid_t] = [:]) throws -> String {
         let directory = try Paths.temporaryDirectory("stored")
         let files = FileManager.default
         let jobs = directory + "/state/jobs"
@@ -22,7 +23,7 @@ struct StoredJobTests {
                                   attributes: [.posixPermissions: 0o700])
         try files.copyItem(atPath: Self.fixture + "/jobs", toPath: jobs)
         for job in ["seeded", "drawn"] {
-            let meta = "{\"job\":\"\(job)\",\"owner\":\(getuid()),\"created\":\"2026-12-02T06:06:51Z\"}"
+            let meta = "{\"job\":\"\(job)\",\"owner\":\(owners[job] ?? getuid()),\"created\":\"2026-12-02T06:06:51Z\"}"
             try Data(meta.utf8).write(to: URL(fileURLWithPath: jobs + "/\(job)/meta.json"))
         }
         return directory
@@ -40,7 +41,7 @@ struct StoredJobTests {
 
     @Test("a seeded job and a `true` job from before restore and finish with the stream they started")
     func restoresTheOrderTheyStartedWith() throws {
-        let daemon = try DaemonProcess.launch(tag: "stored", directory: try oldStateDirectory())
+        let daemon = try DaemonProcess.launch(tag: "stored", directory: try Self.oldStateDirectory())
         defer { daemon.cleanUp() }
         let client = try LineClient(path: daemon.socketPath)
         for job in ["seeded", "drawn"] {

@@ -373,7 +373,9 @@ def test_permission_denied_for_another_uid(ltd, client, job_name):
         "import json, sys\n"
         "from ltd_client import Client, PermissionDenied\n"
         "c = Client(sys.argv[1])\n"
-        "out = {'status': c.status(sys.argv[2])['state'], 'listed': sys.argv[2] in [j['job'] for j in c.list()]}\n"
+        "out = {'status': c.status(sys.argv[2])['state'],\n"
+        "       'listed': sys.argv[2] in [j['full_name'] for j in c.list(all=True)],\n"
+        "       'own': [j['job'] for j in c.list()]}\n"
         "try:\n"
         "    c.cancel(sys.argv[2])\n"
         "    out['cancel'] = 'allowed'\n"
@@ -386,11 +388,13 @@ def test_permission_denied_for_another_uid(ltd, client, job_name):
         "    out['step'] = e.code\n"
         "print(json.dumps(out))\n")
     env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(golden.__file__))))
-    result = subprocess.run(AS_NOBODY + [python, "-c", script, ltd.socket_path, job_name], capture_output=True,
+    # Another user names root's job by its full name.
+    result = subprocess.run(AS_NOBODY + [python, "-c", script, ltd.socket_path, "root/" + job_name], capture_output=True,
                             text=True, env=env, timeout=WAIT)
     assert result.returncode == 0, result.stderr
     seen = json.loads(result.stdout)
     assert seen["status"] == "paused" and seen["listed"]  # anyone may watch
+    assert seen["own"] == []  # list without all: one's own jobs
     code, owner, message = seen["cancel"]
     assert (code, owner) == ("permission_denied", 0)
     assert "0" in message
