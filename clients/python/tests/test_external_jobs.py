@@ -143,5 +143,5 @@ def test_a_job_being_published_when_ltd_stops_is_restored_failed(fresh_ltd):
         assert [e["type"] for e in stream] == ["start", "state", "step", "state", "end"]
         assert stream[-1]["state"] == "failed" and "ltd stopped while this job was being published" in stream[-1]["message"]
         assert client.status("nb")["kind"] == "external"
-    with open(os.path.join(daemon.state_dir, "jobs", "nb", "events.ndjson")) as handle:
+    with open(os.path.join(daemon.state_dir, "owners", str(os.getuid()), "nb", "events.ndjson")) as handle:
         assert [json.loads(line)["seq"] for line in handle] == [1, 2, 3, 4, 5]
