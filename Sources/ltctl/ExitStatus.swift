@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LTData
 import LTClient
 import LTProtocol
 
@@ -54,12 +55,6 @@ enum ExitStatus: Int32 {
         case .transportEnded(_, _, let status): return status == 0 ? .protocolError : .unavailable
         }
     }
-}
-
-/// A local problem with what the user gave us (a file, a data set); exits 1 with the message.
-struct InputError: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
 }
 
 /// Runs a command body, turning client and input errors into a message on stderr and a documented exit code.
