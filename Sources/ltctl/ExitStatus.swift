@@ -46,7 +46,7 @@ enum ExitStatus: Int32 {
     static func forError(_ error: ClientError) -> ExitStatus {
         switch error {
         case .daemon: return .refused
-        case .cannotConnect, .socketPathTooLong: return .unavailable
+        case .cannotConnect, .socketPathTooLong, .untrustedDaemon: return .unavailable
         case .connectionClosed, .io, .protocolViolation: return .protocolError
         case .outputClosed: return .success
         case .badHost: return .usage
