@@ -256,4 +256,50 @@ struct HostileClientTests {
         #expect(daemon.stderr.components(separatedBy: "unfinished request lines reached the limit").count - 1 == 1, "\(daemon.stderr)")
         #expect(daemon.stderr.contains("well below their limit again (3 connection(s) refused meanwhile)"), "\(daemon.stderr)")
     }
+
+    @Test("ltctl refuses a daemon that runs as another user, with a clear error; root and the caller are trusted")
+    func clientChecksTheDaemonsUID() throws {
+        guard getuid() == 0 else { return }   // needs root to run ltd as another user
+        let directory = try Paths.temporaryDirectory("peeruid")
+        defer { Paths.remove(directory) }
+        chmod(directory, 0o777)
+        let socket = directory + "/ltd.sock"
+        // A real ltd, as uid 65534 (nobody): root can connect to its 0600 socket, but must not trust it.
+        let stranger = try ChildProcess(["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", Paths.ltd,
+                                         "--socket", socket, "--state-dir", directory + "/state"])
+        try waitUntil("the socket to appear", timeout: .seconds(20)) { FileManager.default.fileExists(atPath: socket) }
+        let refused = try Command.run([Paths.ltctl, "hello"], environment: ["LTD_SOCKET": socket, "PATH": "/usr/bin:/bin"])
+        #expect(refused.status == 69, "\(refused.stdout) \(refused.stderr)")
+        #expect(refused.stderr.contains("runs as nobody (uid 65534), not as you (uid 0), root or the ltd service user"), "\(refused.stderr)")
+        // The same daemon is trusted by its own user.
+        let own = try Command.run(["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", Paths.ltctl, "hello"],
+                                  environment: ["LTD_SOCKET": socket, "PATH": "/usr/bin:/bin"])
+        #expect(own.status == 0, "\(own.stderr)")
+        stranger.signal(SIGTERM)
+        #expect(try stranger.waitForExit(timeout: .seconds(20)) == 0)
+    }
+
+    @Test("the /tmp fallback socket directory is used only if it is the caller's own, mode 0700")
+    func sharedTmpSocketDirectoryIsRefused() throws {
+        guard getuid() == 0 else { return }   // plays uid 65534 (nobody), whose fallback is /tmp/ltd-65534
+        let fallback = DefaultPaths.temporarySocketDirectory(uid: 65534)
+        guard !FileManager.default.fileExists(atPath: fallback) else { return }   // someone's real one: leave it
+        let directory = try Paths.temporaryDirectory("tmpdir")
+        defer { Paths.remove(directory); Paths.remove(fallback) }
+        chown(directory, 65534, 65534)
+        // Made by root, mode 0755: not nobody's own.
+        #expect(mkdir(fallback, 0o755) == 0)
+        let nobody = ["/usr/bin/env", "-u", "XDG_RUNTIME_DIR", "-u", "LTD_SOCKET", "/usr/bin/setpriv", "--reuid=65534",
+                      "--regid=65534", "--clear-groups", Paths.ltd, "--state-dir", directory + "/state"]
+        let refused = try Command.run(nobody)
+        #expect(refused.status == 1)
+        #expect(refused.stderr.contains("/tmp/ltd-65534 is in the world-writable /tmp but is not a directory of uid 65534 with mode 0700"), "\(refused.stderr)")
+        // Its own, mode 0700: used.
+        chown(fallback, 65534, 65534)
+        chmod(fallback, 0o700)
+        let daemon = try ChildProcess(nobody)
+        try waitUntil("the fallback socket", timeout: .seconds(20)) { FileManager.default.fileExists(atPath: fallback + "/ltd.sock") }
+        daemon.signal(SIGTERM)
+        #expect(try daemon.waitForExit(timeout: .seconds(20)) == 0)
+    }
 }
