@@ -265,14 +265,12 @@ struct HostileClientTests {
         chmod(directory, 0o777)
         let socket = directory + "/ltd.sock"
         // A real ltd, as uid 65534 (nobody): root can connect to its 0600 socket, but must not trust it.
-        let stranger = try ChildProcess(["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", Paths.ltd,
-                                         "--socket", socket, "--state-dir", directory + "/state"])
-        try waitUntil("the socket to appear", timeout: .seconds(20)) { FileManager.default.fileExists(atPath: socket) }
+        let stranger = try launchLTDAsNobody(socket: socket, stateDirectory: directory + "/state")
         let refused = try Command.run([Paths.ltctl, "hello"], environment: ["LTD_SOCKET": socket, "PATH": "/usr/bin:/bin"])
         #expect(refused.status == 69, "\(refused.stdout) \(refused.stderr)")
         #expect(refused.stderr.contains("runs as nobody (uid 65534), not as you (uid 0), root or the ltd service user"), "\(refused.stderr)")
         // The same daemon is trusted by its own user.
-        let own = try Command.run(["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", Paths.ltctl, "hello"],
+        let own = try Command.run(asNobody + [Paths.ltctl, "hello"],
                                   environment: ["LTD_SOCKET": socket, "PATH": "/usr/bin:/bin"])
         #expect(own.status == 0, "\(own.stderr)")
         stranger.signal(SIGTERM)
@@ -289,8 +287,7 @@ struct HostileClientTests {
         chown(directory, 65534, 65534)
         // Made by root, mode 0755: not nobody's own.
         #expect(mkdir(fallback, 0o755) == 0)
-        let nobody = ["/usr/bin/env", "-u", "XDG_RUNTIME_DIR", "-u", "LTD_SOCKET", "/usr/bin/setpriv", "--reuid=65534",
-                      "--regid=65534", "--clear-groups", Paths.ltd, "--state-dir", directory + "/state"]
+        let nobody = ["/usr/bin/env", "-u", "XDG_RUNTIME_DIR", "-u", "LTD_SOCKET"] + asNobody + [Paths.ltd, "--state-dir", directory + "/state"]
         let refused = try Command.run(nobody)
         #expect(refused.status == 1)
         #expect(refused.stderr.contains("/tmp/ltd-65534 is in the world-writable /tmp but is not a directory of uid 65534 with mode 0700"), "\(refused.stderr)")
