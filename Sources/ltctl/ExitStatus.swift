@@ -19,7 +19,7 @@ enum ExitStatus: Int32 {
     case failed = 5
     /// Bad command line (swift-argument-parser's EX_USAGE).
     case usage = 64
-    /// No daemon answers at the socket (EX_UNAVAILABLE).
+    /// No daemon answers at the socket, or the one that does runs as another user (EX_UNAVAILABLE).
     case unavailable = 69
     /// The connection broke or the daemon sent something unexpected (EX_PROTOCOL).
     case protocolError = 76
@@ -29,7 +29,7 @@ enum ExitStatus: Int32 {
     static let helpText = """
         Exit codes: 0 success (tail: job finished); 1 the daemon refused the request or an input file is unusable; \
         3 job cancelled; 4 job diverged; 5 job failed (3-5 from tail, start --follow, demo); 64 usage error; \
-        69 daemon unreachable; 76 connection lost or protocol error; 130 watch ended by Ctrl-C.
+        69 daemon unreachable or not trusted; 76 connection lost or protocol error; 130 watch ended by Ctrl-C.
         """
 
     /// The exit status for a job that ended in `state`.
