@@ -285,14 +285,16 @@ final class Connection {
 
     // MARK: Writing
 
-    /// Queues a whole line (a reply or an error) for this connection. A reply that would take the queue past
-    /// `marks.limit` is not queued: the client is told `busy` and the connection closes once it has read what was
-    /// queued before (events never come here: they are pulled from the log, see `pump`).
+    /// Queues a whole line (a reply or an error) for this connection. A request is handled only while at most
+    /// `marks.hold` is queued, so a reply of up to `marks.largestReply` keeps the queue within `marks.limit`; a
+    /// larger one is not queued: the client is told `busy` and the connection closes once it has read what was
+    /// queued before. The rule depends on the reply alone, never on how many events happen to be in flight (events
+    /// never come here: they are pulled from the log, see `pump`).
     func send(_ line: [UInt8]) {
         guard !closing, lingerSince == nil else { return }
-        guard line.count <= marks.limit - queuedBytes else {
-            Log.debug("connection uid \(peerUID) pid \(peerPID): a reply of \(line.count) bytes would pass the output limit; closing")
-            return refuse(ProtocolError(.busy, "a reply of \(line.count) bytes would take the replies you have not read past \(marks.limit) bytes, this daemon's limit for one connection (--max-queued-bytes); read replies as they come, or ask for less at once"))
+        guard line.count <= marks.largestReply else {
+            Log.debug("connection uid \(peerUID) pid \(peerPID): a reply of \(line.count) bytes is over the output limit; closing")
+            return refuse(ProtocolError(.busy, "a reply of \(line.count) bytes is more than this daemon queues for one request (\(marks.largestReply) bytes: half of --max-queued-bytes \(marks.limit)); ask for less at once"))
         }
         enqueue(ByteSlice(copying: line))
     }
@@ -389,8 +391,10 @@ struct OutputMarks {
     let hold: Int
     /// ... until the client has read the queue down to this (three eighths: 1.5 MiB).
     let resume: Int
-    /// A reply that would take the queue past this gets `busy` instead, and the connection closes.
+    /// The queue stays within this (the flag), but for one event line read whole from the log.
     let limit: Int
+    /// A longer reply gets `busy` instead, and the connection closes (the other half: 2 MiB).
+    var largestReply: Int { limit - hold }
 
     init(limit: Int) {
         self.limit = limit

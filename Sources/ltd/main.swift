@@ -29,7 +29,7 @@ struct LTD: ParsableCommand {
           --max-connections, --max-connections-per-user  too_many_connections
           --max-pending-line-bytes, --max-line-bytes     busy, line_too_long
           --max-queued-bytes  a client's unread output: its requests wait past half
-                              of it; a reply that would pass it gets busy. Events
+                              of it; a reply larger than half gets busy. Events
                               wait in the job's log: a slow subscriber loses none.
 
         Under systemd, ltd accepts a socket passed by socket activation and reports READY/STATUS/STOPPING.
@@ -63,7 +63,7 @@ struct LTD: ParsableCommand {
     @Option(name: .customLong("max-pending-line-bytes"), help: ArgumentHelp("Most bytes of unfinished request lines (sent without their newline yet) held for all clients together; the connection that would pass it gets busy.", valueName: "bytes"))
     var maxPendingLineBytes: Int = DaemonConfiguration.defaultMaxPendingLineBytes
 
-    @Option(name: .customLong("max-queued-bytes"), help: ArgumentHelp("Most bytes of output queued for one client that does not read: events are pulled from the log up to a quarter of it, requests wait past half of it, and a reply that would pass it gets busy.", valueName: "bytes"))
+    @Option(name: .customLong("max-queued-bytes"), help: ArgumentHelp("Most bytes of output queued for one client that does not read: events are pulled from the log up to a quarter of it, requests wait past half of it, and a reply larger than half of it gets busy.", valueName: "bytes"))
     var maxQueuedBytes: Int = DaemonConfiguration.defaultMaxQueuedBytes
 
     @Option(name: .customLong("log-level"), help: ArgumentHelp("How much to log on stderr: error, warning, info or debug.", valueName: "level"))

@@ -150,7 +150,7 @@ struct HostileClientTests {
         #expect(try daemon.stop() == 0)
     }
 
-    @Test("a reply that would pass --max-queued-bytes gets busy and closes; replies up to it are held, not lost")
+    @Test("a reply over half of --max-queued-bytes gets busy and closes; replies up to it are held, not lost")
     func queuedOutputLimit() throws {
         let daemon = try DaemonProcess.launch(tag: "queuecap")
         defer { daemon.cleanUp() }
@@ -171,9 +171,9 @@ struct HostileClientTests {
             #expect(reply["id"]?.arrayValue?.first?.intValue == expected)
         }
         writer.wait()
-        // 5 MB at once: past the 4 MiB default.
+        // 2.5 MB at once: more than half of the 4 MiB default.
         let greedy = try LineClient(path: daemon.socketPath)
-        try greedy.send(hello(id: 0, padding: 5_000_000))
+        try greedy.send(hello(id: 0, padding: 2_500_000))
         let refusal = try greedy.readJSON()
         #expect(refusal["code"]?.stringValue == "busy", "\(refusal)")
         #expect(refusal["message"]?.stringValue?.contains("--max-queued-bytes") == true)
