@@ -1,7 +1,7 @@
 // swift-tools-version: 6.0
 // ltd: watch, step by step, how Keras trains a one-feature linear regression.
 //
-// Dependencies point one way: executables → LTDaemon / LTClient → LTProtocol → LTEngine. Every target declares
+// Dependencies point one way: executables → LTDaemon / LTClient / LTData → LTProtocol → LTEngine. Every target declares
 // each target it imports.
 // The engine knows nothing of sockets; the daemon knows nothing of optimizer maths.
 import PackageDescription
@@ -26,13 +26,15 @@ let package = Package(
         .target(name: "LTDaemon", dependencies: ["LTEngine", "LTProtocol", "CLibUV"]),
         // A small blocking Unix-socket client; needs no libuv.
         .target(name: "LTClient", dependencies: ["LTProtocol"]),
+        // What ltctl reads from users' files: the CSV reader and its points. Pure text in, numbers out; fuzzed.
+        .target(name: "LTData", dependencies: ["LTProtocol"]),
         // Pictures of a training run: SVG and terminal charts. Pure values in, text out; no I/O.
         .target(name: "LTPlot"),
         .executableTarget(name: "ltd", dependencies: [
             "LTDaemon", "LTProtocol", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "ltctl", dependencies: [
-            "LTEngine", "LTProtocol", "LTClient", "LTPlot",
+            "LTEngine", "LTProtocol", "LTClient", "LTData", "LTPlot",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // Benchmarks: swift run -c release LTBench engine|codec (results in docs/BENCHMARKS.md).

@@ -9,7 +9,10 @@ public enum ClientError: Error, CustomStringConvertible, Sendable {
     case socketPathTooLong(path: String, limit: Int)
     /// connect(2) failed: nothing listens there, the directory is missing, or the socket's mode keeps us out.
     case cannotConnect(path: String, errno: Int32)
-    /// The daemon closed the connection while a reply or event was still expected.
+    /// The process listening on the socket runs as `uid`, which is neither the caller, root, nor the service user:
+    /// not a daemon to trust with requests or their answers.
+    case untrustedDaemon(path: String, uid: UInt32, user: String?)
+        /// The daemon closed the connection while a reply or event was still expected.
     case connectionClosed(path: String)
     /// A read or write on the socket failed.
     case io(path: String, operation: String, errno: Int32)
@@ -53,6 +56,8 @@ public enum ClientError: Error, CustomStringConvertible, Sendable {
             default:
                 return "cannot reach ltd at \(path): \(reason). \(start)"
             }
+        case .untrustedDaemon(let path, let uid, let user):
+            return "the process listening on \(path) runs as \(ProcessIdentity.describe(uid: uid, user: user)), not as you (uid \(geteuid())), root or the \(ProcessIdentity.serviceUser) service user: it is not a daemon ltctl trusts. Check who made that socket (ls -l \(path)), or point --socket / LTD_SOCKET at your own ltd"
         case .connectionClosed(let path):
             return "ltd at \(path) closed the connection unexpectedly (did the daemon stop? check `systemctl status ltd` or its log)."
         case .io(let path, let operation, let code):

@@ -36,7 +36,25 @@ public final class Connection {
             close(fd)
             throw ClientError.cannotConnect(path: socketPath, errno: code)
         }
+        do { try Self.checkDaemonIdentity(fd: fd, path: socketPath) } catch {
+            close(fd)
+            throw error
+        }
         self.init(fd: fd, name: socketPath, transport: nil)
+    }
+
+    /// The daemon must run as the caller, as root, or as the service user: anyone else listening at the path (a
+    /// socket planted in a shared directory) would read every request and could answer anything. The kernel says
+    /// who listens (SO_PEERCRED, fixed when the daemon called listen).
+    static func checkDaemonIdentity(fd: Int32, path: String) throws(ClientError) {
+        var credentials: (pid: pid_t, uid: uid_t, gid: gid_t) = (0, 0, 0)
+        var length = socklen_t(MemoryLayout.size(ofValue: credentials))
+        guard getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &credentials, &length) == 0 else {
+            throw .io(path: path, operation: "SO_PEERCRED", errno: errno)
+        }
+        let uid = credentials.uid
+        guard uid != geteuid(), uid != 0, uid != ProcessIdentity.uid(ofUser: ProcessIdentity.serviceUser) else { return }
+        throw .untrustedDaemon(path: path, uid: uid, user: ProcessIdentity.userName(of: uid))
     }
 
     deinit {

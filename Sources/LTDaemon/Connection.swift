@@ -8,8 +8,8 @@ import LTProtocol
 /// queued replies and events, and at most one subscription.
 ///
 /// Writes are coalesced: at most one `uv_write` is in flight, and it carries everything queued since the last one.
-/// `queuedBytes` counts what is queued or in flight; a subscription pulls events only while it is under
-/// `highWater`, so a reader that stops reading costs at most about `highWater` bytes, however long the job runs.
+/// `queuedBytes` counts what is queued or in flight, and `OutputMarks` bound it: a reader that stops reading costs
+/// a few MiB at most, however long its job runs and however many requests it sends.
 final class Connection {
     let pipe: Pipe
     unowned let server: Server
@@ -17,6 +17,9 @@ final class Connection {
     private(set) var peer = ProcessIdentity(pid: 0, uid: UInt32.max, gid: UInt32.max, user: nil)
     var peerUID: UInt32 { peer.uid }
     var peerPID: Int32 { peer.pid }
+    /// True once the server's `ClientLimits` counted this connection (it is uncounted when it closes).
+    var admitted = false
+    /// The unfinished line read so far; its bytes count in `ClientLimits.pendingLineBytes` (see `dropPartial`).
     private var partial: [UInt8] = []
     /// Bytes read after a request whose answer is being worked out off the loop thread, handled once it is answered.
     private var deferred: [UInt8] = []
@@ -24,6 +27,9 @@ final class Connection {
     /// written): nothing more is read or handled, so requests are answered in order.
     private var suspensions = 0
     private var suspended: Bool { suspensions > 0 }
+    /// True while the queue has passed `marks.hold` and not yet drained to `marks.resume`: no request line is
+    /// handled (nor read), so a client that asks without reading cannot make ltd queue without end.
+    private var holding = false
     /// Set when a line was refused as too long: input is discarded, the error is sent, our side is shut down, and
     /// the connection closes at the client's EOF or after a grace period. Closing at once, with unread input
     /// queued, would make the client's read fail (ECONNRESET) before it sees the error.
@@ -39,7 +45,7 @@ final class Connection {
     private var closeWhenFlushed = false
     private(set) var closing = false
 
-    static let highWater = 1024 * 1024
+    let marks: OutputMarks
     /// How much of a job's log one pump may scan before yielding to other work.
     static let scanBudget = 1024 * 1024
     /// Request lines longer than this are decoded (and their spec validated) in libuv's threadpool.
@@ -51,6 +57,7 @@ final class Connection {
     init(server: Server, pipe: Pipe) {
         self.server = server
         self.pipe = pipe
+        marks = OutputMarks(limit: server.configuration.maxQueuedBytes)
     }
 
     /// Reads the peer's credentials and starts reading. Returns false when libuv refuses (the connection closes) or
@@ -72,21 +79,11 @@ final class Connection {
     }
 
     /// The one place that starts or stops reading, from the connection's state. Reading stops while a request is
-    /// answered off the loop, after EOF, when closing, and when input just handled left more than `highWater` bytes
-    /// of output waiting (it resumes below half of that; a subscription's own stream, which fills the queue on every
-    /// write, does not stop it); a refused connection reads on, discarding, until the client's EOF.
-    private func updateReading(afterInput: Bool = false) {
+    /// answered off the loop, while output is held back (`holding`), after EOF and when closing; a refused
+    /// connection reads on, discarding, until the client's EOF.
+    private func updateReading() {
         guard !closing else { return }
-        let wanted: Bool
-        if sawEOF || closeWhenFlushed || suspended {
-            wanted = false
-        } else if lingerSince != nil {
-            wanted = true
-        } else if reading {
-            wanted = !afterInput || queuedBytes <= Connection.highWater
-        } else {
-            wanted = queuedBytes <= Connection.highWater / 2
-        }
+        let wanted = lingerSince != nil || !(sawEOF || closeWhenFlushed || suspended || holding)
         guard wanted != reading else { return }
         reading = wanted
         guard wanted else { return pipe.stopReading() }
@@ -106,8 +103,11 @@ final class Connection {
             if count == Int(UV_EOF.rawValue) {
                 if lingerSince != nil { close(); return }
                 sawEOF = true
-                partial = []
-                if subscription == nil { closeWhenFlushed = true }
+                dropPartial()
+                // EOF alone may be a half-close (`nc` once its input ends) whose reader still wants the stream; a
+                // peer that has closed entirely gets nothing more, so it goes now, not at the next write, which an
+                // idle or paused job may never make.
+                if subscription == nil || peerHungUp { closeWhenFlushed = true }
                 updateReading()
                 closeIfDone()
             } else {
@@ -119,7 +119,7 @@ final class Connection {
         if lingerSince != nil { return }   // refused: input is discarded
         guard count > 0 else { return }
         received(bytes)
-        updateReading(afterInput: true)
+        updateReading()
     }
 
     /// Splits bytes into lines and handles each. A line longer than the limit, terminated or not, gets
@@ -129,8 +129,9 @@ final class Connection {
         let limit = server.configuration.maxLineBytes
         var start = 0
         while start < bytes.count, !closing, !closeWhenFlushed, lingerSince == nil {
-            if suspended {
-                // The last request is answered off the loop: what follows waits for it.
+            if suspended || holdsOutput() {
+                // The last request is answered off the loop, or the client has not read its replies: what follows
+                // waits (and nothing more is read meanwhile).
                 deferred = Array(UnsafeRawBufferPointer(rebasing: bytes[start...]))
                 return
             }
@@ -144,15 +145,15 @@ final class Connection {
             if length > Connection.offloadLineBytes {
                 // Parsing megabytes of inline data would stall every other client: decode it in the threadpool.
                 var line = partial
-                partial = []
+                dropPartial()
                 line.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[start..<end]))
                 server.decodeInBackground(line, from: self)
             } else if partial.isEmpty {
                 server.handle(line: UnsafeRawBufferPointer(rebasing: bytes[start..<end]), from: self)
             } else {
-                partial.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[start..<end]))
-                let line = partial
-                partial = []
+                var line = partial
+                dropPartial()
+                line.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[start..<end]))
                 line.withUnsafeBytes { server.handle(line: $0, from: self) }
             }
             start = end + 1
@@ -163,7 +164,24 @@ final class Connection {
             refuseLongLine(length: partial.count + rest)
             return
         }
+        if let busy = server.limits.holdLineBytes(rest) {
+            Log.debug("connection uid \(peerUID) pid \(peerPID): unfinished line refused, ltd holds too many")
+            return refuse(busy)
+        }
         partial.append(contentsOf: UnsafeRawBufferPointer(rebasing: bytes[start...]))
+    }
+
+    /// Forgets the unfinished line, and gives its bytes back to the server's count.
+    private func dropPartial() {
+        server.limits.releaseLineBytes(partial.count)
+        partial = []
+    }
+
+    /// Whether request lines are held back: the queue passed `marks.hold` and has not drained to `marks.resume`.
+    /// Checked before each line, so a read of thousands of requests stops at the one whose reply crossed the mark.
+    private func holdsOutput() -> Bool {
+        if !holding, queuedBytes > marks.hold { holding = true }
+        return holding
     }
 
     /// Holds this connection's later requests while the current one is answered off the loop thread.
@@ -175,7 +193,13 @@ final class Connection {
     /// The request answered off the loop is done: go on with what followed it.
     func resumeRequests() {
         suspensions -= 1
-        guard !suspended, !closing else { return }
+        handleDeferred()
+    }
+
+    /// Handles the input kept back while a request was answered off the loop or output was held, then reads again
+    /// (unless that input holds the connection anew).
+    private func handleDeferred() {
+        guard !suspended, !holding, !closing else { return }
         let rest = deferred
         deferred = []
         if !rest.isEmpty { rest.withUnsafeBytes { received($0) } }
@@ -190,9 +214,10 @@ final class Connection {
 
     /// Sends `error`, discards all further input, and closes once the client has read it (see `lingerSince`).
     private func refuse(_ error: ProtocolError) {
-        partial = []
+        dropPartial()
         deferred = []
-        send(error.line)
+        holding = false
+        enqueue(ByteSlice(copying: error.line))
         endSubscription()
         lingerSince = Clock.monotonicNanoseconds()
         updateReading()
@@ -236,12 +261,12 @@ final class Connection {
         guard let subscription, !closing else { return }
         let log = subscription.job.log
         var scanned = 0
-        while queuedBytes < Connection.highWater, !subscription.isCaughtUp {
+        while queuedBytes < marks.pull, !subscription.isCaughtUp {
             if scanned >= Connection.scanBudget {
                 server.pumpSoon(self)
                 break
             }
-            switch log.read(&subscription.cursor, budget: Connection.highWater - queuedBytes, filter: subscription.filter) {
+            switch log.read(&subscription.cursor, budget: marks.pull - queuedBytes, filter: subscription.filter) {
             case .success(let read):
                 for slice in read.slices { enqueue(slice) }
                 scanned += read.scanned
@@ -260,9 +285,17 @@ final class Connection {
 
     // MARK: Writing
 
-    /// Queues a whole line (a reply or an error) for this connection.
+    /// Queues a whole line (a reply or an error) for this connection. A request is handled only while at most
+    /// `marks.hold` is queued, so a reply of up to `marks.largestReply` keeps the queue within `marks.limit`; a
+    /// larger one is not queued: the client is told `busy` and the connection closes once it has read what was
+    /// queued before. The rule depends on the reply alone, never on how many events happen to be in flight (events
+    /// never come here: they are pulled from the log, see `pump`).
     func send(_ line: [UInt8]) {
-        guard !closing else { return }
+        guard !closing, lingerSince == nil else { return }
+        guard line.count <= marks.largestReply else {
+            Log.debug("connection uid \(peerUID) pid \(peerPID): a reply of \(line.count) bytes is over the output limit; closing")
+            return refuse(ProtocolError(.busy, "a reply of \(line.count) bytes is more than this daemon queues for one request (\(marks.largestReply) bytes: half of --max-queued-bytes \(marks.limit)); ask for less at once"))
+        }
         enqueue(ByteSlice(copying: line))
     }
 
@@ -303,7 +336,12 @@ final class Connection {
         pump()
         if !outbox.isEmpty { server.needsFlush(self) }
         shutDownIfFlushed()
-        updateReading()
+        if holding, queuedBytes <= marks.resume {
+            holding = false
+            handleDeferred()
+        } else {
+            updateReading()
+        }
         closeIfDone()
     }
 
@@ -311,11 +349,29 @@ final class Connection {
         if closeWhenFlushed, !writing, outbox.isEmpty { close() }
     }
 
+    /// True once the peer has closed its socket entirely, not just its writing side: poll(2) reports POLLHUP on a
+    /// Unix stream socket only when both directions are shut down.
+    private var peerHungUp: Bool {
+        guard let fd = pipe.fileDescriptor else { return true }
+        var probe = pollfd(fd: fd, events: 0, revents: 0)
+        return poll(&probe, 1, 0) == 1 && probe.revents & Int16(POLLHUP | POLLERR) != 0
+    }
+
+    /// Closes the connection if it reads nothing now (half-closed, held back, or waiting on the threadpool) and its
+    /// peer has gone away, which no read will tell. Called by the server's once-a-second housekeeping.
+    func closeIfPeerGone() {
+        guard !closing, !reading, peerHungUp else { return }
+        Log.debug("connection uid \(peerUID) pid \(peerPID): peer gone while not reading")
+        close()
+    }
+
     /// Closes the connection; the server forgets it in the close callback.
     func close() {
         guard !closing else { return }
         closing = true
         endSubscription()
+        dropPartial()
+        deferred = []
         outbox = []
         outboxBytes = 0
         server.connectionClosing(self)
@@ -323,4 +379,27 @@ final class Connection {
     }
 
     var hasPendingOutput: Bool { writing || !outbox.isEmpty }
+}
+
+/// How much output one connection may have queued or in flight, all derived from `--max-queued-bytes` (`limit`,
+/// 4 MiB by default), so one flag scales them together.
+struct OutputMarks {
+    /// A subscription pulls events from its log only while the queue is under this (a quarter: 1 MiB). Events wait
+    /// in the log, not in memory, so a slow reader loses none and costs no more.
+    let pull: Int
+    /// Past this (half: 2 MiB) no further request line is handled, nor read, ...
+    let hold: Int
+    /// ... until the client has read the queue down to this (three eighths: 1.5 MiB).
+    let resume: Int
+    /// The queue stays within this (the flag), but for one event line read whole from the log.
+    let limit: Int
+    /// A longer reply gets `busy` instead, and the connection closes (the other half: 2 MiB).
+    var largestReply: Int { limit - hold }
+
+    init(limit: Int) {
+        self.limit = limit
+        pull = limit / 4
+        hold = limit / 2
+        resume = limit / 8 * 3
+    }
 }

@@ -17,19 +17,38 @@ public struct DaemonConfiguration: Sendable {
     public var socketMode: mode_t
     /// Members of this group may control every job (docs/PROTOCOL.md, "Security").
     public var adminGroup: String
+    /// Most client connections at once, in all and for one uid; beyond them a client gets `too_many_connections`.
+    public var maxConnections: Int
+    public var maxConnectionsPerUser: Int
+    /// Most bytes of unfinished request lines (read, no `\n` yet) held for all connections together; the connection
+    /// whose line would pass it gets `busy`.
+    public var maxPendingLineBytes: Int
+    /// Most bytes of output one connection may have queued; see `OutputMarks`.
+    public var maxQueuedBytes: Int
 
     public static let defaultMaxLineBytes = 64 * 1024 * 1024
     public static let defaultMaxJobs = 1000
+    public static let defaultMaxConnections = 1024
+    public static let defaultMaxConnectionsPerUser = 128
+    public static let defaultMaxPendingLineBytes = 256 * 1024 * 1024
+    public static let defaultMaxQueuedBytes = 4 * 1024 * 1024
     /// Like CUPS's lpadmin: the group whose members may control every job.
     public static let defaultAdminGroup = "ltd-admin"
 
     public init(socketPath: String, stateDirectory: String, maxLineBytes: Int = defaultMaxLineBytes,
-                maxJobs: Int = defaultMaxJobs, socketMode: mode_t? = nil, adminGroup: String = defaultAdminGroup) {
+                maxJobs: Int = defaultMaxJobs, maxConnections: Int = defaultMaxConnections,
+                maxConnectionsPerUser: Int = defaultMaxConnectionsPerUser,
+                maxPendingLineBytes: Int = defaultMaxPendingLineBytes, maxQueuedBytes: Int = defaultMaxQueuedBytes,
+                socketMode: mode_t? = nil, adminGroup: String = defaultAdminGroup) {
         self.socketPath = socketPath
         self.stateDirectory = stateDirectory
         self.maxLineBytes = maxLineBytes
         self.maxJobs = maxJobs
         self.adminGroup = adminGroup
+        self.maxConnections = maxConnections
+        self.maxConnectionsPerUser = maxConnectionsPerUser
+        self.maxPendingLineBytes = maxPendingLineBytes
+        self.maxQueuedBytes = maxQueuedBytes
         // 0600 for a user's own daemon; 0660 for the system service, whose group decides who may connect.
         self.socketMode = socketMode ?? (getuid() == 0 ? 0o660 : 0o600)
     }
@@ -61,6 +80,7 @@ public final class Daemon {
         for number in [SIGTERM, SIGINT] { sigaddset(&shutdownSignals, number) }
         pthread_sigmask(SIG_UNBLOCK, &shutdownSignals, nil)
         let activated = ListenFDs.take()
+        raiseDescriptorLimit()
         guard let loop = Loop() else { throw StartupError("cannot initialise the event loop") }
 
         let store = StateStore(root: configuration.stateDirectory)
@@ -84,5 +104,18 @@ public final class Daemon {
         loop.close()
         if server.ownsSocketPath { unlink(configuration.socketPath) }
         Log.info("stopped")
+    }
+
+    /// Lifts the soft limit on open files to the hard one: each connection and each job log read holds a descriptor,
+    /// and the usual soft limit of 1024 would run out before `--max-connections` (1024 by default) could refuse
+    /// anyone. libuv polls with epoll, so high descriptor numbers cost nothing.
+    private func raiseDescriptorLimit() {
+        var limit = rlimit()
+        guard getrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) == 0, limit.rlim_cur < limit.rlim_max else { return }
+        let wanted = limit.rlim_max
+        limit.rlim_cur = wanted
+        if setrlimit(__rlimit_resource_t(RLIMIT_NOFILE.rawValue), &limit) != 0 {
+            Log.warning("cannot raise the open-file limit to \(wanted): \(errnoText(errno))")
+        }
     }
 }

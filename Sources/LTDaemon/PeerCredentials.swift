@@ -45,17 +45,7 @@ enum PeerCredentials {
     }
 
     /// The login name of `uid` from the user database (files, NSS), or nil.
-    static func userName(of uid: uid_t) -> String? {
-        var buffer = [CChar](repeating: 0, count: 4096)
-        return buffer.withUnsafeMutableBufferPointer { storage -> String? in
-            var entry = passwd()
-            var found: UnsafeMutablePointer<passwd>?
-            guard let base = storage.baseAddress, getpwuid_r(uid, &entry, base, storage.count, &found) == 0,
-                  found != nil, let name = entry.pw_name
-            else { return nil }
-            return String(cString: name)
-        }
-    }
+    static func userName(of uid: uid_t) -> String? { ProcessIdentity.userName(of: uid) }
 }
 
 struct CredentialsUnavailable: Error {

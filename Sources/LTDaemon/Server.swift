@@ -23,6 +23,8 @@ final class Server {
     private let watchdog: Timer
     private let shutdownTimer: Timer
     private var connections: [ObjectIdentifier: Connection] = [:]
+    /// Connections per uid and unfinished-line bytes in all, against their limits.
+    var limits: ClientLimits
     /// Connections that queued output this iteration: written by the flush pass before the loop sleeps.
     private var unflushed: [ObjectIdentifier: Connection] = [:]
     /// Subscriptions that used up their scan budget: pumped again from the idle handle.
@@ -51,6 +53,7 @@ final class Server {
         inbox = Inbox(wakeup: wakeup)
         jobs = JobTable(store: store, inbox: inbox, launcher: launcher)
         readBuffer = .allocate(byteCount: Server.readBufferSize, alignment: 16)
+        limits = ClientLimits(configuration)
         listener = Pipe(loop: loop)
         terminate = Signal(loop: loop)
         interrupt = Signal(loop: loop)
@@ -76,6 +79,7 @@ final class Server {
         housekeeping.start(after: 1000, repeat: 1000) { [unowned self] in
             reportStatus()
             closeLingering()
+            for connection in Array(connections.values) { connection.closeIfPeerGone() }
         }
         notifier = SystemdNotifier(environment: environment)
         if let interval = SystemdNotifier.watchdogInterval(environment: environment), let notifier {
@@ -140,10 +144,17 @@ final class Server {
         if isShuttingDown {
             connection.send(ProtocolError(.shuttingDown, "ltd is shutting down; try again when it is back").line)
             connection.finishAfterFlush()
+        } else if let refusal = limits.admit(uid: connection.peerUID) {
+            // Closed as soon as the error is written (no linger): refused sockets must not pile up.
+            connection.send(refusal.line)
+            connection.finishAfterFlush()
+        } else {
+            connection.admitted = true
         }
     }
 
     func connectionClosing(_ connection: Connection) {
+        if connection.admitted { limits.release(uid: connection.peerUID) }
         pumpQueue[connection.id] = nil
         unflushed[connection.id] = nil
         publisherClosing(connection)

@@ -26,15 +26,30 @@ enum SocketPath {
         }
     }
 
-    /// Creates the socket's directory with mode 0700 when it does not exist.
+    /// Creates the socket's directory with mode 0700 when it does not exist; refuses the /tmp fallback unless it is
+    /// ours alone.
     static func prepareDirectory(of path: String) throws(StartupError) {
         guard let slash = path.lastIndex(of: "/") else { return }
         let directory = String(path[..<slash])
-        guard !directory.isEmpty, !FileIO.exists(directory) else { return }
-        do { try FileIO.makeDirectories(directory, mode: 0o700) } catch {
-            throw StartupError("cannot create the socket directory: \(error)")
+        guard !directory.isEmpty else { return }
+        if !FileIO.exists(directory) {
+            do { try FileIO.makeDirectories(directory, mode: 0o700) } catch {
+                throw StartupError("cannot create the socket directory: \(error)")
+            }
+            Log.info("created socket directory \(directory) (mode 0700)")
         }
-        Log.info("created socket directory \(directory) (mode 0700)")
+        if directory == DefaultPaths.temporarySocketDirectory(uid: geteuid()) { try checkPrivate(directory) }
+    }
+
+    /// The `/tmp/ltd-UID` fallback may have been made by anyone, who could then swap the socket: ltd uses it only
+    /// if it is a real directory (not a link) of its own uid, mode 0700. A directory named with --socket is the
+    /// caller's own choice and is not checked.
+    static func checkPrivate(_ directory: String) throws(StartupError) {
+        var info = stat()
+        guard lstat(directory, &info) == 0 else { throw StartupError("cannot inspect \(directory): \(errnoText(errno))") }
+        guard info.st_mode & S_IFMT == S_IFDIR, info.st_uid == geteuid(), info.st_mode & 0o077 == 0 else {
+            throw StartupError("\(directory) is in the world-writable /tmp but is not a directory of uid \(geteuid()) with mode 0700 (owner uid \(info.st_uid), mode \(String(info.st_mode & 0o7777, radix: 8))); someone else may control it. Remove it, or set XDG_RUNTIME_DIR or --socket to a private place")
+        }
     }
 
     /// What is at `path` now: nothing, a socket a process listens on, a socket nobody listens on, or something else.

@@ -13,8 +13,12 @@ public enum DefaultPaths {
         if let explicit = environment["LTD_SOCKET"], !explicit.isEmpty { return explicit }
         if uid == 0 { return systemSocket }
         if let runtime = environment["XDG_RUNTIME_DIR"], !runtime.isEmpty { return runtime + "/ltd/ltd.sock" }
-        return "/tmp/ltd-\(uid)/ltd.sock"
+        return temporarySocketDirectory(uid: uid) + "/ltd.sock"
     }
+
+    /// The socket directory of last resort, in the world-writable /tmp: ltd uses it only if it is the user's own,
+    /// mode 0700 (anyone could have made it first, and could then swap the socket).
+    public static func temporarySocketDirectory(uid: UInt32) -> String { "/tmp/ltd-\(uid)" }
 
     /// The system service's socket.
     public static let systemSocket = "/run/ltd/ltd.sock"

@@ -1,3 +1,7 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Who a process is, as `hello` reports it: the caller (from the kernel, through SO_PEERCRED) and the daemon itself.
 public struct ProcessIdentity: Sendable, Equatable {
     public var pid: Int32
@@ -32,5 +36,31 @@ public struct ProcessIdentity: Sendable, Equatable {
     /// "alice (uid 1000)", or "uid 1000" when `user` is nil: how ltd and ltctl name a user everywhere.
     public static func describe(uid: UInt32, user: String?) -> String {
         user.map { "\($0) (uid \(uid))" } ?? "uid \(uid)"
+    }
+
+    /// The system service's user (systemd/sysusers.d): besides root, the only other uid a client trusts as its daemon.
+    public static let serviceUser = "ltd"
+
+    /// The login name of `uid` from the user database (files, NSS), or nil.
+    public static func userName(of uid: UInt32) -> String? {
+        lookUp({ getpwuid_r(uid, &$0, $1, $2, &$3) }) { String(cString: $0.pw_name) }
+    }
+
+    /// The uid of the user called `name`, or nil when the user database has none.
+    public static func uid(ofUser name: String) -> UInt32? {
+        lookUp({ getpwnam_r(name, &$0, $1, $2, &$3) }) { $0.pw_uid }
+    }
+
+    /// Runs a reentrant user-database call; `read` takes what it needs while the entry's strings still live.
+    private static func lookUp<T>(_ call: (inout passwd, UnsafeMutablePointer<CChar>, Int, inout UnsafeMutablePointer<passwd>?) -> Int32,
+                                  _ read: (passwd) -> T) -> T? {
+        var buffer = [CChar](repeating: 0, count: 4096)
+        return buffer.withUnsafeMutableBufferPointer { storage -> T? in
+            var entry = passwd()
+            var found: UnsafeMutablePointer<passwd>?
+            guard let base = storage.baseAddress, call(&entry, base, storage.count, &found) == 0, found != nil,
+                  entry.pw_name != nil else { return nil }
+            return read(entry)
+        }
     }
 }

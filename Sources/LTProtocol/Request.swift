@@ -91,7 +91,7 @@ public struct RequestLine: Sendable, Equatable {
             return .failure(ProtocolError(.badJSON, "the line is not valid JSON (\(error.description)); send one JSON object per line, e.g. {\"op\":\"hello\"}"))
         }
         guard case .object(let members) = value else {
-            return .failure(ProtocolError(.badJSON, "a request must be a JSON object such as {\"op\":\"list\"}, not \(value.typeName)"))
+            return .failure(ProtocolError(.badRequest, "a request is a JSON object such as {\"op\":\"list\"}, not \(value.typeName)"))
         }
         let id = value["id"]
         do throws(ProtocolError) {

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LTData
 import LTClient
 import LTProtocol
 

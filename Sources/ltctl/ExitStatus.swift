@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import LTData
 import LTClient
 import LTProtocol
 
@@ -18,7 +19,7 @@ enum ExitStatus: Int32 {
     case failed = 5
     /// Bad command line (swift-argument-parser's EX_USAGE).
     case usage = 64
-    /// No daemon answers at the socket (EX_UNAVAILABLE).
+    /// No daemon answers at the socket, or the one that does runs as another user (EX_UNAVAILABLE).
     case unavailable = 69
     /// The connection broke or the daemon sent something unexpected (EX_PROTOCOL).
     case protocolError = 76
@@ -28,7 +29,7 @@ enum ExitStatus: Int32 {
     static let helpText = """
         Exit codes: 0 success (tail: job finished); 1 the daemon refused the request or an input file is unusable; \
         3 job cancelled; 4 job diverged; 5 job failed (3-5 from tail, start --follow, demo); 64 usage error; \
-        69 daemon unreachable; 76 connection lost or protocol error; 130 watch ended by Ctrl-C.
+        69 daemon unreachable or not trusted; 76 connection lost or protocol error; 130 watch ended by Ctrl-C.
         """
 
     /// The exit status for a job that ended in `state`.
@@ -45,7 +46,7 @@ enum ExitStatus: Int32 {
     static func forError(_ error: ClientError) -> ExitStatus {
         switch error {
         case .daemon: return .refused
-        case .cannotConnect, .socketPathTooLong: return .unavailable
+        case .cannotConnect, .socketPathTooLong, .untrustedDaemon: return .unavailable
         case .connectionClosed, .io, .protocolViolation: return .protocolError
         case .outputClosed: return .success
         case .badHost: return .usage
@@ -54,12 +55,6 @@ enum ExitStatus: Int32 {
         case .transportEnded(_, _, let status): return status == 0 ? .protocolError : .unavailable
         }
     }
-}
-
-/// A local problem with what the user gave us (a file, a data set); exits 1 with the message.
-struct InputError: Error, CustomStringConvertible {
-    let description: String
-    init(_ description: String) { self.description = description }
 }
 
 /// Runs a command body, turning client and input errors into a message on stderr and a documented exit code.

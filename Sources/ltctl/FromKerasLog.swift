@@ -1,4 +1,5 @@
 import Foundation
+import LTData
 import LTEngine
 import LTProtocol
 

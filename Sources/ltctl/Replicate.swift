@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import LTClient
+import LTData
 import LTProtocol
 
 extension LTCtl {

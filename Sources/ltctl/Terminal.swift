@@ -1,4 +1,5 @@
 import Foundation
+import LTData
 
 /// Everything ltctl does to a terminal, in one place: its size, and the full-screen mode of `watch`.
 enum Terminal {

@@ -24,6 +24,15 @@ struct LTD: ParsableCommand {
                       else $XDG_STATE_HOME/ltd (~/.local/state/ltd)
 
         Signals: SIGTERM or SIGINT checkpoints every job, delivers what they wrote to the watchers, and exits 0.
+
+        Limits on what clients may cost (beyond one: an error line, then the connection
+        closes; each limit is logged once when reached and once when left):
+          --max-connections, --max-connections-per-user  too_many_connections
+          --max-pending-line-bytes, --max-line-bytes     busy, line_too_long
+          --max-queued-bytes  a client's unread output: its requests wait past half
+                              of it; a reply larger than half gets busy. Events
+                              wait in the job's log: a slow subscriber loses none.
+
         Under systemd, ltd accepts a socket passed by socket activation and reports READY/STATUS/STOPPING.
 
         Examples:
@@ -49,6 +58,18 @@ struct LTD: ParsableCommand {
     @Option(name: .customLong("admin-group"), help: ArgumentHelp("Members of this group may pause, step, cancel and delete any user's jobs (like CUPS's lpadmin); owners and root always may.", valueName: "group"))
     var adminGroup: String = DaemonConfiguration.defaultAdminGroup
 
+    @Option(name: .customLong("max-connections"), help: ArgumentHelp("Most client connections at once; beyond it a client gets too_many_connections.", valueName: "n"))
+    var maxConnections: Int = DaemonConfiguration.defaultMaxConnections
+
+    @Option(name: .customLong("max-connections-per-user"), help: ArgumentHelp("Most connections at once from one uid; beyond it that user gets too_many_connections.", valueName: "n"))
+    var maxConnectionsPerUser: Int = DaemonConfiguration.defaultMaxConnectionsPerUser
+
+    @Option(name: .customLong("max-pending-line-bytes"), help: ArgumentHelp("Most bytes of unfinished request lines (sent without their newline yet) held for all clients together; the connection that would pass it gets busy.", valueName: "bytes"))
+    var maxPendingLineBytes: Int = DaemonConfiguration.defaultMaxPendingLineBytes
+
+    @Option(name: .customLong("max-queued-bytes"), help: ArgumentHelp("Most bytes of output queued for one client that does not read: events are pulled from the log up to a quarter of it, requests wait past half of it, and a reply larger than half of it gets busy.", valueName: "bytes"))
+    var maxQueuedBytes: Int = DaemonConfiguration.defaultMaxQueuedBytes
+
     @Option(name: .customLong("log-level"), help: ArgumentHelp("How much to log on stderr: error, warning, info or debug.", valueName: "level"))
     var logLevel: String = "info"
 
@@ -58,6 +79,15 @@ struct LTD: ParsableCommand {
         }
         guard maxJobs >= 1, maxJobs <= 1_000_000 else {
             throw ValidationError("--max-jobs must be between 1 and 1000000; got \(maxJobs)")
+        }
+        guard maxConnections >= 1, maxConnections <= 1_000_000, maxConnectionsPerUser >= 1, maxConnectionsPerUser <= maxConnections else {
+            throw ValidationError("--max-connections must be between 1 and 1000000, and --max-connections-per-user between 1 and --max-connections; got \(maxConnections) and \(maxConnectionsPerUser)")
+        }
+        guard maxPendingLineBytes >= 1024, maxPendingLineBytes <= 1 << 40 else {
+            throw ValidationError("--max-pending-line-bytes must be between 1024 and 1099511627776 (1 TiB); got \(maxPendingLineBytes)")
+        }
+        guard maxQueuedBytes >= 65536, maxQueuedBytes <= 1 << 30 else {
+            throw ValidationError("--max-queued-bytes must be between 65536 and 1073741824 (1 GiB); got \(maxQueuedBytes)")
         }
         guard Log.Level(name: logLevel) != nil else {
             throw ValidationError("--log-level must be one of: error, warning, info, debug; got \(logLevel)")
@@ -80,6 +110,10 @@ struct LTD: ParsableCommand {
             stateDirectory: stateDir ?? DefaultPaths.stateDirectory(environment: environment),
             maxLineBytes: maxLineBytes,
             maxJobs: maxJobs,
+            maxConnections: maxConnections,
+            maxConnectionsPerUser: maxConnectionsPerUser,
+            maxPendingLineBytes: maxPendingLineBytes,
+            maxQueuedBytes: maxQueuedBytes,
             adminGroup: adminGroup)
         do {
             try Daemon(configuration: configuration).run(environment: environment)

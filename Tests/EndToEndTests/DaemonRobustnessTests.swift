@@ -28,8 +28,8 @@ struct DaemonRobustnessTests {
             if let field { #expect(reply["field"]?.stringValue == field) }
         }
         try expectError(Array("{\"op\":\"hello\"".utf8), "bad_json")
-        try expectError(Array("[1,2,3]".utf8), "bad_json")
-        try expectError(Array("\"hello\"".utf8), "bad_json")
+        try expectError(Array("[1,2,3]".utf8), "bad_request")
+        try expectError(Array("\"hello\"".utf8), "bad_request")
         try expectError(Array("{\"op\":\"".utf8) + [0xFF, 0xFE] + Array("\"}".utf8), "bad_json")
         try expectError(Array(("{\"op\":\"hello\",\"id\":" + String(repeating: "[", count: 200) + String(repeating: "]", count: 200) + "}").utf8), "bad_json")
         try expectError(Array("{\"op\":\"frobnicate\"}".utf8), "unknown_op")

@@ -56,9 +56,7 @@ struct DaemonSocketTests {
         defer { Paths.remove(directory) }
         chmod(directory, 0o777)
         let socket = directory + "/run/ltd/ltd.sock"
-        let daemon = try ChildProcess(["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", Paths.ltd,
-                                       "--socket", socket, "--state-dir", directory + "/state"])
-        try waitUntil("the socket to appear", timeout: .seconds(20)) { FileManager.default.fileExists(atPath: socket) }
+        let daemon = try launchLTDAsNobody(socket: socket, stateDirectory: directory + "/state")
         var info = stat()
         #expect(stat(socket, &info) == 0)
         #expect(info.st_mode & 0o777 == 0o600)

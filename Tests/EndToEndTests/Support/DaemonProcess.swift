@@ -88,3 +88,16 @@ final class DaemonProcess {
         Paths.remove(directory)
     }
 }
+
+/// `arguments` run as uid and gid 65534 (nobody) with no supplementary groups: another user, for tests that need root.
+let asNobody = ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+
+/// ltd run as nobody on `socket`, once it accepts connections (root may connect to its 0600 socket).
+func launchLTDAsNobody(socket: String, stateDirectory: String) throws -> ChildProcess {
+    let daemon = try ChildProcess(asNobody + [Paths.ltd, "--socket", socket, "--state-dir", stateDirectory])
+    try waitUntil("ltd (as nobody) to accept connections on \(socket)") {
+        guard daemon.isRunning else { throw HarnessFailure("ltd exited with \(daemon.exitStatus ?? -1)") }
+        return (try? LineClient(path: socket)) != nil
+    }
+    return daemon
+}

@@ -12,9 +12,11 @@ Standard library only. `ltd_client.plot` draws with matplotlib when it is instal
 
 from .client import Client, Subscription
 from .daemon import ensure_daemon
-from .errors import (AlreadySubscribed, BadJSON, BadRequest, CapabilityMissing, ConnectionLost, DaemonUnavailable, InternalError,
+from .errors import (AlreadySubscribed, BadJSON, BadRequest, Busy, CapabilityMissing, ConnectionLost, DaemonUnavailable,
+                     InternalError,
                      InvalidJobName, InvalidSpec, JobActive, JobExists, LineTooLong, LtdError, NotReached,
-                     PermissionDenied, ProtocolError, ShuttingDown, TooManyJobs, UnknownJob, UnknownOp, WrongState)
+                     PermissionDenied, ProtocolError, ShuttingDown, TooManyConnections, TooManyJobs, UnknownJob,
+                     UnknownOp, WrongState)
 from .rows import STEP_COLUMNS, read_events, to_rows
 from .wire import decode_line, default_socket_path, float32
 
@@ -26,5 +28,6 @@ __all__ = [
     "float32", "PROTOCOL_VERSION",
     "LtdError", "CapabilityMissing", "DaemonUnavailable", "ConnectionLost", "ProtocolError", "BadJSON", "LineTooLong", "UnknownOp",
     "BadRequest", "InvalidJobName", "InvalidSpec", "UnknownJob", "JobExists", "PermissionDenied", "WrongState",
-    "JobActive", "TooManyJobs", "NotReached", "AlreadySubscribed", "ShuttingDown", "InternalError",
+    "JobActive", "TooManyJobs", "NotReached", "AlreadySubscribed", "ShuttingDown", "TooManyConnections", "Busy",
+    "InternalError",
 ]

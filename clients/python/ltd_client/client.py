@@ -7,8 +7,10 @@ subscription turns a connection into an event stream until the job's `end` event
 import errno as _errno
 import itertools
 import os
+import pwd
 import shlex
 import socket
+import struct
 import subprocess
 import threading
 from typing import Any, Dict, Iterable, List, Mapping, Optional
@@ -48,7 +50,33 @@ def _connect(path: str, timeout: Optional[float]) -> socket.socket:
             why = exc.strerror or str(exc)
         raise DaemonUnavailable("cannot connect to ltd at %s: %s. %s" % (path, why, _how_to_start(path)),
                                 socket_path=path, errno=code) from None
+    _check_daemon_uid(sock, path)
     return sock
+
+
+SERVICE_USER = "ltd"
+
+
+def _check_daemon_uid(sock: socket.socket, path: str) -> None:
+    """The daemon must run as us, as root, or as the `ltd` service user: anyone else listening at the path (a socket
+    planted in a shared directory) would read every request and could answer anything. The kernel says who listens
+    (SO_PEERCRED), as ltctl checks."""
+    _pid, uid, _gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i")))
+    try:
+        service = pwd.getpwnam(SERVICE_USER).pw_uid
+    except KeyError:
+        service = None
+    if uid in (os.geteuid(), 0, service):
+        return
+    sock.close()
+    try:
+        who = "%s (uid %d)" % (pwd.getpwuid(uid).pw_name, uid)
+    except KeyError:
+        who = "uid %d" % uid
+    raise DaemonUnavailable("the process listening on %s runs as %s, not as you (uid %d), root or the %s service user: "
+                            "it is not a daemon this client trusts. Check who made that socket (ls -l %s), or point "
+                            "LTD_SOCKET (or Client(socket_path=...)) at your own ltd"
+                            % (path, who, os.geteuid(), SERVICE_USER, path), socket_path=path)
 
 
 def ssh_command(address: str, environ: Optional[Mapping[str, str]] = None) -> List[str]:

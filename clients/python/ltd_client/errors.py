@@ -9,7 +9,7 @@ from typing import Any, Dict, Optional
 __all__ = [
     "LtdError", "DaemonUnavailable", "ConnectionLost", "ProtocolError",
     "BadJSON", "LineTooLong", "UnknownOp", "BadRequest", "InvalidJobName", "InvalidSpec", "UnknownJob", "JobExists",
-    "PermissionDenied", "WrongState", "JobActive", "TooManyJobs", "AlreadySubscribed", "ShuttingDown",
+    "PermissionDenied", "WrongState", "JobActive", "TooManyJobs", "AlreadySubscribed", "ShuttingDown", "TooManyConnections", "Busy",
     "InternalError", "error_from_reply",
 ]
 
@@ -146,13 +146,25 @@ class ShuttingDown(LtdError):
     code = "shutting_down"
 
 
+class TooManyConnections(LtdError):
+    """The daemon's connection limit, in all or for this uid, is reached; the connection is closed."""
+
+    code = "too_many_connections"
+
+
+class Busy(LtdError):
+    """The daemon holds as many unfinished request lines as it will; the connection is closed. Try again."""
+
+    code = "busy"
+
+
 class InternalError(LtdError):
     code = "internal"
 
 
 _BY_CODE = {cls.code: cls for cls in (
     BadJSON, LineTooLong, UnknownOp, BadRequest, InvalidJobName, InvalidSpec, UnknownJob, JobExists,
-    PermissionDenied, WrongState, JobActive, TooManyJobs, NotReached, AlreadySubscribed, ShuttingDown, InternalError)}
+    PermissionDenied, WrongState, JobActive, TooManyJobs, NotReached, AlreadySubscribed, ShuttingDown, TooManyConnections, Busy, InternalError)}
 
 
 def error_from_reply(reply: Dict[str, Any]) -> LtdError:

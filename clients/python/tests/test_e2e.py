@@ -486,3 +486,28 @@ def test_numpy_data_trains_the_same_job(client, job_name):
     client.start(job_name, spec)
     rows = to_rows(client.tail(job_name, timeout=WAIT))
     assert [r["rmse"] for r in rows] == [s["logs"]["root_mean_squared_error"] for s in golden.golden_steps()]
+
+
+def test_a_daemon_of_another_uid_is_not_trusted(ltd_bin):
+    import shutil
+    import tempfile
+    if os.getuid() != 0 or shutil.which("setpriv") is None:
+        pytest.skip("!!! needs root and setpriv to run ltd as another uid; daemon-uid test NOT run !!!")
+    directory = tempfile.mkdtemp(prefix="ltd-peeruid-")   # in /tmp itself: pytest's tmp_path is closed to uid 65534
+    os.chmod(directory, 0o777)
+    path = os.path.join(directory, "ltd.sock")
+    stranger = subprocess.Popen(AS_NOBODY + [ltd_bin, "--socket", path, "--state-dir", os.path.join(directory, "state")],
+                                stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + WAIT
+        while True:
+            with pytest.raises(DaemonUnavailable) as refused:
+                Client(socket_path=path).hello()
+            if refused.value.errno is None or time.time() > deadline:   # not a connect(2) failure: ltd is up
+                break
+            time.sleep(0.05)
+        assert "runs as nobody (uid 65534), not as you (uid 0), root or the ltd service user" in str(refused.value)
+    finally:
+        stranger.terminate()
+        stranger.wait(timeout=WAIT)
+        shutil.rmtree(directory, ignore_errors=True)
