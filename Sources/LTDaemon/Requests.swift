@@ -58,7 +58,8 @@ extension Server {
         })
     }
 
-    private func answer(_ decoded: Result<RequestLine, ProtocolError>, prepared: PreparedStart?, from connection: Connection) {
+    /// Answers a decoded request, or holds it while restore has not registered the job it needs (`Restorer`).
+    func answer(_ decoded: Result<RequestLine, ProtocolError>, prepared: PreparedStart?, from connection: Connection) {
         if isShuttingDown {
             connection.send(ProtocolError(.shuttingDown, "ltd is shutting down; try again when it is back").line)
             connection.finishAfterFlush()
@@ -73,6 +74,7 @@ extension Server {
         case .success(let decoded):
             line = decoded
         }
+        if restorer.mustWait(line.request) { return restorer.wait(line, prepared: prepared, from: connection) }
         let id = line.id
         switch line.request {
         case .hello: hello(connection, id: id)
@@ -114,6 +116,7 @@ extension Server {
     private func subscribe(_ name: String, from: Int, every: Int, types: Set<EventType>?, _ connection: Connection,
                            id: JSONValue?) {
         guard let job = jobs[name] else { return connection.send(jobs.unknownJob(name, id: id).line) }
+        if let damage = job.record.damage { return connection.send(jobs.damagedError(name, damage, id: id).line) }
         if connection.subscription != nil {
             return connection.send(ProtocolError(.alreadySubscribed, "this connection already follows a job; unsubscribe first or open another connection", id: id).line)
         }
@@ -177,10 +180,10 @@ extension Server {
                 return
             }
             let files = store.jobFiles(name)
-            let record = JobRecord(name: name, owner: owner, created: created, files: files, spec: spec,
+            let record = JobRecord(name: name, owner: owner, created: created, files: files, precision: spec.precision,
                                    summary: summary, paused: spec.paused)
             let job = Job(record: record, log: EventLog(path: files.events, publishedSeq: 0, publishedOffset: 0, ended: false))
-            if case .failure(let error) = jobs.startThread(of: job, trainer: trainer, seq: 0, offset: 0, paused: spec.paused) {
+            if case .failure(let error) = jobs.startThread(of: job, spec: spec, trainer: trainer, seq: 0, offset: 0, paused: spec.paused) {
                 Log.error("job \(name): cannot start its thread: \(error)")
                 removeInBackground(files.directory)
                 connection.send(ProtocolError(.internalError, "cannot start a thread for job \(name): \(error)", id: id).line)

@@ -99,31 +99,36 @@ struct StateStore {
         try FileIO.list(jobsDirectory).filter { JobName.isValid($0) }
     }
 
+    /// A job's `spec.json` (read again on demand for a finished job, whose spec is not kept in memory).
+    func spec(job name: String) throws(LoadError) -> JobSpec {
+        let files = jobFiles(name)
+        do {
+            return try JobSpec(storedJSON: try JSONParser.parse(try FileIO.readAll(path: files.spec)))
+        } catch {
+            throw LoadError.unreadable("\(files.spec): \(error)")
+        }
+    }
+
+    /// A job's `meta.json`: who owns it, when it was created, and its kind.
+    func meta(job name: String) throws(LoadError) -> (owner: UInt32, created: String, kind: JobKind) {
+        let files = jobFiles(name)
+        let meta: JSONValue
+        do { meta = try JSONParser.parse(try FileIO.readAll(path: files.meta)) } catch {
+            throw LoadError.unreadable("\(files.meta): \(error)")
+        }
+        guard let uid = meta["owner"]?.uint64Value, uid <= UInt64(UInt32.max) else {
+            throw LoadError.unreadable("meta.json has no owner uid")
+        }
+        guard let kind = JobKind(rawValue: meta["kind"]?.stringValue ?? "native") else {
+            throw LoadError.unreadable("meta.json names an unknown kind of job")
+        }
+        return (UInt32(uid), meta["created"]?.stringValue ?? "", kind)
+    }
+
     func load(job name: String) throws(LoadError) -> StoredJob {
         let files = jobFiles(name)
-        let dir = files.directory
-        let spec: JobSpec
-        let owner: UInt32
-        let created: String
-        let kind: JobKind
-        do {
-            let specValue = try JSONParser.parse(try FileIO.readAll(path: files.spec))
-            spec = try JobSpec(storedJSON: specValue)
-            let meta = try JSONParser.parse(try FileIO.readAll(path: files.meta))
-            guard let uid = meta["owner"]?.uint64Value, uid <= UInt64(UInt32.max) else {
-                throw LoadError.unreadable("meta.json has no owner uid")
-            }
-            owner = UInt32(uid)
-            created = meta["created"]?.stringValue ?? ""
-            guard let known = JobKind(rawValue: meta["kind"]?.stringValue ?? "native") else {
-                throw LoadError.unreadable("meta.json names an unknown kind of job")
-            }
-            kind = known
-        } catch let error as LoadError {
-            throw error
-        } catch {
-            throw LoadError.unreadable("\(dir): \(error)")
-        }
+        let spec = try spec(job: name)
+        let (owner, created, kind) = try meta(job: name)
         var checkpoint: JobCheckpoint? = nil
         if let bytes = try? FileIO.readAll(path: files.checkpoint) {
             do { checkpoint = try JobCheckpoint.decode(bytes) } catch {

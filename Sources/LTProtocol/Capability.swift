@@ -13,6 +13,8 @@ public enum Capability: String, CaseIterable, Sendable {
     case batchRMSE = "batch_rmse"
     /// The `create` and `publish` ops (jobs fed from outside, such as the Keras bridge), and `kind` in job status.
     case externalJobs = "external_jobs"
+    /// The job state `damaged`, with its `reason`, in `status` and `list` (a job directory the daemon could not read).
+    case damagedJobs = "damaged_jobs"
 
     /// The capabilities named in a hello reply; none when the daemon sent no list.
     public static func advertised(in hello: JSONValue) -> Set<String> {
