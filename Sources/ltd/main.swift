@@ -22,7 +22,12 @@ struct LTD: ParsableCommand {
           state dir   $LTD_STATE_DIR, else $STATE_DIRECTORY (systemd), else /var/lib/ltd as root,
                       else $XDG_STATE_HOME/ltd (~/.local/state/ltd)
 
-        Signals: SIGTERM or SIGINT checkpoints every job, delivers what they wrote to the watchers, and exits 0.
+        Start-up: ltd listens and reports ready at once, then restores the jobs of its state directory in the \
+        background; until it is done, `list` and requests naming a job not restored yet wait for it. A job \
+        directory it cannot read is listed as `damaged` with the reason, its files untouched; delete it when done.
+
+        Signals: SIGTERM, SIGINT and SIGHUP (a closed terminal) each checkpoint every job, deliver what they wrote \
+        to the watchers, and exit 0; during start-up and restore too (jobs not restored yet are left untouched).
         Under systemd, ltd accepts a socket passed by socket activation and reports READY/STATUS/STOPPING.
 
         Examples:

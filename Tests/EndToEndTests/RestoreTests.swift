@@ -27,17 +27,44 @@ struct RestoreTests {
         _ = try watcher.readUntilEnd()
         #expect(try daemon.stop() == 0)
         let jobs = daemon.stateDirectory + "/jobs/"
-        let originals = try files.map { try String(contentsOfFile: jobs + "j0000/" + $0, encoding: .utf8) }
+        let originals = try files.map { Array(try Data(contentsOf: URL(fileURLWithPath: jobs + "j0000/" + $0))) }
+        let original = Array("\"j0000\"".utf8)
         for i in 1..<count {
             let job = name(i)
-            try FileManager.default.createDirectory(atPath: jobs + job, withIntermediateDirectories: false,
-                                                    attributes: [.posixPermissions: 0o700])
-            for (file, text) in zip(files, originals) {
-                let renamed = text.replacingOccurrences(of: "\"j0000\"", with: "\"\(job)\"")
-                try Data(renamed.utf8).write(to: URL(fileURLWithPath: jobs + job + "/" + file))
+            guard mkdir(jobs + job, 0o700) == 0 else { throw HarnessFailure("mkdir \(jobs + job): errno \(errno)") }
+            for (file, bytes) in zip(files, originals) {
+                try write(renaming(bytes, from: original, to: Array("\"\(job)\"".utf8)), to: jobs + job + "/" + file)
             }
         }
         return daemon
+    }
+
+    /// `bytes` with every `from` replaced by `to` (of the same length).
+    static func renaming(_ bytes: [UInt8], from: [UInt8], to: [UInt8]) -> [UInt8] {
+        var out = bytes
+        out.withUnsafeMutableBytes { raw in
+            guard let base = raw.baseAddress else { return }
+            var offset = 0
+            while offset + from.count <= raw.count, let hit = memchr(base + offset, Int32(from[0]), raw.count - offset) {
+                offset = base.distance(to: hit)
+                guard offset + from.count <= raw.count else { break }
+                if memcmp(hit, from, from.count) == 0 {
+                    to.withUnsafeBytes { source in source.baseAddress.map { hit.copyMemory(from: $0, byteCount: to.count) } }
+                    offset += to.count
+                } else {
+                    offset += 1
+                }
+            }
+        }
+        return out
+    }
+
+    static func write(_ bytes: [UInt8], to path: String) throws {
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw HarnessFailure("open \(path): errno \(errno)") }
+        defer { close(fd) }
+        let written = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+        guard written == bytes.count else { throw HarnessFailure("write \(path): errno \(errno)") }
     }
 
     /// Every file of every job directory, by "job/file".

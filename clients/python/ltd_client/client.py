@@ -358,11 +358,13 @@ class Client:
         return self._expect(self.request("start", job=name, spec=dict(spec)), "started", "status")
 
     def list(self) -> List[Dict[str, Any]]:
-        """Every job's status object."""
+        """Every job's status object. A job whose directory ltd could not restore has state "damaged" and a
+        "reason" (docs/PROTOCOL.md, "The status object"); it can only be deleted."""
         return self._expect(self.request("list"), "jobs", "jobs")
 
     def status(self, name: str) -> Dict[str, Any]:
-        """Job `name`'s status object: state, owner, iteration, epoch, progress, latest metrics."""
+        """Job `name`'s status object: state, owner, iteration, epoch, progress, latest metrics (and "reason" for
+        a "damaged" job)."""
         return self._expect(self.request("status", job=name), "status", "status")
 
     def pause(self, name: str) -> Dict[str, Any]:
