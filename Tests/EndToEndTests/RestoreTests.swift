@@ -39,6 +39,19 @@ struct RestoreTests {
         return daemon
     }
 
+    /// Starts the stopped `daemon`, adds job `name` paused after `steps` steps, and stops it again.
+    static func addPausedJob(_ name: String, steps: Int, to daemon: DaemonProcess) throws {
+        try daemon.start()
+        let control = try LineClient(path: daemon.socketPath)
+        let spec = JobSpecs.noisyLine(rows: 12, epochs: 50, batch: 4, paused: true)
+        #expect(try control.request("{\"op\":\"start\",\"job\":\"\(name)\",\"spec\":\(spec)}")["type"]?.stringValue == "started")
+        #expect(try control.request("{\"op\":\"step\",\"job\":\"\(name)\",\"count\":\(steps)}")["type"]?.stringValue == "ok")
+        try waitUntil("\(name) to take \(steps) steps") {
+            try control.request("{\"op\":\"status\",\"job\":\"\(name)\"}")["status"]?["iteration"]?.intValue == steps
+        }
+        #expect(try daemon.stop() == 0)
+    }
+
     /// `bytes` with every `from` replaced by `to` (of the same length).
     static func renaming(_ bytes: [UInt8], from: [UInt8], to: [UInt8]) -> [UInt8] {
         var out = bytes
@@ -116,16 +129,8 @@ struct RestoreTests {
         let count = 300
         let daemon = try Self.finishedJobs(count, rows: 20_000, tag: "restore-term")
         defer { daemon.cleanUp() }
-        // Plus one unfinished job, paused after 3 steps, named to be read last.
-        try daemon.start()
-        let control = try LineClient(path: daemon.socketPath)
-        let spec = JobSpecs.noisyLine(rows: 12, epochs: 50, batch: 4, paused: true)
-        #expect(try control.request("{\"op\":\"start\",\"job\":\"zpaused\",\"spec\":\(spec)}")["type"]?.stringValue == "started")
-        #expect(try control.request("{\"op\":\"step\",\"job\":\"zpaused\",\"count\":3}")["type"]?.stringValue == "ok")
-        try waitUntil("zpaused to take 3 steps") {
-            try control.request("{\"op\":\"status\",\"job\":\"zpaused\"}")["status"]?["iteration"]?.intValue == 3
-        }
-        #expect(try daemon.stop() == 0)
+        // Plus one unfinished job, named to be read last.
+        try Self.addPausedJob("zpaused", steps: 3, to: daemon)
         let before = try Self.snapshot(daemon)
         let logStart = daemon.stderr.count
 
@@ -179,16 +184,8 @@ struct RestoreTests {
     func damagedJobs() throws {
         let daemon = try Self.finishedJobs(4, rows: 12, tag: "restore-damaged")
         defer { daemon.cleanUp() }
-        // An unfinished job, paused after 5 steps, for a log shorter than its checkpoint promises.
-        try daemon.start()
-        let control = try LineClient(path: daemon.socketPath)
-        let spec = JobSpecs.noisyLine(rows: 12, epochs: 50, batch: 4, paused: true)
-        #expect(try control.request("{\"op\":\"start\",\"job\":\"short\",\"spec\":\(spec)}")["type"]?.stringValue == "started")
-        #expect(try control.request("{\"op\":\"step\",\"job\":\"short\",\"count\":5}")["type"]?.stringValue == "ok")
-        try waitUntil("short to take 5 steps") {
-            try control.request("{\"op\":\"status\",\"job\":\"short\"}")["status"]?["iteration"]?.intValue == 5
-        }
-        #expect(try daemon.stop() == 0)
+        // An unfinished job, for a log shorter than its checkpoint promises.
+        try Self.addPausedJob("short", steps: 5, to: daemon)
         let jobs = daemon.stateDirectory + "/jobs/"
         try Data("{\"version\":1,\"seq\":".utf8).write(to: URL(fileURLWithPath: jobs + "j0001/checkpoint.json"))
         try Data("{\"data\":".utf8).write(to: URL(fileURLWithPath: jobs + "j0002/spec.json"))

@@ -155,12 +155,17 @@ import LTProtocol
 
     // MARK: The tail
 
-    @Test("a reader the tail has rolled past reads the file, then memory, and gets every byte once")
-    func tailRolledPastReader() throws {
-        let path = try Self.temporaryLogPath()
+    /// A new log whose tail keeps about 400 bytes, with an index entry every 4 events and 150-byte file reads.
+    static func smallTailLog() throws -> (path: String, log: EventLog, appender: EventLog.Appender) {
+        let path = try temporaryLogPath()
         let log = EventLog(path: path, publishedSeq: 0, publishedOffset: 0, ended: false, tailLimitBytes: 400,
                            indexSpacing: 4, fileReadBytes: 150)
-        let appender = try EventLog.openAppender(path: path).get()
+        return (path, log, try EventLog.openAppender(path: path).get())
+    }
+
+    @Test("a reader the tail has rolled past reads the file, then memory, and gets every byte once")
+    func tailRolledPastReader() throws {
+        let (path, log, appender) = try Self.smallTailLog()
         defer { appender.close() }
         var seq = 0
         for batch in 0..<20 {
@@ -187,10 +192,7 @@ import LTProtocol
 
     @Test("a file read finished after more batches arrived (as in the threadpool) keeps every byte, once, in order")
     func fileReadFinishedLater() throws {
-        let path = try Self.temporaryLogPath()
-        let log = EventLog(path: path, publishedSeq: 0, publishedOffset: 0, ended: false, tailLimitBytes: 400,
-                           indexSpacing: 4, fileReadBytes: 150)
-        let appender = try EventLog.openAppender(path: path).get()
+        let (path, log, appender) = try Self.smallTailLog()
         defer { appender.close() }
         var seq = 0
         for _ in 0..<10 { Self.append(Self.steps((seq + 1)...(seq + 2)), to: log, appender: appender); seq += 2 }
