@@ -66,6 +66,13 @@ def main():
         print(f"throughput ({validation} validation): {n} events in {dt:.3f} s = {epochs * 12 / dt:,.0f} steps/s, "
               f"{n / dt:,.0f} events/s start→last event received")
 
+    # A reader that joins after the end reads the whole log from the file (behind the in-memory tail).
+    t0 = time.perf_counter()
+    c = Conn(sock); c.send({"op": "subscribe", "job": "thr-fast"})
+    n = drain([c])[0] - 1
+    dt = time.perf_counter() - t0
+    print(f"catch-up from the file: a reader joining after the end read {n} events in {dt:.3f} s = {n / dt:,.0f} events/s")
+
     if a.ltctl:
         name = "thr-ltctl"
         t0 = time.perf_counter()

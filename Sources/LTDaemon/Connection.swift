@@ -256,9 +256,11 @@ final class Connection {
     }
 
     /// Queues events for the subscription until the queue reaches `highWater`, the subscriber has everything
-    /// published, or this pump has scanned `scanBudget` bytes of log (then the daemon pumps again soon).
+    /// published, or this pump has scanned `scanBudget` bytes of log (then the daemon pumps again soon). Events in
+    /// memory are queued at once; events behind it are read from the file in libuv's threadpool, and the pump goes
+    /// on when that read is back (one read in flight per subscription, so order is kept).
     func pump() {
-        guard let subscription, !closing else { return }
+        guard let subscription, !closing, !subscription.reading else { return }
         let log = subscription.job.log
         var scanned = 0
         while queuedBytes < marks.pull, !subscription.isCaughtUp {
@@ -266,21 +268,43 @@ final class Connection {
                 server.pumpSoon(self)
                 break
             }
-            switch log.read(&subscription.cursor, budget: marks.pull - queuedBytes, filter: subscription.filter) {
-            case .success(let read):
+            switch log.next(&subscription.cursor, budget: marks.pull - queuedBytes, filter: subscription.filter) {
+            case .success(.served(let read)):
                 for slice in read.slices { enqueue(slice) }
                 scanned += read.scanned
+            case .success(.fromFile(let request)):
+                return readInBackground(request, for: subscription)
             case .failure(let error):
-                Log.error("job \(subscription.job.name): \(error)")
-                send(ProtocolError(.internalError, "cannot read the log of job \(subscription.job.name); subscribe again from seq \(subscription.cursor.seq)").line)
-                endSubscription()
-                return
+                return readFailed(error, subscription)
             }
         }
         if log.ended, subscription.isCaughtUp {
             subscription.complete = true
             endSubscription()
         }
+    }
+
+    /// Runs a file read of the subscription's log off the loop, then queues what it read and pumps on.
+    private func readInBackground(_ request: EventLog.FileRead, for subscription: Subscription) {
+        subscription.reading = true
+        server.loop.queueWork({ request.perform() }, then: { [self] in
+            subscription.reading = false
+            // The subscription may have ended (unsubscribe, delete, close) while the read ran: drop what it read.
+            guard self.subscription === subscription, !closing else { return }
+            switch subscription.job.log.finish(request, cursor: &subscription.cursor) {
+            case .success(let read):
+                for slice in read.slices { enqueue(slice) }
+                pump()
+            case .failure(let error):
+                readFailed(error, subscription)
+            }
+        })
+    }
+
+    private func readFailed(_ error: EventLog.ReadError, _ subscription: Subscription) {
+        Log.error("job \(subscription.job.name): \(error)")
+        send(ProtocolError(.internalError, "cannot read the log of job \(subscription.job.name); subscribe again from seq \(subscription.cursor.seq)").line)
+        endSubscription()
     }
 
     // MARK: Writing

@@ -74,11 +74,15 @@ public final class Daemon {
     /// returns after a graceful shutdown.
     public func run(environment: [String: String]) throws(StartupError) {
         signal(SIGPIPE, SIG_IGN)
-        // A parent may have spawned us with signals blocked (Foundation's Process does); SIGTERM must reach us.
+        // SIGTERM, SIGINT and SIGHUP are blocked from here until the server's handlers are armed, so one that comes
+        // during start-up is held, then handled (a graceful shutdown), never the default death. Threads started
+        // meanwhile (the launcher, hence every job thread) keep them blocked: they are delivered to the loop thread.
+        // Unblocking afterwards also undoes a parent that spawned us with them blocked (Foundation's Process does).
         var shutdownSignals = sigset_t()
         sigemptyset(&shutdownSignals)
-        for number in [SIGTERM, SIGINT] { sigaddset(&shutdownSignals, number) }
-        pthread_sigmask(SIG_UNBLOCK, &shutdownSignals, nil)
+        for number in Server.shutdownSignals { sigaddset(&shutdownSignals, number) }
+        pthread_sigmask(SIG_BLOCK, &shutdownSignals, nil)
+        defer { pthread_sigmask(SIG_UNBLOCK, &shutdownSignals, nil) }
         let activated = ListenFDs.take()
         raiseDescriptorLimit()
         guard let loop = Loop() else { throw StartupError("cannot initialise the event loop") }
@@ -100,6 +104,7 @@ public final class Daemon {
         }
         let server = Server(configuration: configuration, loop: loop, store: store, launcher: launcher)
         try server.start(activated: activated, environment: environment)
+        pthread_sigmask(SIG_UNBLOCK, &shutdownSignals, nil)
         loop.run()
         loop.close()
         if server.ownsSocketPath { unlink(configuration.socketPath) }

@@ -199,7 +199,7 @@ final class EventLog {
     /// The number of index entries (for tests of its spacing).
     var indexCount: Int { index.count }
 
-    // MARK: Reading (the loop thread)
+    // MARK: Reading (the loop thread; file reads anywhere)
 
     /// What one `read` produced: slices to write, in order, and how many bytes of log it examined.
     struct Read {
@@ -211,15 +211,57 @@ final class EventLog {
         let description: String
     }
 
+    /// A reader's next step: served from memory at once, or a file read to run (in libuv's threadpool) and then
+    /// hand to `finish`.
+    enum NextRead {
+        case served(Read)
+        case fromFile(FileRead)
+    }
+
     /// Serves the reader at `cursor` from one in-memory batch or one file read: at most about `budget` bytes of
     /// events it has not had (at least one event), kept or dropped by `filter`. Moves the cursor past every event it
-    /// examined. Call again while `cursor.seq <= publishedSeq` and the reader wants more.
+    /// examined. Call again while `cursor.seq <= publishedSeq` and the reader wants more. (The daemon splits this
+    /// into `next`, the file read off the loop, and `finish`; this is the same path run in one go.)
     func read(_ cursor: inout LogCursor, budget: Int, filter: EventFilter) -> Result<Read, ReadError> {
-        guard cursor.seq <= publishedSeq else { return .success(Read()) }
-        if let (chunk, line) = locate(cursor.seq) {
-            return .success(readMemory(&cursor, chunk: chunk, line: line, budget: budget, filter: filter))
+        switch next(&cursor, budget: budget, filter: filter) {
+        case .failure(let error): return .failure(error)
+        case .success(.served(let read)): return .success(read)
+        case .success(.fromFile(let request)):
+            request.perform()
+            return finish(request, cursor: &cursor)
         }
-        return readFile(&cursor, budget: budget, filter: filter)
+    }
+
+    /// The first half of `read`: an in-memory read is done at once; a read behind memory is described for `perform`.
+    func next(_ cursor: inout LogCursor, budget: Int, filter: EventFilter) -> Result<NextRead, ReadError> {
+        guard cursor.seq <= publishedSeq else { return .success(.served(Read())) }
+        if let (chunk, line) = locate(cursor.seq) {
+            return .success(.served(readMemory(&cursor, chunk: chunk, line: line, budget: budget, filter: filter)))
+        }
+        // From the cursor's file position (or the nearest indexed one before its seq), up to where memory starts.
+        let limit = tailHead < tail.count ? tail[tailHead].fileOffset : publishedOffset
+        var position = cursor.filePosition ?? indexedPosition(atOrBefore: cursor.seq)
+        if position.seq > cursor.seq || position.offset >= limit {
+            position = indexedPosition(atOrBefore: cursor.seq)
+        }
+        guard position.offset < limit else {
+            return .failure(ReadError(description: "\(path): no event \(cursor.seq) before offset \(limit)"))
+        }
+        return .success(.fromFile(FileRead(path: path, start: position, wanted: cursor.seq, limit: limit, budget: budget,
+                                           filter: filter, size: fileReadBytes, indexSpacing: indexSpacing)))
+    }
+
+    /// The second half of `read`, on the loop: notes the index points the file read passed and moves the cursor.
+    func finish(_ request: FileRead, cursor: inout LogCursor) -> Result<Read, ReadError> {
+        guard let outcome = request.outcome else { return .failure(ReadError(description: "\(path): the read did not run")) }
+        switch outcome {
+        case .failure(let error): return .failure(error)
+        case .success(let done):
+            for point in done.indexPoints { noteIndex(seq: point.seq, offset: point.offset) }
+            if let next = done.nextSeq { cursor.seq = next }
+            cursor.filePosition = done.position
+            return .success(done.read)
+        }
     }
 
     /// The chunk in memory that holds `seq`, with the event's position in it.
@@ -256,80 +298,109 @@ final class EventLog {
         return read
     }
 
-    /// Reads from the file, starting at the cursor's file position (or the nearest indexed one before its seq), up
-    /// to where memory starts.
-    private func readFile(_ cursor: inout LogCursor, budget: Int, filter: EventFilter) -> Result<Read, ReadError> {
-        let limit = tailHead < tail.count ? tail[tailHead].fileOffset : publishedOffset
-        var position = cursor.filePosition ?? indexedPosition(atOrBefore: cursor.seq)
-        if position.seq > cursor.seq || position.offset >= limit {
-            position = indexedPosition(atOrBefore: cursor.seq)
+    /// One read of the log file behind memory. It touches only its own fields and the file's bytes before `limit`
+    /// (which never change once published), so it runs in libuv's threadpool; `finish` applies it on the loop.
+    final class FileRead: @unchecked Sendable {
+        // @unchecked: `outcome` is written by `perform` (threadpool) before the loop reads it in `finish`
+        // (uv_queue_work's after-callback orders the two); the other fields are constants.
+        let path: String
+        let start: (seq: Int, offset: Int)
+        let wanted: Int
+        let limit: Int
+        let budget: Int
+        let filter: EventFilter
+        let size: Int
+        let indexSpacing: Int
+        fileprivate(set) var outcome: Result<Done, ReadError>?
+
+        struct Done {
+            var read: Read
+            /// The reader's next seq, when the read reached it.
+            var nextSeq: Int?
+            var position: (seq: Int, offset: Int)
+            /// Line starts on the index grid (and the last one) that the read passed.
+            var indexPoints: [(seq: Int, offset: Int)]
         }
-        guard position.offset < limit else {
-            return .failure(ReadError(description: "\(path): no event \(cursor.seq) before offset \(limit)"))
+
+        init(path: String, start: (seq: Int, offset: Int), wanted: Int, limit: Int, budget: Int, filter: EventFilter,
+             size: Int, indexSpacing: Int) {
+            self.path = path; self.start = start; self.wanted = wanted; self.limit = limit; self.budget = budget
+            self.filter = filter; self.size = size; self.indexSpacing = indexSpacing
         }
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
-        guard fd >= 0 else { return .failure(ReadError(description: "cannot open \(path): \(errnoText(errno))")) }
-        defer { close(fd) }
-        var size = min(fileReadBytes, limit - position.offset)
-        while true {
-            let buffer = ByteChunk.allocate(size)
-            let chunk = ByteChunk(takingMalloced: buffer, count: size)
-            var got = 0
-            while got < size {
-                let n = pread(fd, buffer + got, size - got, off_t(position.offset + got))
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    return .failure(ReadError(description: "cannot read \(path): \(errnoText(errno))"))
-                }
-                if n == 0 { break }
-                got += n
-            }
-            guard got == size else {
-                return .failure(ReadError(description: "\(path) is shorter than expected (\(position.offset + got) < \(limit) bytes)"))
-            }
-            // Walk complete lines.
-            var offset = 0
-            var deliveredStart = -1
-            var deliveredEnd = 0
-            var selected: [UInt8] = []
-            var delivered = 0
-            while offset < got, delivered < budget {
-                guard let hit = memchr(buffer + offset, 0x0A, got - offset) else { break }
-                let end = buffer.distance(to: hit) + 1
-                if position.seq >= cursor.seq {
-                    if filter.isFiltering {
-                        let line = UnsafeRawBufferPointer(start: buffer + offset, count: end - offset)
-                        let kind = EventLine.kind(of: line) ?? .state
-                        let iteration = kind == .step ? (EventLine.iteration(of: line) ?? 0) : 0
-                        if filter.wants(kind, iteration: iteration) { selected.append(contentsOf: line) }
-                    } else if deliveredStart < 0 {
-                        deliveredStart = offset
+
+        /// Reads about `size` bytes (a single longer line whole) and walks their complete lines.
+        func perform() {
+            outcome = run()
+        }
+
+        private func run() -> Result<Done, ReadError> {
+            let fd = open(path, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { return .failure(ReadError(description: "cannot open \(path): \(errnoText(errno))")) }
+            defer { close(fd) }
+            var position = start
+            var size = min(self.size, limit - position.offset)
+            while true {
+                let buffer = ByteChunk.allocate(size)
+                let chunk = ByteChunk(takingMalloced: buffer, count: size)
+                var got = 0
+                while got < size {
+                    let n = pread(fd, buffer + got, size - got, off_t(position.offset + got))
+                    if n < 0 {
+                        if errno == EINTR { continue }
+                        return .failure(ReadError(description: "cannot read \(path): \(errnoText(errno))"))
                     }
-                    deliveredEnd = end
-                    delivered += end - offset
-                    cursor.seq = position.seq + 1
+                    if n == 0 { break }
+                    got += n
                 }
-                position.seq += 1
-                position.offset += end - offset
-                noteIndex(seq: position.seq, offset: position.offset)
-                offset = end
-            }
-            if offset == 0 {
-                // One line longer than the buffer: read it whole.
-                guard size < limit - position.offset else {
-                    return .failure(ReadError(description: "\(path) has no line end before offset \(limit)"))
+                guard got == size else {
+                    return .failure(ReadError(description: "\(path) is shorter than expected (\(position.offset + got) < \(limit) bytes)"))
                 }
-                size = min(size * 2, limit - position.offset)
-                continue
+                // Walk complete lines.
+                var offset = 0
+                var deliveredStart = -1
+                var deliveredEnd = 0
+                var selected: [UInt8] = []
+                var delivered = 0
+                var nextSeq: Int?
+                var indexPoints: [(seq: Int, offset: Int)] = []
+                while offset < got, delivered < budget {
+                    guard let hit = memchr(buffer + offset, 0x0A, got - offset) else { break }
+                    let end = buffer.distance(to: hit) + 1
+                    if position.seq >= wanted {
+                        if filter.isFiltering {
+                            let line = UnsafeRawBufferPointer(start: buffer + offset, count: end - offset)
+                            let kind = EventLine.kind(of: line) ?? .state
+                            let iteration = kind == .step ? (EventLine.iteration(of: line) ?? 0) : 0
+                            if filter.wants(kind, iteration: iteration) { selected.append(contentsOf: line) }
+                        } else if deliveredStart < 0 {
+                            deliveredStart = offset
+                        }
+                        deliveredEnd = end
+                        delivered += end - offset
+                        nextSeq = position.seq + 1
+                    }
+                    position.seq += 1
+                    position.offset += end - offset
+                    if (position.seq - 1) % indexSpacing == 0 { indexPoints.append(position) }
+                    offset = end
+                }
+                if offset == 0 {
+                    // One line longer than the buffer: read it whole.
+                    guard size < limit - position.offset else {
+                        return .failure(ReadError(description: "\(path) has no line end before offset \(limit)"))
+                    }
+                    size = min(size * 2, limit - position.offset)
+                    continue
+                }
+                if indexPoints.last.map({ $0 != position }) ?? true { indexPoints.append(position) }
+                var read = Read(scanned: offset)
+                if filter.isFiltering {
+                    if !selected.isEmpty { read.slices.append(ByteSlice(copying: selected)) }
+                } else if deliveredStart >= 0 {
+                    read.slices.append(ByteSlice(chunk: chunk, offset: deliveredStart, count: deliveredEnd - deliveredStart))
+                }
+                return .success(Done(read: read, nextSeq: nextSeq, position: position, indexPoints: indexPoints))
             }
-            cursor.filePosition = position
-            var read = Read(scanned: offset)
-            if filter.isFiltering {
-                if !selected.isEmpty { read.slices.append(ByteSlice(copying: selected)) }
-            } else if deliveredStart >= 0 {
-                read.slices.append(ByteSlice(chunk: chunk, offset: deliveredStart, count: deliveredEnd - deliveredStart))
-            }
-            return .success(read)
         }
     }
 }

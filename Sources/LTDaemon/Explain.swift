@@ -7,7 +7,7 @@ import LTProtocol
 // reply can follow replies to requests sent after it (each carries its request's `id`).
 extension Server {
     func explain(_ name: String, iteration: Int, _ connection: Connection, id: JSONValue?) {
-        guard let job = job(named: name, connection, id: id) else { return }
+        guard let job = sound(job(named: name, connection, id: id), named: name, connection, id: id) else { return }
         let record = job.record
         let summary = record.summary.withLock { $0 }
         guard iteration <= summary.iteration else {
@@ -15,7 +15,9 @@ extension Server {
             let what = summary.state.isFinal ? "it ended (\(summary.state.rawValue)) after" : "it has taken"
             return connection.send(ProtocolError(.notReached, "\(name) has not reached iteration \(iteration): \(what) \(summary.iteration)\(ofTotal) steps; ask for 0 to \(summary.iteration)", field: "iteration", id: id).line)
         }
-        let work = ExplainWork(job: name, spec: record.spec, iteration: iteration, id: id)
+        // A finished job's spec is not kept in memory: the replay reads it again from its directory.
+        let source: ExplainWork.Source = job.spec.map { .memory($0) } ?? .file(jobs.store)
+        let work = ExplainWork(job: name, key: record.key, source: source, iteration: iteration, id: id)
         loop.queueWork({ work.run() }, then: {
             if !connection.closing { connection.send(work.reply) }
         })
@@ -26,17 +28,31 @@ extension Server {
 private final class ExplainWork: @unchecked Sendable {
     // @unchecked: `reply` is written by the threadpool thread before the loop reads it (uv_queue_work's
     // after-callback orders the two).
+    enum Source {
+        case memory(JobSpec)
+        case file(StateStore)
+    }
     let job: String
-    let spec: JobSpec
+    let key: JobKey
+    let source: Source
     let iteration: Int
     let id: JSONValue?
     var reply: [UInt8] = []
 
-    init(job: String, spec: JobSpec, iteration: Int, id: JSONValue?) {
-        self.job = job; self.spec = spec; self.iteration = iteration; self.id = id
+    init(job: String, key: JobKey, source: Source, iteration: Int, id: JSONValue?) {
+        self.job = job; self.key = key; self.source = source; self.iteration = iteration; self.id = id
     }
 
     func run() {
+        let spec: JobSpec
+        switch source {
+        case .memory(let kept): spec = kept
+        case .file(let store):
+            do throws(StateStore.LoadError) { spec = try store.spec(job: key) } catch {
+                reply = ProtocolError(.internalError, "cannot read \(job)'s spec again: \(error)", id: id).line
+                return
+            }
+        }
         do throws(SpecError) {
             if let working = try Trainer.working(spec: spec, iteration: iteration, rowLimit: Reply.maxExplainedRows) {
                 reply = Reply.explanation(id: id, job: job, iteration: iteration, working: working)

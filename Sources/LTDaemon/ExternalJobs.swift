@@ -76,7 +76,7 @@ extension Server {
                 }
                 return
             }
-            let record = JobRecord(name: name, owner: owner, created: created, files: files, spec: spec,
+            let record = JobRecord(name: name, owner: owner, created: created, files: files, precision: spec.precision,
                                    summary: summary, paused: false, kind: .external)
             let job = Job(record: record, log: EventLog(path: files.events, publishedSeq: 0, publishedOffset: 0, ended: false))
             let start = trainer.start
@@ -200,13 +200,13 @@ extension Server {
 
 extension JobTable {
     /// An external job found unfinished at start-up (the daemon stopped while it was being published): its complete
-    /// lines are kept, and it ends failed. Returns its ended job, or nil when its log cannot be read or repaired.
-    func restoreUnfinishedExternal(_ stored: StateStore.StoredJob, files: JobFiles) -> Job? {
+    /// lines are kept, and it ends failed. Runs off the loop thread (restore); throws when its log cannot be read
+    /// or repaired (the job is then listed as damaged).
+    static func restoreUnfinishedExternal(_ stored: StateStore.StoredJob, files: JobFiles) throws -> RestoredJob {
         let name = stored.name
         let bytes: [UInt8]
         do { bytes = try FileIO.readAll(path: files.events) } catch {
-            Log.error("external job \(name): cannot read its log (\(error)); leaving its directory alone")
-            return nil
+            throw RestoredJob.Damage("cannot read its log (\(error))")
         }
         let complete = (bytes.lastIndex(of: 0x0A).map { $0 + 1 }) ?? 0
         var seq = 0
@@ -224,18 +224,17 @@ extension JobTable {
             lineStart = i + 1
         }
         guard EventLog.recover(path: files.events, toSeq: seq, offset: complete) == complete else {
-            Log.error("external job \(name): cannot cut its log back to its complete lines; leaving its directory alone")
-            return nil
+            throw RestoredJob.Damage("cannot cut its log back to its complete lines")
         }
         let message = "ltd stopped while this job was being published, after \(summary.iteration) of \(summary.totalSteps) steps; the steps so far are kept"
         var tail = EventEncoder.state(job: name, seq: seq + 1, state: .failed, message: message)
         tail += EventEncoder.end(job: name, seq: seq + 2, state: .failed, iteration: summary.iteration, epoch: summary.epoch,
                                  w: summary.w, b: summary.b, message: message, precision: stored.spec.precision)
         let fd = open(files.events, O_WRONLY | O_APPEND | O_CLOEXEC)
-        guard fd >= 0 else { return nil }
+        guard fd >= 0 else { throw RestoredJob.Damage("cannot open its log to end it: \(errnoText(errno))") }
         let failure = tail.withUnsafeBytes { raw in raw.baseAddress.flatMap { FileIO.writeAll(fd: fd, $0, raw.count) } }
         _ = close(fd)
-        if failure != nil { return nil }
+        if let failure { throw RestoredJob.Damage("cannot end its log: \(errnoText(failure))") }
         summary.state = .failed
         summary.message = message
         summary.seq = seq + 2
@@ -246,7 +245,7 @@ extension JobTable {
         }
         Log.warning("external job \(name): \(message)")
         let record = JobRecord(name: name, owner: stored.owner, created: stored.created, files: files,
-                               spec: stored.spec, summary: summary, paused: false, kind: .external)
-        return Job(record: record, log: EventLog(path: files.events, publishedSeq: seq + 2, publishedOffset: end, ended: true))
+                               precision: stored.spec.precision, summary: summary, paused: false, kind: .external)
+        return RestoredJob(record: record, seq: seq + 2, offset: end, outcome: .over)
     }
 }

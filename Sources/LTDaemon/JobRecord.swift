@@ -26,7 +26,9 @@ struct JobSummary: Codable, Sendable, Equatable {
     var message: String?
 }
 
-/// A job's identity and shared state: created on the loop thread, read by both threads.
+/// A job's identity and shared state: created on the loop thread (or by restore, off it), read by both threads.
+/// It holds no spec: a job's data lives with its thread while it runs and is read from `spec.json` when asked for
+/// later (`explain`), so a finished job costs a few hundred bytes however large its data.
 final class JobRecord: Sendable {
     let name: String
     let owner: UInt32
@@ -34,16 +36,21 @@ final class JobRecord: Sendable {
     let ownerName: String
     let created: String
     let files: JobFiles
-    let spec: JobSpec
+    /// The spec's precision: how `status` writes the job's numbers.
+    let precision: Precision
     let control: JobControl
     let summary: Mutex<JobSummary>
     /// native (a job thread trains it) or external (a client publishes it; see ExternalJobs.swift).
     let kind: JobKind
+    /// Why the job's directory could not be restored (its state is then `damaged`): nil for a sound job.
+    let damage: String?
 
-    init(name: String, owner: UInt32, created: String, files: JobFiles, spec: JobSpec, summary: JobSummary, paused: Bool,
-         kind: JobKind = .native) {
-        self.name = name; self.owner = owner; self.ownerName = JobRecord.ownerName(of: owner); self.created = created; self.files = files; self.spec = spec
+    init(name: String, owner: UInt32, created: String, files: JobFiles, precision: Precision, summary: JobSummary,
+         paused: Bool, kind: JobKind = .native, damage: String? = nil) {
+        self.name = name; self.owner = owner; self.ownerName = JobRecord.ownerName(of: owner); self.created = created
+        self.files = files; self.precision = precision
         self.kind = kind
+        self.damage = damage
         self.control = JobControl(paused: paused)
         self.summary = Mutex(summary)
     }

@@ -41,10 +41,10 @@ final class JobRunner: @unchecked Sendable {
 
     /// `seq` and `offset` are the position of the log (0, 0 for a new job, else the checkpoint's); `paused` is the
     /// state the job is in (for a new job, the spec's `paused`).
-    init(record: JobRecord, trainer: Trainer, inbox: Inbox, seq: Int, offset: Int, paused: Bool) {
+    init(record: JobRecord, spec: JobSpec, trainer: Trainer, inbox: Inbox, seq: Int, offset: Int, paused: Bool) {
         self.record = record
-        self.spec = record.spec
-        self.events = EventEncoder.JobEncoder(job: record.name, spec: record.spec)
+        self.spec = spec
+        self.events = EventEncoder.JobEncoder(job: record.name, spec: spec)
         self.trainer = trainer
         self.inbox = inbox
         self.startRecord = trainer.start

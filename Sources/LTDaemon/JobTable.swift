@@ -72,7 +72,7 @@ final class JobTable {
                          iteration: s.iteration, epoch: s.epoch, step: s.step, stepsPerEpoch: s.stepsPerEpoch,
                          epochs: s.epochs, totalSteps: s.totalSteps, seq: s.seq, w: s.w, b: s.b, loss: s.loss,
                          rmse: s.rmse, valLoss: s.valLoss, valRmse: s.valRmse, message: s.message,
-                         precision: record.spec.precision, kind: record.kind, fullName: record.fullName)
+                         precision: record.precision, kind: record.kind, fullName: record.fullName, reason: record.damage)
     }
 
     static func initialSummary(_ trainer: Trainer, spec: JobSpec) -> JobSummary {
@@ -82,98 +82,47 @@ final class JobTable {
     }
 
     /// Starts the job thread that runs `trainer` from log position (`seq`, `offset`).
-    func startThread(of job: Job, trainer: Trainer, seq: Int, offset: Int, paused: Bool) -> Result<Void, SystemError> {
-        let runner = JobRunner(record: job.record, trainer: trainer, inbox: inbox, seq: seq, offset: offset, paused: paused)
+    func startThread(of job: Job, spec: JobSpec, trainer: Trainer, seq: Int, offset: Int, paused: Bool) -> Result<Void, SystemError> {
+        let runner = JobRunner(record: job.record, spec: spec, trainer: trainer, inbox: inbox, seq: seq, offset: offset, paused: paused)
         switch runner.start(using: launcher) {
         case .success(let thread):
             job.thread = thread
+            job.spec = spec
             return .success(())
         case .failure(let error):
             return .failure(error)
         }
     }
 
-    /// Waits for the job thread, which has exited or is about to (it said so through the inbox, or its job is over).
+    /// Waits for the job thread, which has exited or is about to (it said so through the inbox, or its job is over),
+    /// and lets go of its spec (`explain` reads it again from the job's directory).
     func joinThread(of job: Job) {
         guard let thread = job.thread else { return }
         pthread_join(thread, nil)
         job.thread = nil
+        job.spec = nil
     }
 
     // MARK: Restore
 
-    /// Registers every job in the state directory; resumes the unfinished ones from their checkpoints. Runs before
-    /// the daemon listens, so no client waits on its disk reads.
-    func restore() {
-        store.migrateFlatLayout()
-        let names: [JobKey]
-        do { names = try store.jobKeys() } catch {
-            Log.error("cannot list jobs in \(store.ownersDirectory): \(error)")
-            return
-        }
-        var resumed = 0
-        for name in names where restore(name) { resumed += 1 }
-        if !names.isEmpty { Log.info("restored \(jobs.count) job(s), \(resumed) resumed") }
-    }
-
-    /// Restores one job; returns true when its thread resumed.
-    private func restore(_ key: JobKey) -> Bool {
-        let name = key.name
-        let label = JobName.full(owner: JobRecord.ownerName(of: key.owner), name: name)
-        let stored: StateStore.StoredJob
-        do { stored = try store.load(job: key) } catch {
-            Log.error("job \(label): cannot be restored (\(error)); leaving its directory alone")
-            return false
-        }
-        let spec = stored.spec
-        let files = store.jobFiles(key)
-        let trainer: Trainer
-        do { trainer = try Trainer(spec: spec) } catch {
-            Log.error("job \(label): its spec no longer validates (\(error)); leaving its directory alone")
-            return false
-        }
-        let checkpoint = stored.checkpoint
-            ?? JobCheckpoint(seq: 0, offset: 0, state: spec.paused ? .paused : .running,
-                             summary: JobTable.initialSummary(trainer, spec: spec), trainer: nil)
-        if checkpoint.state.isFinal {
-            let record = JobRecord(name: name, owner: stored.owner, created: stored.created, files: files,
-                                   spec: spec, summary: checkpoint.summary, paused: false, kind: stored.kind)
-            register(Job(record: record, log: EventLog(path: files.events, publishedSeq: checkpoint.seq,
-                                                       publishedOffset: checkpoint.offset, ended: true)))
-            return false
-        }
-        if stored.kind == .external {
-            // Its publisher is gone with the daemon that served it: it ends failed, its steps so far kept.
-            if let job = restoreUnfinishedExternal(stored, files: files) { register(job) }
-            return false
-        }
-        guard let offset = EventLog.recover(path: files.events, toSeq: checkpoint.seq, offset: checkpoint.offset) else {
-            Log.error("job \(label): its log holds fewer than the \(checkpoint.seq) events its checkpoint promises; leaving its directory alone")
-            return false
-        }
-        var resuming = trainer
-        if checkpoint.seq > 0, let state = checkpoint.trainer {
-            do { resuming = try Trainer(spec: spec, resuming: state) } catch {
-                Log.error("job \(label): checkpoint does not fit its spec (\(error)); leaving its directory alone")
-                return false
-            }
-        }
-        let seq = checkpoint.trainer == nil ? 0 : checkpoint.seq
-        let startOffset = seq == 0 ? 0 : offset
-        if seq == 0, offset != 0 { _ = EventLog.recover(path: files.events, toSeq: 0, offset: 0) }
-        var summary = checkpoint.summary
-        summary.seq = seq
-        let paused = checkpoint.state == .paused
-        let record = JobRecord(name: name, owner: stored.owner, created: stored.created, files: files,
-                               spec: spec, summary: summary, paused: paused)
-        let job = Job(record: record, log: EventLog(path: files.events, publishedSeq: seq, publishedOffset: startOffset, ended: false))
+    /// Registers a job that `RestoredJob.read` found (off the loop) and, if it resumes, starts its thread. Returns
+    /// true when its thread resumed.
+    func register(_ restored: RestoredJob) -> Bool {
+        let record = restored.record
+        let resume: (spec: JobSpec, trainer: Trainer, paused: Bool)?
+        if case .resume(let spec, let trainer, let paused) = restored.outcome { resume = (spec, trainer, paused) } else { resume = nil }
+        let job = Job(record: record, log: EventLog(path: record.files.events, publishedSeq: restored.seq,
+                                                   publishedOffset: restored.offset, ended: resume == nil))
         register(job)
-        switch startThread(of: job, trainer: resuming, seq: seq, offset: startOffset, paused: paused) {
+        guard let resume else { return false }
+        switch startThread(of: job, spec: resume.spec, trainer: resume.trainer, seq: restored.seq, offset: restored.offset,
+                           paused: resume.paused) {
         case .success:
-            Log.info("job \(label) resumed at seq \(seq) (iteration \(summary.iteration), \(checkpoint.state.rawValue))")
+            let summary = record.summary.withLock { $0 }
+            Log.info("job \(record.fullName) resumed at seq \(restored.seq) (iteration \(summary.iteration), \(summary.state.rawValue))")
             return true
         case .failure(let error):
-            Log.error("job \(label): cannot start its thread: \(error)")
+            Log.error("job \(record.fullName): cannot start its thread: \(error)")
             return false
         }
     }

@@ -58,7 +58,8 @@ extension Server {
         })
     }
 
-    private func answer(_ decoded: Result<RequestLine, ProtocolError>, prepared: PreparedStart?, from connection: Connection) {
+    /// Answers a decoded request, or holds it while restore has not registered the job it needs (`Restorer`).
+    func answer(_ decoded: Result<RequestLine, ProtocolError>, prepared: PreparedStart?, from connection: Connection) {
         if isShuttingDown {
             connection.send(ProtocolError(.shuttingDown, "ltd is shutting down; try again when it is back").line)
             connection.finishAfterFlush()
@@ -73,6 +74,7 @@ extension Server {
         case .success(let decoded):
             line = decoded
         }
+        if restorer.mustWait(line.request, from: connection) { return restorer.wait(line, prepared: prepared, from: connection) }
         let id = line.id
         switch line.request {
         case .hello: hello(connection, id: id)
@@ -115,7 +117,7 @@ extension Server {
 
     private func subscribe(_ name: String, from: Int, every: Int, types: Set<EventType>?, _ connection: Connection,
                            id: JSONValue?) {
-        guard let job = job(named: name, connection, id: id) else { return }
+        guard let job = sound(job(named: name, connection, id: id), named: name, connection, id: id) else { return }
         if connection.subscription != nil {
             return connection.send(ProtocolError(.alreadySubscribed, "this connection already follows a job; unsubscribe first or open another connection", id: id).line)
         }
@@ -177,10 +179,10 @@ extension Server {
                 return
             }
             let files = store.jobFiles(key)
-            let record = JobRecord(name: name, owner: owner, created: created, files: files, spec: spec,
+            let record = JobRecord(name: name, owner: owner, created: created, files: files, precision: spec.precision,
                                    summary: summary, paused: spec.paused)
             let job = Job(record: record, log: EventLog(path: files.events, publishedSeq: 0, publishedOffset: 0, ended: false))
-            if case .failure(let error) = jobs.startThread(of: job, trainer: trainer, seq: 0, offset: 0, paused: spec.paused) {
+            if case .failure(let error) = jobs.startThread(of: job, spec: spec, trainer: trainer, seq: 0, offset: 0, paused: spec.paused) {
                 Log.error("job \(name): cannot start its thread: \(error)")
                 removeInBackground(files.directory)
                 connection.send(ProtocolError(.internalError, "cannot start a thread for job \(name): \(error)", id: id).line)
@@ -266,6 +268,13 @@ extension Server {
     func job(named name: String, _ connection: Connection, id: JSONValue?) -> Job? {
         if let job = jobs.find(name, for: connection.peerUID) { return job }
         connection.send(jobs.unknownJob(name, for: connection.peerUID, id: id).line)
+        return nil
+    }
+
+    /// `job` unless it is damaged (then queues why, and how to delete it): for the ops that need its events or spec.
+    func sound(_ job: Job?, named name: String, _ connection: Connection, id: JSONValue?) -> Job? {
+        guard let job, let damage = job.record.damage else { return job }
+        connection.send(ProtocolError(.wrongState, "\(name) is damaged: \(damage). Its files are left as they were in \(job.record.files.directory); delete it with: ltctl delete \(name)", id: id).line)
         return nil
     }
 

@@ -17,6 +17,9 @@ final class Server {
     private let wakeup: Async
     private let terminate: Signal
     private let interrupt: Signal
+    private let hangup: Signal
+    /// Restores the state directory's jobs in the background after start-up; holds requests that need them.
+    private(set) lazy var restorer = Restorer(server: self)
     private let flushPass: Prepare
     private let pumpIdle: Idle
     private let housekeeping: Timer
@@ -57,6 +60,7 @@ final class Server {
         listener = Pipe(loop: loop)
         terminate = Signal(loop: loop)
         interrupt = Signal(loop: loop)
+        hangup = Signal(loop: loop)
         flushPass = Prepare(loop: loop)
         pumpIdle = Idle(loop: loop)
         housekeeping = Timer(loop: loop)
@@ -64,16 +68,20 @@ final class Server {
         shutdownTimer = Timer(loop: loop)
     }
 
+    /// The signals that shut ltd down gracefully (see `beginShutdown`); `Daemon.run` blocks them until they are
+    /// handled here, so one that arrives during start-up waits for its handler instead of killing ltd.
+    static let shutdownSignals = [SIGTERM, SIGINT, SIGHUP]
+
     // The server lives for the whole process; `run` returns after the loop has stopped.
 
-    /// Restores the jobs, listens, and arms the signals, timers and systemd notifications.
+    /// Arms the signals, listens, arms the timers and systemd notifications, says READY=1, and starts restoring the
+    /// jobs in the background (`Restorer`): a state directory of thousands of jobs never delays READY=1.
     func start(activated: [Int32], environment: [String: String]) throws(StartupError) {
+        for (handle, number) in zip([terminate, interrupt, hangup], Server.shutdownSignals) {
+            handle.start(number) { [unowned self] in beginShutdown(signal: $0) }
+        }
         wakeup.onWake { [unowned self] in drainInbox() }
-        jobs.restore()
-        for path in jobs.store.retiredDirectories() { removeInBackground(path) }
         try listen(activated: activated)
-        terminate.start(SIGTERM) { [unowned self] in beginShutdown(signal: $0) }
-        interrupt.start(SIGINT) { [unowned self] in beginShutdown(signal: $0) }
         flushPass.start { [unowned self] in flushAll() }
         flushPass.keepsLoopAlive(false)
         housekeeping.start(after: 1000, repeat: 1000) { [unowned self] in
@@ -88,8 +96,9 @@ final class Server {
             Log.info("systemd watchdog: pinging every \(milliseconds) ms")
         }
         notifier?.send("READY=1")
+        Log.info("ready: protocol \(DefaultPaths.protocolVersion), version \(DefaultPaths.daemonVersion), pid \(getpid()), state in \(configuration.stateDirectory)")
+        restorer.start()
         reportStatus()
-        Log.info("ready: protocol \(DefaultPaths.protocolVersion), version \(DefaultPaths.daemonVersion), pid \(getpid()), \(jobs.count) job(s) in \(configuration.stateDirectory)")
     }
 
     // MARK: Listening
@@ -243,7 +252,8 @@ final class Server {
             if job.record.summary.withLock({ $0.state }) == .paused { paused += 1 } else { running += 1 }
         }
         let subscribers = connections.values.reduce(0) { $0 + ($1.subscription == nil ? 0 : 1) }
-        let text = "\(jobs.count) jobs (\(running) running, \(paused) paused), \(connections.count) connections, \(subscribers) subscribers"
+        let restoring = restorer.isRunning ? ", restoring (\(restorer.registered) of \(restorer.total) read)" : ""
+        let text = "\(jobs.count) jobs (\(running) running, \(paused) paused)\(restoring), \(connections.count) connections, \(subscribers) subscribers"
         guard text != lastStatus else { return }
         lastStatus = text
         notifier.send("STATUS=" + text)
@@ -251,10 +261,11 @@ final class Server {
 
     // MARK: Shutdown
 
-    /// SIGTERM or SIGINT: stop accepting, let every job checkpoint and stop, deliver what they wrote to the
-    /// subscribers, tell every client, and close. A frozen subscriber holds this up for at most a few seconds.
+    /// SIGTERM, SIGINT or SIGHUP: stop accepting, stop restoring, let every job checkpoint and stop, deliver what
+    /// they wrote to the subscribers, tell every client, and close. A frozen subscriber holds this up for at most a
+    /// few seconds. (SIGHUP is a terminal or session going away: ltd checkpoints and exits, as for SIGTERM.)
     private func beginShutdown(signal number: Int32) {
-        let name = number == SIGTERM ? "SIGTERM" : number == SIGINT ? "SIGINT" : "signal \(number)"
+        let name = number == SIGTERM ? "SIGTERM" : number == SIGINT ? "SIGINT" : number == SIGHUP ? "SIGHUP" : "signal \(number)"
         guard phase == .serving else {
             Log.info("\(name) again: still shutting down")
             return
@@ -263,6 +274,7 @@ final class Server {
         Log.info("\(name): shutting down; checkpointing \(active.count) active job(s)")
         notifier?.send("STOPPING=1")
         listener.close()
+        restorer.stopForShutdown()
         for job in active { job.record.control.requestShutdown() }
         phase = .draining(deadline: Clock.monotonicNanoseconds() &+ 5_000_000_000)
         shutdownTimer.start(after: 5, repeat: 5) { [unowned self] in shutdownTick() }
@@ -275,7 +287,8 @@ final class Server {
         case .serving, .closed:
             return
         case .draining(let deadline):
-            let threads = jobs.all.contains { $0.thread != nil }
+            // A restore batch in the threadpool may be cutting a log back: it finishes its current job first.
+            let threads = jobs.all.contains { $0.thread != nil } || restorer.isReading
             let behind = connections.values.contains { connection in
                 if connection.hasPendingOutput { return true }
                 guard let subscription = connection.subscription else { return false }
@@ -300,7 +313,7 @@ final class Server {
         guard phase != .closed else { return }
         phase = .closed
         inbox.close()
-        for handle: Handle in [wakeup, terminate, interrupt, flushPass, pumpIdle, housekeeping, watchdog, shutdownTimer] {
+        for handle: Handle in [wakeup, terminate, interrupt, hangup, flushPass, pumpIdle, housekeeping, watchdog, shutdownTimer] {
             handle.close()
         }
     }

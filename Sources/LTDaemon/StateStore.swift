@@ -141,35 +141,40 @@ struct StateStore {
         return keys
     }
 
+    /// A job's `spec.json` (read again on demand for a finished job, whose spec is not kept in memory).
+    func spec(job key: JobKey) throws(LoadError) -> JobSpec {
+        let files = jobFiles(key)
+        do {
+            return try JobSpec(storedJSON: try JSONParser.parse(try FileIO.readAll(path: files.spec)))
+        } catch {
+            throw LoadError.unreadable("\(files.spec): \(error)")
+        }
+    }
+
+    /// A job's `meta.json`: who owns it (who must be the owner it is kept under), when it was created, and its kind.
+    func meta(job key: JobKey) throws(LoadError) -> (owner: UInt32, created: String, kind: JobKind) {
+        let files = jobFiles(key)
+        let meta: JSONValue
+        do { meta = try JSONParser.parse(try FileIO.readAll(path: files.meta)) } catch {
+            throw LoadError.unreadable("\(files.meta): \(error)")
+        }
+        guard let uid = meta["owner"]?.uint64Value, uid <= UInt64(UInt32.max) else {
+            throw LoadError.unreadable("meta.json has no owner uid")
+        }
+        guard UInt32(uid) == key.owner else {
+            throw LoadError.unreadable("meta.json says uid \(uid) owns it, but it is kept under uid \(key.owner)")
+        }
+        guard let kind = JobKind(rawValue: meta["kind"]?.stringValue ?? "native") else {
+            throw LoadError.unreadable("meta.json names an unknown kind of job")
+        }
+        return (UInt32(uid), meta["created"]?.stringValue ?? "", kind)
+    }
+
     func load(job key: JobKey) throws(LoadError) -> StoredJob {
         let name = key.name
         let files = jobFiles(key)
-        let dir = files.directory
-        let spec: JobSpec
-        let owner: UInt32
-        let created: String
-        let kind: JobKind
-        do {
-            let specValue = try JSONParser.parse(try FileIO.readAll(path: files.spec))
-            spec = try JobSpec(storedJSON: specValue)
-            let meta = try JSONParser.parse(try FileIO.readAll(path: files.meta))
-            guard let uid = meta["owner"]?.uint64Value, uid <= UInt64(UInt32.max) else {
-                throw LoadError.unreadable("meta.json has no owner uid")
-            }
-            owner = UInt32(uid)
-            guard owner == key.owner else {
-                throw LoadError.unreadable("meta.json says uid \(owner) owns it, but it is kept under uid \(key.owner)")
-            }
-            created = meta["created"]?.stringValue ?? ""
-            guard let known = JobKind(rawValue: meta["kind"]?.stringValue ?? "native") else {
-                throw LoadError.unreadable("meta.json names an unknown kind of job")
-            }
-            kind = known
-        } catch let error as LoadError {
-            throw error
-        } catch {
-            throw LoadError.unreadable("\(dir): \(error)")
-        }
+        let spec = try spec(job: key)
+        let (owner, created, kind) = try meta(job: key)
         var checkpoint: JobCheckpoint? = nil
         if let bytes = try? FileIO.readAll(path: files.checkpoint) {
             do { checkpoint = try JobCheckpoint.decode(bytes) } catch {

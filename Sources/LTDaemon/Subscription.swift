@@ -6,6 +6,8 @@ final class Subscription {
     var cursor: LogCursor
     let filter: EventFilter
     var complete = false
+    /// True while a read of the log file runs in libuv's threadpool for it.
+    var reading = false
 
     init(job: Job, from: Int, every: Int, types: Set<EventType>?) {
         self.job = job

@@ -16,6 +16,8 @@ public enum Capability: String, CaseIterable, Sendable {
     /// Names per owner: `OWNER/NAME` job references, `full_name` in job status, `all` on `list` (which otherwise
     /// lists the caller's own jobs), and an admin group that may control any job.
     case ownerNames = "owner_names"
+    /// The job state `damaged`, with its `reason`, in `status` and `list` (a job directory the daemon could not read).
+    case damagedJobs = "damaged_jobs"
 
     /// The capabilities named in a hello reply; none when the daemon sent no list.
     public static func advertised(in hello: JSONValue) -> Set<String> {

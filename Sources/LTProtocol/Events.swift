@@ -6,11 +6,14 @@ public enum EventType: String, Sendable, CaseIterable, Hashable {
 
 public enum JobState: String, Sendable, Codable, CaseIterable {
     case running, paused, finished, cancelled, diverged, failed
-    /// finished, cancelled, diverged and failed are final: the job will not run again.
+    /// Only in `status` and `list`, never in an event: the daemon found the job's directory but could not read its
+    /// spec or checkpoint (the status's `reason` says why). Its files are left as they are; it can be deleted.
+    case damaged
+    /// finished, cancelled, diverged, failed and damaged are final: the job will not run again.
     public var isFinal: Bool {
         switch self {
         case .running, .paused: return false
-        case .finished, .cancelled, .diverged, .failed: return true
+        case .finished, .cancelled, .diverged, .failed, .damaged: return true
         }
     }
 }

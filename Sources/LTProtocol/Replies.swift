@@ -27,6 +27,8 @@ public struct JobStatus: Sendable, Equatable {
     public var valRmse: Double?
     /// Why a job diverged or failed.
     public var message: String?
+    /// Why a `damaged` job's directory could not be restored (nil for any other state).
+    public var reason: String?
     public var precision: Precision
     /// native (trained by ltd) or external (published by a client such as the Keras bridge).
     public var kind: JobKind
@@ -36,12 +38,13 @@ public struct JobStatus: Sendable, Equatable {
     public init(job: String, state: JobState, owner: UInt32, created: String, iteration: Int = 0, epoch: Int = 0,
                 step: Int = 0, stepsPerEpoch: Int, epochs: Int, totalSteps: Int, seq: Int, w: Double, b: Double,
                 loss: Double? = nil, rmse: Double? = nil, valLoss: Double? = nil, valRmse: Double? = nil,
-                message: String? = nil, precision: Precision, kind: JobKind = .native, fullName: String? = nil) {
+                message: String? = nil, precision: Precision, kind: JobKind = .native, fullName: String? = nil,
+                reason: String? = nil) {
         self.job = job; self.state = state; self.owner = owner; self.created = created; self.iteration = iteration
         self.epoch = epoch; self.step = step; self.stepsPerEpoch = stepsPerEpoch; self.epochs = epochs
         self.totalSteps = totalSteps; self.seq = seq; self.w = w; self.b = b; self.loss = loss; self.rmse = rmse
         self.valLoss = valLoss; self.valRmse = valRmse; self.message = message; self.precision = precision
-        self.kind = kind; self.fullName = fullName
+        self.kind = kind; self.fullName = fullName; self.reason = reason
     }
 
     /// iteration / total_steps, rounded to 4 decimals (1 for a job with no steps).
@@ -82,6 +85,7 @@ public struct JobStatus: Sendable, Equatable {
         if let valRmse { out.field("val_rmse", valRmse) }
         out.key("message")
         if let message { out.string(message) } else { out.null() }
+        if let reason { out.field("reason", reason) }
         out.endObject()
     }
 
@@ -111,7 +115,8 @@ public struct JobStatus: Sendable, Equatable {
                   b: exact(try r.double("b")), loss: try r.optionalDouble("loss").map(exact),
                   rmse: try r.optionalDouble("rmse").map(exact), valLoss: try r.optionalDouble("val_loss").map(exact),
                   valRmse: try r.optionalDouble("val_rmse").map(exact), message: try r.optionalString("message"),
-                  precision: precision, kind: kind, fullName: try r.optionalString("full_name"))
+                  precision: precision, kind: kind, fullName: try r.optionalString("full_name"),
+                  reason: try r.optionalString("reason"))
     }
 }
 

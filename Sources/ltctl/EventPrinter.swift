@@ -244,7 +244,11 @@ enum StatusText {
         let isFloat32 = s["precision"]?.stringValue != "float64"
         let f = { (v: JSONValue?, d: Int) in Format.fixed(v, d, float32: isFloat32) }
         var text = palette.bold(job) + ": " + palette.state(state) + ", owner " + Format.owner(s["owner"]?.intValue)
-        if let created = s["created"]?.stringValue { text += ", created \(created)" }
+        if let created = s["created"]?.stringValue, !created.isEmpty { text += ", created \(created)" }
+        if let reason = s["reason"]?.stringValue {
+            // A damaged job: ltd could not read its directory, so it has no numbers to show.
+            return text + "\n  " + reason + "\n  Its files are left as they are; remove it with: ltctl delete \(job)"
+        }
         text += "\n  iteration \(s["iteration"]?.intValue ?? 0) of \(s["total_steps"]?.intValue ?? 0)"
             + " (epoch \(s["epoch"]?.intValue ?? 0) of \(s["epochs"]?.intValue ?? 0), step \(s["step"]?.intValue ?? 0) of \(s["steps_per_epoch"]?.intValue ?? 0))"
         if let progress = s["progress"]?.doubleValue { text += ", \(Format.fixed(progress * 100, 1))% done" }

@@ -37,7 +37,7 @@ enum ExitStatus: Int32 {
         switch state {
         case .cancelled?: return .cancelled
         case .diverged?: return .diverged
-        case .failed?: return .failed
+        case .failed?, .damaged?: return .failed
         case .finished?, .running?, .paused?: return .success
         case nil: return .protocolError
         }

@@ -128,7 +128,7 @@ struct Palette {
         case "finished": return green(state)
         case "running": return cyan(state)
         case "paused", "cancelled": return yellow(state)
-        case "diverged", "failed": return red(state)
+        case "diverged", "failed", "damaged": return red(state)
         default: return state
         }
     }

@@ -61,6 +61,12 @@ extension LTCtl {
                 }
                 text += (r == 0 ? palette.dim(line) : line) + "\n"
             }
+            // A damaged job has no numbers: say why below the table, and what to do.
+            let damaged = jobs.compactMap { s in s["reason"]?.stringValue.map { (s["job"]?.stringValue ?? "?", $0) } }
+            if !damaged.isEmpty {
+                text += "\nDamaged (ltd could not read them; their files are left as they are; remove with ltctl delete NAME):\n"
+                for (job, reason) in damaged { text += "  \(job): \(reason)\n" }
+            }
             return text
         }
     }
@@ -120,7 +126,7 @@ extension LTCtl {
     }
 
     struct Delete: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Delete a finished, cancelled, diverged or failed job and its events.")
+        static let configuration = CommandConfiguration(abstract: "Delete a finished, cancelled, diverged, failed or damaged job and its events.")
         @OptionGroup var connection: ConnectionOptions
         @OptionGroup var job: JobArgument
         func run() throws { try control("delete", job: job.name, connection: connection, done: "deleted") }

@@ -23,8 +23,6 @@ struct LTD: ParsableCommand {
           state dir   $LTD_STATE_DIR, else $STATE_DIRECTORY (systemd), else /var/lib/ltd as root,
                       else $XDG_STATE_HOME/ltd (~/.local/state/ltd)
 
-        Signals: SIGTERM or SIGINT checkpoints every job, delivers what they wrote to the watchers, and exits 0.
-
         Limits on what clients may cost (beyond one: an error line, then the connection
         closes; each limit is logged once when reached and once when left):
           --max-connections, --max-connections-per-user  too_many_connections
@@ -33,6 +31,12 @@ struct LTD: ParsableCommand {
                               of it; a reply larger than half gets busy. Events
                               wait in the job's log: a slow subscriber loses none.
 
+        Start-up: ltd listens and reports ready at once, then restores the jobs of its state directory in the \
+        background; until it is done, `list` and requests naming a job not restored yet wait for it. A job \
+        directory it cannot read is listed as `damaged` with the reason, its files untouched; delete it when done.
+
+        Signals: SIGTERM, SIGINT and SIGHUP (a closed terminal) each checkpoint every job, deliver what they wrote \
+        to the watchers, and exit 0; during start-up and restore too (jobs not restored yet are left untouched).
         Under systemd, ltd accepts a socket passed by socket activation and reports READY/STATUS/STOPPING.
 
         Examples:

@@ -155,12 +155,17 @@ import LTProtocol
 
     // MARK: The tail
 
-    @Test("a reader the tail has rolled past reads the file, then memory, and gets every byte once")
-    func tailRolledPastReader() throws {
-        let path = try Self.temporaryLogPath()
+    /// A new log whose tail keeps about 400 bytes, with an index entry every 4 events and 150-byte file reads.
+    static func smallTailLog() throws -> (path: String, log: EventLog, appender: EventLog.Appender) {
+        let path = try temporaryLogPath()
         let log = EventLog(path: path, publishedSeq: 0, publishedOffset: 0, ended: false, tailLimitBytes: 400,
                            indexSpacing: 4, fileReadBytes: 150)
-        let appender = try EventLog.openAppender(path: path).get()
+        return (path, log, try EventLog.openAppender(path: path).get())
+    }
+
+    @Test("a reader the tail has rolled past reads the file, then memory, and gets every byte once")
+    func tailRolledPastReader() throws {
+        let (path, log, appender) = try Self.smallTailLog()
         defer { appender.close() }
         var seq = 0
         for batch in 0..<20 {
@@ -183,6 +188,46 @@ import LTProtocol
         #expect(try #require(log.firstSeqInMemory) > cursor.seq)
         while cursor.seq <= log.publishedSeq { got += Self.bytes(try log.read(&cursor, budget: 1 << 20, filter: .all).get().slices) }
         #expect(got == (first...seq).flatMap { Self.line($0) })
+    }
+
+    @Test("a file read finished after more batches arrived (as in the threadpool) keeps every byte, once, in order")
+    func fileReadFinishedLater() throws {
+        let (path, log, appender) = try Self.smallTailLog()
+        defer { appender.close() }
+        var seq = 0
+        for _ in 0..<10 { Self.append(Self.steps((seq + 1)...(seq + 2)), to: log, appender: appender); seq += 2 }
+        for filter in [EventFilter.all, EventFilter(every: 3, types: nil)] {
+            var cursor = LogCursor(seq: 1)
+            var got: [UInt8] = []
+            var fileReads = 0
+            while cursor.seq <= log.publishedSeq {
+                switch try log.next(&cursor, budget: 1 << 20, filter: filter).get() {
+                case .served(let read):
+                    got += Self.bytes(read.slices)
+                case .fromFile(let request):
+                    fileReads += 1
+                    request.perform()
+                    // While the first reads were away, the job published more and the tail rolled on.
+                    if fileReads <= 6 {
+                        Self.append(Self.steps((seq + 1)...(seq + 2)), to: log, appender: appender)
+                        seq += 2
+                    }
+                    got += Self.bytes(try log.finish(request, cursor: &cursor).get().slices)
+                }
+                #expect(fileReads < 1000, "the reader makes no progress")
+                if fileReads >= 1000 { break }
+            }
+            #expect(fileReads > 1)
+            let wanted = (1...seq).filter { filter.wants(.step, iteration: $0) }
+            #expect(got == wanted.flatMap { Self.line($0) })
+        }
+        // The index the reads noted points at real line starts.
+        let file = try FileIO.readAll(path: path)
+        for probe in [1, 5, 9, 13, 17, 21] {
+            let position = log.indexedPosition(atOrBefore: probe)
+            #expect(position.offset == (1..<position.seq).reduce(0) { $0 + Self.line($1).count })
+            #expect(position.offset == 0 || file[position.offset - 1] == 0x0A)
+        }
     }
 
     @Test("publish refuses a batch that does not follow the last one")

@@ -163,7 +163,7 @@ func parse(_ line: [UInt8]) throws -> Event {
     }
 
     @Test func jobStates() {
-        #expect(JobState.allCases.filter(\.isFinal) == [.finished, .cancelled, .diverged, .failed])
+        #expect(JobState.allCases.filter(\.isFinal) == [.finished, .cancelled, .diverged, .failed, .damaged])
     }
 }
 
@@ -182,7 +182,13 @@ func parse(_ line: [UInt8]) throws -> Event {
                               totalSteps: 1, seq: 2, w: 0, b: 0, precision: .float64)
         #expect(fresh.json["loss"] == nil)
         #expect(fresh.json["full_name"] == nil, "a daemon before names per owner sends none")
+        #expect(fresh.json["reason"] == nil)
         #expect(try JobStatus(json: fresh.json) == fresh)
+        let damaged = JobStatus(job: "d", state: .damaged, owner: 7, created: "", stepsPerEpoch: 0, epochs: 0, totalSteps: 0,
+                                seq: 0, w: 0, b: 0, precision: .float32, reason: "checkpoint.json: unexpected end")
+        #expect(damaged.json["state"] == .string("damaged"))
+        #expect(damaged.json["reason"] == .string("checkpoint.json: unexpected end"))
+        #expect(try JobStatus(json: damaged.json) == damaged)
     }
 
     @Test func replies() throws {
@@ -193,7 +199,7 @@ func parse(_ line: [UInt8]) throws -> Event {
         let daemon = ProcessIdentity(pid: 4242, uid: 997, gid: 997, user: "ltd")
         let peer = ProcessIdentity(pid: 5151, uid: 1000, gid: 1000, user: nil)
         let hello = try obj(Reply.hello(id: .number("1"), daemon: daemon, peer: peer))
-        #expect(hello == (try JSONParser.parse("{\"type\":\"hello\",\"id\":1,\"protocol\":1,\"version\":\"0.2.0\",\"pid\":4242,\"uid\":997,\"gid\":997,\"user\":\"ltd\",\"peer\":{\"pid\":5151,\"uid\":1000,\"gid\":1000},\"capabilities\":[\"explain\",\"hello_peer\",\"spec_keras\",\"batch_rmse\",\"external_jobs\",\"owner_names\"]}")))
+        #expect(hello == (try JSONParser.parse("{\"type\":\"hello\",\"id\":1,\"protocol\":1,\"version\":\"0.2.0\",\"pid\":4242,\"uid\":997,\"gid\":997,\"user\":\"ltd\",\"peer\":{\"pid\":5151,\"uid\":1000,\"gid\":1000},\"capabilities\":[\"explain\",\"hello_peer\",\"spec_keras\",\"batch_rmse\",\"external_jobs\",\"owner_names\",\"damaged_jobs\"]}")))
         #expect(Capability.advertised(in: hello) == Set(Capability.allCases.map(\.rawValue)))
         // ltd 0.1.0's hello had no list: it offers nothing beyond protocol 1 as first released.
         #expect(Capability.advertised(in: try JSONParser.parse("{\"type\":\"hello\",\"protocol\":1,\"version\":\"0.1.0\"}")).isEmpty)

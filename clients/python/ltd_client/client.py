@@ -386,7 +386,9 @@ class Client:
         return self._expect(self.request("start", job=name, spec=dict(spec)), "started", "status")
 
     def list(self, all: bool = False) -> List[Dict[str, Any]]:
-        """Your jobs' status objects, or with ``all=True`` every user's (each has ``full_name``, OWNER/NAME)."""
+        """Your jobs' status objects, or with ``all=True`` every user's (each has ``full_name``, OWNER/NAME). A job
+        whose directory ltd could not restore has state "damaged" and a "reason" (docs/PROTOCOL.md, "The status
+        object"); it can only be deleted."""
         if all:
             self.require("owner_names", "list every user's jobs")
             return self._expect(self.request("list", all=True), "jobs", "jobs")
@@ -395,7 +397,7 @@ class Client:
     def status(self, name: str) -> Dict[str, Any]:
         """Job `name`'s status object: state, owner, iteration, epoch, progress, latest metrics. Every method that
         takes a job's `name` accepts ``NAME`` for one of yours and ``OWNER/NAME`` (e.g. ``alice/job1``) for
-        another user's."""
+        another user's. A "damaged" job's has a "reason"."""
         return self._expect(self.request("status", job=name), "status", "status")
 
     def pause(self, name: str) -> Dict[str, Any]:

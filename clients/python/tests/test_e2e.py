@@ -447,6 +447,29 @@ def test_connection_refused_and_missing_socket(fresh_ltd):
     assert "no socket" in caught.value.message
 
 
+def test_a_damaged_job_is_listed_with_its_reason_and_can_be_deleted(fresh_ltd):
+    daemon = fresh_ltd().start()
+    name = "damaged1"
+    with daemon.client() as c:
+        c.start(name, colab_example())
+        wait_for(c, name, lambda s: s["state"] in FINAL_STATES)
+    assert daemon.stop() == 0
+    checkpoint = os.path.join(daemon.state_dir, "jobs", name, "checkpoint.json")
+    with open(checkpoint, "w") as handle:
+        handle.write('{"version": 1, "seq": ')
+    restarted = fresh_ltd(daemon.directory).start()
+    with restarted.client() as c:
+        listed = {job["job"]: job for job in c.list()}
+        assert listed[name]["state"] == "damaged"
+        assert "checkpoint.json" in listed[name]["reason"]
+        status = c.status(name)
+        assert status["state"] == "damaged" and status["reason"] == listed[name]["reason"]
+        with pytest.raises(WrongState):
+            list(c.tail(name, timeout=WAIT))
+        c.delete(name)
+        assert name not in [job["job"] for job in c.list()]
+
+
 def test_shutdown_ends_a_subscription_and_since_resumes_after_restart(fresh_ltd):
     daemon = fresh_ltd().start()
     name = "restart1"
