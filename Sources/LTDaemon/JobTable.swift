@@ -10,15 +10,18 @@ final class JobTable {
     let store: StateStore
     let inbox: Inbox
     let launcher: ThreadLauncher
+    /// The state directory's bytes against `--max-state-bytes`, shared with the job threads.
+    let budget: DiskBudget
     private var jobs: [String: Job] = [:]
     private var order: [String] = []
-    /// Names of jobs whose directory is being written in the threadpool.
-    private var reserved: Set<String> = []
+    /// Names of jobs whose directory is being written in the threadpool, with their owners.
+    private var reserved: [String: UInt32] = [:]
 
-    init(store: StateStore, inbox: Inbox, launcher: ThreadLauncher) {
+    init(store: StateStore, inbox: Inbox, launcher: ThreadLauncher, budget: DiskBudget) {
         self.store = store
         self.inbox = inbox
         self.launcher = launcher
+        self.budget = budget
     }
 
     subscript(name: String) -> Job? { jobs[name] }
@@ -26,9 +29,14 @@ final class JobTable {
     var all: Dictionary<String, Job>.Values { jobs.values }
     var inOrder: [Job] { order.compactMap { jobs[$0] } }
 
-    func isTaken(_ name: String) -> Bool { jobs[name] != nil || reserved.contains(name) }
-    func reserve(_ name: String) { reserved.insert(name) }
-    func release(_ name: String) { reserved.remove(name) }
+    func isTaken(_ name: String) -> Bool { jobs[name] != nil || reserved[name] != nil }
+    func reserve(_ name: String, owner: UInt32) { reserved[name] = owner }
+    func release(_ name: String) { reserved[name] = nil }
+
+    /// Jobs `uid` keeps, counting those being recorded (`--max-jobs-per-user`).
+    func count(ownedBy uid: UInt32) -> Int {
+        jobs.values.count { $0.record.owner == uid } + reserved.values.count { $0 == uid }
+    }
 
     func register(_ job: Job) {
         jobs[job.name] = job
@@ -69,7 +77,7 @@ final class JobTable {
 
     /// Starts the job thread that runs `trainer` from log position (`seq`, `offset`).
     func startThread(of job: Job, trainer: Trainer, seq: Int, offset: Int, paused: Bool) -> Result<Void, SystemError> {
-        let runner = JobRunner(record: job.record, trainer: trainer, inbox: inbox, seq: seq, offset: offset, paused: paused)
+        let runner = JobRunner(record: job.record, trainer: trainer, inbox: inbox, budget: budget, seq: seq, offset: offset, paused: paused)
         switch runner.start(using: launcher) {
         case .success(let thread):
             job.thread = thread

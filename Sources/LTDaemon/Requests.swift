@@ -134,12 +134,7 @@ extension Server {
     /// Records a new job: its directory is written in the threadpool (fsyncs), its name reserved meanwhile and the
     /// connection's later requests held, then its thread starts on the loop.
     private func start(_ name: String, spec: JobSpec, prepared: PreparedStart?, _ connection: Connection, id: JSONValue?) {
-        if jobs.isTaken(name) {
-            return connection.send(ProtocolError(.jobExists, "a job named \"\(name)\" already exists; pick another name, or delete it first (ltctl delete \(name))", id: id).line)
-        }
-        guard jobs.count < configuration.maxJobs else {
-            return connection.send(ProtocolError(.tooManyJobs, "this daemon already keeps \(jobs.count) jobs, its limit; delete finished ones with ltctl delete NAME", id: id).line)
-        }
+        if let refusal = refusalToRecord(name, owner: connection.peerUID, id: id) { return connection.send(refusal.line) }
         // A small spec's file is encoded with the rest of the directory, in the threadpool.
         let ready = prepared ?? PreparedStart(trainer: Server.makeTrainer(spec), specFile: nil)
         let trainer: Trainer
@@ -148,6 +143,7 @@ extension Server {
         case .failure(let error):
             return connection.send(ProtocolError(.invalidSpec, error.description, field: error.field, id: id).line)
         }
+        if let refusal = diskRefusal(spec, totalSteps: trainer.start.totalSteps, id: id) { return connection.send(refusal.line) }
         let summary = JobTable.initialSummary(trainer, spec: spec)
         let created = Clock.utcTimestamp()
         let owner = connection.peerUID
@@ -155,7 +151,7 @@ extension Server {
         let store = jobs.store
         let specFile = ready.specFile
         let outcome = CreateOutcome()
-        jobs.reserve(name)
+        jobs.reserve(name, owner: owner)
         connection.suspendRequests()
         loop.queueWork({
             do throws(SystemError) {
@@ -177,6 +173,7 @@ extension Server {
                 return
             }
             let files = store.jobFiles(name)
+            jobs.budget.add(FileIO.size(files.spec))
             let record = JobRecord(name: name, owner: owner, created: created, files: files, spec: spec,
                                    summary: summary, paused: spec.paused)
             let job = Job(record: record, log: EventLog(path: files.events, publishedSeq: 0, publishedOffset: 0, ended: false))
@@ -190,6 +187,37 @@ extension Server {
             Log.info("job \(name) started by uid \(owner): \(spec.data.x.count) rows, \(spec.epochs) epoch(s) × \(trainer.start.stepsPerEpoch) step(s), \(spec.optimizer.name.rawValue), \(spec.precision.rawValue)\(spec.paused ? ", paused" : "")")
             connection.send(Reply.started(id: id, job: name, status: jobs.status(of: job)))
         })
+    }
+
+    /// Why a job named `name` cannot be recorded for `owner` (the name is taken, or a job limit is reached), if so.
+    func refusalToRecord(_ name: String, owner: UInt32, id: JSONValue?) -> ProtocolError? {
+        if jobs.isTaken(name) {
+            return ProtocolError(.jobExists, "a job named \"\(name)\" already exists; pick another name, or delete it first (ltctl delete \(name))", id: id)
+        }
+        guard jobs.count < configuration.maxJobs else {
+            return ProtocolError(.tooManyJobs, "this daemon already keeps \(jobs.count) jobs, its limit; delete finished ones with ltctl delete NAME", id: id)
+        }
+        let owned = jobs.count(ownedBy: owner), most = configuration.limits.maxJobsPerUser
+        guard owned < most else {
+            return ProtocolError(.tooManyJobs, "uid \(owner) already keeps \(owned) jobs, the most this daemon allows one user (ltd --max-jobs-per-user \(most)); delete finished ones with ltctl delete NAME", id: id)
+        }
+        return nil
+    }
+
+    /// Why a job of `spec` taking `totalSteps` steps cannot fit in the disk limits, if it cannot: counted at the
+    /// least it writes (`DiskLimits.leastBytes`), so only a job that can never fit is refused.
+    func diskRefusal(_ spec: JobSpec, totalSteps: Int, id: JSONValue?) -> ProtocolError? {
+        let limits = configuration.limits
+        let least = DiskLimits.leastBytes(of: spec, totalSteps: totalSteps)
+        let how = "at least \(DiskLimits.leastBytesPerStep) bytes per step and \(DiskLimits.leastBytesPerRow) per data row"
+        guard least.log <= limits.maxLogBytes else {
+            return ProtocolError(.diskLimit, "this job takes \(totalSteps) steps on \(spec.data.x.count) rows, so its log needs at least \(least.log) bytes (\(how)); this daemon allows \(limits.maxLogBytes) bytes of log per job (ltd --max-log-bytes). Use fewer epochs, a larger batch_size or less data", field: "epochs", id: id)
+        }
+        let used = jobs.budget.usedBytes
+        guard least.state <= limits.maxStateBytes - min(used, limits.maxStateBytes) else {
+            return ProtocolError(.diskLimit, "the jobs' logs and specs take \(used) bytes and this job needs at least \(least.state) more (\(how)), past this daemon's limit of \(limits.maxStateBytes) bytes in all (ltd --max-state-bytes); delete finished jobs with ltctl delete NAME", field: "epochs", id: id)
+        }
+        return nil
     }
 
     /// The threadpool's answer to `start`'s directory writes.
@@ -245,12 +273,14 @@ extension Server {
             subscriber.send(ProtocolError(.unknownJob, "job \(name) was deleted; its events are gone").line)
             subscriber.endSubscription()
         }
+        let freed = jobs.store.bytesInUse(of: name)
         let retired: String
         do { retired = try jobs.store.retire(job: name) } catch {
             Log.error("job \(name): cannot remove \(job.record.files.directory): \(error)")
             return connection.send(ProtocolError(.internalError, "cannot remove job \(name)'s files: \(error)", id: id).line)
         }
         removeInBackground(retired)
+        jobs.budget.release(freed)
         jobs.remove(job)
         Log.info("job \(name) deleted by uid \(connection.peerUID)")
         connection.send(Reply.ok(id: id, op: "delete", job: name, state: nil))

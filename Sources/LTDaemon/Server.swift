@@ -49,7 +49,7 @@ final class Server {
         self.loop = loop
         wakeup = Async(loop: loop)
         inbox = Inbox(wakeup: wakeup)
-        jobs = JobTable(store: store, inbox: inbox, launcher: launcher)
+        jobs = JobTable(store: store, inbox: inbox, launcher: launcher, budget: DiskBudget(limits: configuration.limits))
         readBuffer = .allocate(byteCount: Server.readBufferSize, alignment: 16)
         listener = Pipe(loop: loop)
         terminate = Signal(loop: loop)
@@ -67,6 +67,8 @@ final class Server {
     func start(activated: [Int32], environment: [String: String]) throws(StartupError) {
         wakeup.onWake { [unowned self] in drainInbox() }
         jobs.restore()
+        let running = Dictionary(jobs.all.filter { $0.thread != nil }.map { ($0.name, $0.log.publishedOffset) }) { a, _ in a }
+        jobs.budget.add(jobs.store.bytesInUse(runningLogs: running))
         for path in jobs.store.retiredDirectories() { removeInBackground(path) }
         try listen(activated: activated)
         terminate.start(SIGTERM) { [unowned self] in beginShutdown(signal: $0) }

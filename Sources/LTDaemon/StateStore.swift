@@ -26,8 +26,44 @@ struct StateStore {
     var jobsDirectory: String { root + "/jobs" }
     func jobFiles(_ job: String) -> JobFiles { JobFiles(directory: jobsDirectory + "/" + job) }
 
-    func prepare() throws(SystemError) {
-        try FileIO.makeDirectories(jobsDirectory, mode: 0o700)
+    /// The layout of the state directory that this ltd reads and writes, recorded in `DIR/format` (the number and a
+    /// newline). A directory without the file (new, or written before it existed) has this layout, and gets it.
+    /// A later ltd that changes the layout raises the number, so an older ltd refuses the directory instead of
+    /// misreading it.
+    static let formatVersion = 1
+    var formatFile: String { root + "/format" }
+
+    enum PrepareError: Error, CustomStringConvertible {
+        case system(SystemError)
+        /// The directory is in a layout newer than this ltd reads.
+        case newerFormat(found: Int, path: String)
+        case unreadableFormat(path: String, text: String)
+
+        var description: String {
+            switch self {
+            case .system(let error): return "\(error)"
+            case .newerFormat(let found, let path):
+                return "\(path) says the state directory has format version \(found), newer than this ltd reads (\(StateStore.formatVersion)); run the newer ltd that wrote it, or point --state-dir at another directory"
+            case .unreadableFormat(let path, let text):
+                return "\(path) should hold the state directory's format version (a number), but holds \"\(text)\"; restore it (version \(StateStore.formatVersion) is this ltd's) or point --state-dir at another directory"
+            }
+        }
+    }
+
+    /// Creates the directory if needed and checks (or records) its format version.
+    func prepare() throws(PrepareError) {
+        do { try FileIO.makeDirectories(jobsDirectory, mode: 0o700) } catch { throw .system(error) }
+        let bytes: [UInt8]
+        do { bytes = try FileIO.readAll(path: formatFile, limit: 4096) } catch {
+            guard error.code == ENOENT else { throw .system(error) }
+            let current = Array("\(StateStore.formatVersion)\n".utf8)
+            do { try FileIO.writeAtomically(current, to: formatFile, directory: root) } catch { throw .system(error) }
+            return
+        }
+        let text = String(decoding: bytes.prefix(64), as: UTF8.self)
+        let digits = text.hasSuffix("\n") ? String(text.dropLast()) : text
+        guard let found = Int(digits), found >= 1 else { throw .unreadableFormat(path: formatFile, text: text) }
+        guard found <= StateStore.formatVersion else { throw .newerFormat(found: found, path: formatFile) }
     }
 
     /// The bytes of `spec.json` (pure; large specs have this done off the loop thread).
@@ -38,14 +74,15 @@ struct StateStore {
         return writer.bytes
     }
 
-    /// Records a new job: its directory, spec, meta and initial checkpoint. On failure, removes what it wrote.
+    /// Records a new job: its directory, spec, meta and initial checkpoint, each file fsynced (a crash must not leave
+    /// a renamed but empty spec), then the jobs directory. On failure, removes what it wrote.
     func create(job: String, spec: JobSpec, specFile: [UInt8]? = nil, owner: UInt32, created: String, checkpoint: JobCheckpoint,
                 kind: JobKind = .native) throws(SystemError) {
         let files = jobFiles(job)
         let dir = files.directory
         guard mkdir(dir, 0o700) == 0 else { throw SystemError(operation: "mkdir", path: dir, code: errno) }
         do throws(SystemError) {
-            try FileIO.writeAtomically(specFile ?? StateStore.specFile(spec), to: files.spec, directory: dir, sync: false)
+            try FileIO.writeAtomically(specFile ?? StateStore.specFile(spec), to: files.spec, directory: dir)
             var meta = JSONWriter(precision: .float64, capacity: 128)
             meta.beginObject()
             meta.field("job", job)
@@ -54,12 +91,13 @@ struct StateStore {
             if kind != .native { meta.field("kind", kind.rawValue) }
             meta.endObject()
             meta.newline()
-            try FileIO.writeAtomically(meta.bytes, to: files.meta, directory: dir, sync: false)
+            try FileIO.writeAtomically(meta.bytes, to: files.meta, directory: dir)
             let bytes: [UInt8]
             do { bytes = try checkpoint.encoded() } catch {
                 throw SystemError(operation: "encode checkpoint for", path: dir, code: EINVAL)
             }
             try FileIO.writeAtomically(bytes, to: files.checkpoint, directory: dir)
+            try FileIO.syncDirectory(jobsDirectory)
         } catch {
             try? FileIO.removeTree(dir)
             throw error
@@ -71,7 +109,7 @@ struct StateStore {
     func retire(job: String) throws(SystemError) -> String {
         let from = jobFiles(job).directory
         let to = jobsDirectory + "/.deleted-" + job + "-\(getpid())-\(Clock.monotonicNanoseconds())"
-        guard rename(from, to) == 0 else { throw SystemError(operation: "rename", path: from, code: errno) }
+        try FileIO.rename(from, to: to)
         return to
     }
 
@@ -93,6 +131,23 @@ struct StateStore {
     enum LoadError: Error, CustomStringConvertible {
         case unreadable(String)
         var description: String { if case .unreadable(let why) = self { return why }; return "" }
+    }
+
+    /// What `--max-state-bytes` counts: every job directory's spec and log. `runningLogs` gives, for jobs whose
+    /// thread already appends, the log size their thread counts on from (its start offset).
+    func bytesInUse(runningLogs: [String: Int]) -> Int {
+        var total = 0
+        for name in (try? jobNames()) ?? [] {
+            let files = jobFiles(name)
+            total += FileIO.size(files.spec) + (runningLogs[name] ?? FileIO.size(files.events))
+        }
+        return total
+    }
+
+    /// What a job's directory counts against `--max-state-bytes` (given back when it is deleted).
+    func bytesInUse(of job: String) -> Int {
+        let files = jobFiles(job)
+        return FileIO.size(files.spec) + FileIO.size(files.events)
     }
 
     func jobNames() throws(SystemError) -> [String] {
@@ -124,12 +179,7 @@ struct StateStore {
         } catch {
             throw LoadError.unreadable("\(dir): \(error)")
         }
-        var checkpoint: JobCheckpoint? = nil
-        if let bytes = try? FileIO.readAll(path: files.checkpoint) {
-            do { checkpoint = try JobCheckpoint.decode(bytes) } catch {
-                throw LoadError.unreadable("\(files.checkpoint): \(error)")
-            }
-        }
+        let checkpoint = try JobCheckpoint.read(path: files.checkpoint, logBytes: FileIO.size(files.events))
         return StoredJob(name: name, spec: spec, owner: owner, created: created, checkpoint: checkpoint, kind: kind)
     }
 }

@@ -32,7 +32,7 @@ import LTProtocol
     static func write(_ bytes: [UInt8], to path: String) {
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         #expect(fd >= 0)
-        bytes.withUnsafeBytes { raw in _ = FileIO.writeAll(fd: fd, raw.baseAddress!, raw.count) }
+        bytes.withUnsafeBytes { raw in _ = FileIO.writeAll(fd: fd, raw.baseAddress!, raw.count, path: path) }
         close(fd)
     }
 
