@@ -220,6 +220,8 @@ final class JobRunner: @unchecked Sendable {
 
     private func emit(_ line: [UInt8], _ kind: EventKind, _ iteration: Int) {
         guard !ended, storageFailure == nil || finishing else { return }
+        // The events that fit in the job's log limit go first, so the log ends as close to the limit as it can.
+        if !finishing, fileOffset &+ line.count > budget.limits.maxLogBytes { flush() }
         if builder.isEmpty {
             builderFirstSeq = seq + 1
             builderOffset = fileOffset
