@@ -143,6 +143,7 @@ final class EventLog {
             return false
         }
         tail.append(chunk)
+        if !chunk.inFile { holdsUnwrittenEvents = true }
         tailBytes += chunk.bytes.count
         publishedSeq = chunk.lastSeq
         publishedOffset = chunk.endOffset
@@ -159,8 +160,12 @@ final class EventLog {
         return true
     }
 
-    /// Drops the in-memory tail (for a finished job nobody follows live any more).
+    /// Set when the newest events are in memory only (see `EventChunk.inFile`): the tail is then kept.
+    private var holdsUnwrittenEvents = false
+
+    /// Drops the in-memory tail (for a finished job nobody follows live any more), unless it holds the only copy.
     func releaseTail() {
+        guard !holdsUnwrittenEvents else { return }
         tail.removeAll()
         tailHead = 0
         tailBytes = 0

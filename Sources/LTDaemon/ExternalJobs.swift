@@ -223,8 +223,8 @@ extension Server {
             if !final { jobs.budget.release(bytes) }
             let failure = AppendFailure(message: "its log cannot be written: \(error)", isLimit: false)
             guard final else { return failure }
-            Log.error("external job \(job.name): its final events could not be written (\(error)); its watchers get them")
-            publishAndPump(chunk, of: job)
+            Log.error("external job \(job.name): its final events could not be written (\(error)); its watchers get them, and the next start writes them")
+            publishAndPump(chunk.notInFile(), of: job)
             return failure
         }
         if final { jobs.budget.add(bytes) }

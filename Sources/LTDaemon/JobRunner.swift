@@ -257,8 +257,8 @@ final class JobRunner: @unchecked Sendable {
         seq = chunk.firstSeq - 1
         fileOffset = chunk.fileOffset
         if finishing {
-            Log.error("job \(record.name): its final events could not be written (\(failure)); its watchers get them, its log ends at seq \(seq)")
-            inbox.publish(chunk, of: record)
+            Log.error("job \(record.name): its final events could not be written (\(failure)); its watchers get them, its log ends at seq \(seq) until ltd starts again")
+            inbox.publish(chunk.notInFile(), of: record)
         } else if storageFailure == nil {
             storageFailure = failure
         }

@@ -179,7 +179,46 @@ struct StateStore {
         } catch {
             throw LoadError.unreadable("\(dir): \(error)")
         }
-        let checkpoint = try JobCheckpoint.read(path: files.checkpoint, logBytes: FileIO.size(files.events))
+        var checkpoint = try JobCheckpoint.read(path: files.checkpoint, logBytes: FileIO.size(files.events))
+        if let c = checkpoint, c.state.isFinal, c.summary.seq == c.seq + 2 {
+            checkpoint = completeEnding(c, job: name, precision: spec.precision, files: files)
+        }
         return StoredJob(name: name, spec: spec, owner: owner, created: created, checkpoint: checkpoint, kind: kind)
+    }
+
+    /// A job ended while its log could not take its last two events (`state` and `end`): its watchers got them, and
+    /// its final checkpoint says so (the summary's seq is two past the log's). They are written now, encoded again
+    /// from the summary byte for byte, so the log holds everything its watchers saw. Returns the checkpoint in force
+    /// (the old one, logged, if the disk still refuses).
+    private func completeEnding(_ c: JobCheckpoint, job name: String, precision: Precision, files: JobFiles) -> JobCheckpoint {
+        let s = c.summary
+        let lines = EventEncoder.state(job: name, seq: c.seq + 1, state: c.state, message: s.message)
+            + EventEncoder.end(job: name, seq: c.seq + 2, state: c.state, iteration: s.iteration, epoch: s.epoch,
+                               w: s.w, b: s.b, message: s.message, precision: precision)
+        var done = c
+        done.seq = c.seq + 2
+        done.offset = c.offset + lines.count
+        do throws(SystemError) {
+            guard EventLog.recover(path: files.events, toSeq: c.seq, offset: c.offset) == c.offset else {
+                throw SystemError(operation: "cut back", path: files.events, code: EIO)
+            }
+            let fd = FileIO.open(files.events, O_WRONLY | O_APPEND)
+            guard fd >= 0 else { throw SystemError(operation: "open", path: files.events, code: errno) }
+            defer { close(fd) }
+            let failure = lines.withUnsafeBytes { raw in raw.baseAddress.flatMap { FileIO.writeAll(fd: fd, $0, raw.count, path: files.events) } }
+            if let failure {
+                _ = ftruncate(fd, off_t(c.offset))
+                throw SystemError(operation: "append to", path: files.events, code: failure)
+            }
+            try FileIO.sync(fd: fd, path: files.events)
+            let bytes: [UInt8]
+            do { bytes = try done.encoded() } catch { throw SystemError(operation: "encode checkpoint for", path: files.directory, code: EINVAL) }
+            try FileIO.writeAtomically(bytes, to: files.checkpoint, directory: files.directory)
+        } catch {
+            Log.error("job \(name): its last two events are still missing from its log (\(error)); its watchers will not see its end until they are written")
+            return c
+        }
+        Log.info("job \(name): wrote its final state and end, which its log could not take before")
+        return done
     }
 }

@@ -40,7 +40,10 @@ struct FaultInjectionTests {
         if acknowledged {
             let watcher = try LineClient(path: daemon.socketPath)
             #expect(try watcher.request("{\"op\":\"subscribe\",\"job\":\"j\"}")["type"]?.stringValue == "subscribed")
-            stream = try watcher.readUntilEnd()
+            do { stream = try watcher.readUntilEnd(timeout: .seconds(15)) } catch {
+                Issue.record("\(setting): the watcher got no end: \(error)\n\(daemon.stderr)")
+                return Outcome(fired: true)
+            }
         } else {
             // Refused while its directory was written: said so, and nothing of it is left.
             #expect(started["code"]?.stringValue == "internal", "\(setting): \(started)")
@@ -88,7 +91,10 @@ struct FaultInjectionTests {
         var fired = 0, failedJobs = 0
         for n in 1...200 {
             let outcome = try run("\(operation):\(n)\(persistent ? "+" : "")")
-            guard outcome.fired else { return (fired, failedJobs) }
+            guard outcome.fired else {
+                print("fault injection, \(operation)\(persistent ? " from the Nth on" : ""): fired in \(fired) runs, \(failedJobs) of them failed the job")
+                return (fired, failedJobs)
+            }
             fired += 1
             if outcome.failedJob { failedJobs += 1 }
         }

@@ -210,6 +210,25 @@ import LTProtocol
         #expect(try Self.readAll(log, from: 1) == (try FileIO.readAll(path: path)))
     }
 
+    @Test("final events the file could not take (a full disk) stay in memory: releasing the tail keeps them readable")
+    func unwrittenEndIsKept() throws {
+        let path = try Self.temporaryLogPath()
+        let log = EventLog(path: path, publishedSeq: 0, publishedOffset: 0, ended: false)
+        let appender = try EventLog.openAppender(path: path).get()
+        defer { appender.close() }
+        Self.append([(Self.line(1, .start), .start, 0)] + Self.steps(2...5), to: log, appender: appender)
+        let written = try FileIO.readAll(path: path)
+        var builder = EventBatchBuilder(capacity: 256)
+        builder.append(Self.line(6, .state), kind: .state, iteration: 0)
+        builder.append(Self.line(7, .end), kind: .end, iteration: 0)
+        let final = builder.take(firstSeq: 6, fileOffset: log.publishedOffset)
+        builder.release()
+        #expect(log.publish(final.notInFile()))
+        log.releaseTail()
+        #expect(log.ended && log.firstSeqInMemory != nil)
+        #expect(try Self.readAll(log, from: 1) == written + Self.line(6, .state) + Self.line(7, .end))
+    }
+
     // MARK: Filters
 
     @Test("a filter with every and types keeps the same events from memory and from the file")
