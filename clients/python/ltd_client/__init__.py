@@ -12,7 +12,7 @@ Standard library only. `ltd_client.plot` draws with matplotlib when it is instal
 
 from .client import Client, Subscription
 from .daemon import ensure_daemon
-from .errors import (AlreadySubscribed, BadJSON, BadRequest, CapabilityMissing, ConnectionLost, DaemonUnavailable, InternalError,
+from .errors import (AlreadySubscribed, BadJSON, BadRequest, CapabilityMissing, ConnectionLost, DaemonUnavailable, DiskLimit, InternalError,
                      InvalidJobName, InvalidSpec, JobActive, JobExists, LineTooLong, LtdError, NotReached,
                      PermissionDenied, ProtocolError, ShuttingDown, TooManyJobs, UnknownJob, UnknownOp, WrongState)
 from .rows import STEP_COLUMNS, read_events, to_rows
@@ -26,5 +26,5 @@ __all__ = [
     "float32", "PROTOCOL_VERSION",
     "LtdError", "CapabilityMissing", "DaemonUnavailable", "ConnectionLost", "ProtocolError", "BadJSON", "LineTooLong", "UnknownOp",
     "BadRequest", "InvalidJobName", "InvalidSpec", "UnknownJob", "JobExists", "PermissionDenied", "WrongState",
-    "JobActive", "TooManyJobs", "NotReached", "AlreadySubscribed", "ShuttingDown", "InternalError",
+    "JobActive", "TooManyJobs", "DiskLimit", "NotReached", "AlreadySubscribed", "ShuttingDown", "InternalError",
 ]

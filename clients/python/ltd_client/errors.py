@@ -9,7 +9,7 @@ from typing import Any, Dict, Optional
 __all__ = [
     "LtdError", "DaemonUnavailable", "ConnectionLost", "ProtocolError",
     "BadJSON", "LineTooLong", "UnknownOp", "BadRequest", "InvalidJobName", "InvalidSpec", "UnknownJob", "JobExists",
-    "PermissionDenied", "WrongState", "JobActive", "TooManyJobs", "AlreadySubscribed", "ShuttingDown",
+    "PermissionDenied", "WrongState", "JobActive", "TooManyJobs", "DiskLimit", "AlreadySubscribed", "ShuttingDown",
     "InternalError", "error_from_reply",
 ]
 
@@ -132,6 +132,13 @@ class TooManyJobs(LtdError):
     code = "too_many_jobs"
 
 
+class DiskLimit(LtdError):
+    """The job cannot fit in the daemon's disk limits (`ltd --max-log-bytes`, `--max-state-bytes`); the message gives
+    the numbers."""
+
+    code = "disk_limit"
+
+
 class NotReached(LtdError):
     """`explain` asked for an iteration the job has not taken (yet)."""
 
@@ -152,7 +159,7 @@ class InternalError(LtdError):
 
 _BY_CODE = {cls.code: cls for cls in (
     BadJSON, LineTooLong, UnknownOp, BadRequest, InvalidJobName, InvalidSpec, UnknownJob, JobExists,
-    PermissionDenied, WrongState, JobActive, TooManyJobs, NotReached, AlreadySubscribed, ShuttingDown, InternalError)}
+    PermissionDenied, WrongState, JobActive, TooManyJobs, DiskLimit, NotReached, AlreadySubscribed, ShuttingDown, InternalError)}
 
 
 def error_from_reply(reply: Dict[str, Any]) -> LtdError:
