@@ -23,6 +23,7 @@ struct LTD: ParsableCommand {
                       else $XDG_STATE_HOME/ltd (~/.local/state/ltd)
 
         Signals: SIGTERM or SIGINT checkpoints every job, delivers what they wrote to the watchers, and exits 0.
+        Under systemd, ltd accepts a socket passed by socket activation and reports READY/STATUS/STOPPING.
 
         Disk: each job's log, and the logs and specs of all jobs together, are limited (--max-log-bytes, \
         --max-state-bytes); start refuses a job that cannot fit, counting at least 200 bytes per step and 4 per \
@@ -33,7 +34,6 @@ struct LTD: ParsableCommand {
         Exit status: 0 after a signal; 1 when ltd cannot start (the message says why); 64 for a bad flag; 65 when \
         the state directory was written by a newer ltd (its `format` file holds a higher version): a restart \
         cannot help, run the newer ltd.
-        Under systemd, ltd accepts a socket passed by socket activation and reports READY/STATUS/STOPPING.
 
         Examples:
           ltd                                        # user daemon on the default socket
@@ -55,10 +55,10 @@ struct LTD: ParsableCommand {
     @Option(name: .customLong("max-jobs"), help: ArgumentHelp("Most jobs kept at once (running or finished); start beyond it gets too_many_jobs.", valueName: "n"))
     var maxJobs: Int = DaemonConfiguration.defaultMaxJobs
 
-    @Option(name: .customLong("max-log-bytes"), help: ArgumentHelp("Most bytes of log one job may write; start refuses a job that cannot fit, and a job that reaches it fails.", valueName: "bytes"))
+    @Option(name: .customLong("max-log-bytes"), help: ArgumentHelp("Most bytes of log one job may write (default 1 GiB); start refuses a job that cannot fit, and a job that reaches it fails.", valueName: "bytes"))
     var maxLogBytes: Int = DiskLimits.defaultMaxLogBytes
 
-    @Option(name: .customLong("max-state-bytes"), help: ArgumentHelp("Most bytes of logs and specs of all jobs together; start refuses a job that would pass it, and a job whose log would fails.", valueName: "bytes"))
+    @Option(name: .customLong("max-state-bytes"), help: ArgumentHelp("Most bytes of logs and specs of all jobs together (default 10 GiB); start refuses a job that would pass it, and a job whose log would fails.", valueName: "bytes"))
     var maxStateBytes: Int = DiskLimits.defaultMaxStateBytes
 
     @Option(name: .customLong("max-jobs-per-user"), help: ArgumentHelp("Most jobs one uid may keep (running or finished); start beyond it gets too_many_jobs.", valueName: "n"))
