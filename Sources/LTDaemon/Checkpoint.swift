@@ -40,6 +40,15 @@ struct JobCheckpoint: Codable, Equatable {
         return bytes
     }
 
+    /// Writes this as the job's checkpoint, atomically and durably (a failure leaves the last one in place).
+    func write(to files: JobFiles) throws(SystemError) {
+        let bytes: [UInt8]
+        do { bytes = try encoded() } catch {
+            throw SystemError(operation: "encode checkpoint for", path: files.directory, code: EINVAL)
+        }
+        try FileIO.writeAtomically(bytes, to: files.checkpoint, directory: files.directory)
+    }
+
     static func decode(_ bytes: [UInt8]) throws -> JobCheckpoint {
         try decoder().decode(JobCheckpoint.self, from: Data(bytes))
     }

@@ -104,6 +104,20 @@ final class EventLog {
         return target
     }
 
+    /// Appends, at start-up, events a job owes its log (its final `state` and `end`), durably. The log must end at
+    /// `offset` (a whole event); on failure it is cut back to it.
+    static func appendOwed(_ bytes: [UInt8], path: String, at offset: Int) throws(SystemError) {
+        let fd = FileIO.open(path, O_WRONLY | O_APPEND)
+        guard fd >= 0 else { throw SystemError(operation: "open", path: path, code: errno) }
+        defer { close(fd) }
+        let failure = bytes.withUnsafeBytes { raw in raw.baseAddress.flatMap { FileIO.writeAll(fd: fd, $0, raw.count, path: path) } }
+        if let failure {
+            _ = ftruncate(fd, off_t(offset))
+            throw SystemError(operation: "append to", path: path, code: failure)
+        }
+        try FileIO.sync(fd: fd, path: path)
+    }
+
     /// The seq of the line that ends (with its `\n`) exactly at `end`.
     private static func lastLineSeq(fd: Int32, endingAt end: Int) -> Int? {
         let window = min(end, 1 << 20)

@@ -190,7 +190,7 @@ extension Server {
         let name = job.name
         loop.queueWork({
             do {
-                try FileIO.writeAtomically(try checkpoint.encoded(), to: files.checkpoint, directory: files.directory)
+                try checkpoint.write(to: files)
             } catch {
                 Log.error("job \(name): final checkpoint failed: \(error)")
             }
@@ -272,17 +272,16 @@ extension JobTable {
         var tail = EventEncoder.state(job: name, seq: seq + 1, state: .failed, message: message)
         tail += EventEncoder.end(job: name, seq: seq + 2, state: .failed, iteration: summary.iteration, epoch: summary.epoch,
                                  w: summary.w, b: summary.b, message: message, precision: stored.spec.precision)
-        let fd = FileIO.open(files.events, O_WRONLY | O_APPEND)
-        guard fd >= 0 else { return nil }
-        let failure = tail.withUnsafeBytes { raw in raw.baseAddress.flatMap { FileIO.writeAll(fd: fd, $0, raw.count, path: files.events) } }
-        _ = close(fd)
-        if failure != nil { return nil }
+        do { try EventLog.appendOwed(tail, path: files.events, at: complete) } catch {
+            Log.error("external job \(name): cannot end its log (\(error)); leaving its directory alone")
+            return nil
+        }
         summary.state = .failed
         summary.message = message
         summary.seq = seq + 2
         let end = complete + tail.count
         let checkpoint = JobCheckpoint(seq: seq + 2, offset: end, state: .failed, summary: summary, trainer: nil)
-        do { try FileIO.writeAtomically(try checkpoint.encoded(), to: files.checkpoint, directory: files.directory) } catch {
+        do { try checkpoint.write(to: files) } catch {
             Log.error("external job \(name): final checkpoint failed: \(error)")
         }
         Log.warning("external job \(name): \(message)")

@@ -279,10 +279,7 @@ final class JobRunner: @unchecked Sendable {
         let state: JobState = final ? summary.state : (paused ? .paused : .running)
         let value = JobCheckpoint(seq: seq, offset: fileOffset, state: state, summary: summary,
                                   trainer: final ? nil : trainer.checkpoint)
-        do {
-            let bytes = try value.encoded()
-            try FileIO.writeAtomically(bytes, to: record.files.checkpoint, directory: record.files.directory)
-        } catch {
+        do { try value.write(to: record.files) } catch {
             Log.error("job \(record.name): checkpoint failed: \(error)")
             // The last good checkpoint stays, consistent with the log; the job cannot go on without new ones.
             if !final, storageFailure == nil { storageFailure = "its checkpoint cannot be written: \(error)" }

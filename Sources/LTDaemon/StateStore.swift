@@ -92,11 +92,7 @@ struct StateStore {
             meta.endObject()
             meta.newline()
             try FileIO.writeAtomically(meta.bytes, to: files.meta, directory: dir)
-            let bytes: [UInt8]
-            do { bytes = try checkpoint.encoded() } catch {
-                throw SystemError(operation: "encode checkpoint for", path: dir, code: EINVAL)
-            }
-            try FileIO.writeAtomically(bytes, to: files.checkpoint, directory: dir)
+            try checkpoint.write(to: files)
             try FileIO.syncDirectory(jobsDirectory)
         } catch {
             try? FileIO.removeTree(dir)
@@ -202,18 +198,8 @@ struct StateStore {
             guard EventLog.recover(path: files.events, toSeq: c.seq, offset: c.offset) == c.offset else {
                 throw SystemError(operation: "cut back", path: files.events, code: EIO)
             }
-            let fd = FileIO.open(files.events, O_WRONLY | O_APPEND)
-            guard fd >= 0 else { throw SystemError(operation: "open", path: files.events, code: errno) }
-            defer { close(fd) }
-            let failure = lines.withUnsafeBytes { raw in raw.baseAddress.flatMap { FileIO.writeAll(fd: fd, $0, raw.count, path: files.events) } }
-            if let failure {
-                _ = ftruncate(fd, off_t(c.offset))
-                throw SystemError(operation: "append to", path: files.events, code: failure)
-            }
-            try FileIO.sync(fd: fd, path: files.events)
-            let bytes: [UInt8]
-            do { bytes = try done.encoded() } catch { throw SystemError(operation: "encode checkpoint for", path: files.directory, code: EINVAL) }
-            try FileIO.writeAtomically(bytes, to: files.checkpoint, directory: files.directory)
+            try EventLog.appendOwed(lines, path: files.events, at: c.offset)
+            try done.write(to: files)
         } catch {
             Log.error("job \(name): its last two events are still missing from its log (\(error)); its watchers will not see its end until they are written")
             return c
