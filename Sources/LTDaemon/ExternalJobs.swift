@@ -119,6 +119,7 @@ extension Server {
             let owner = job.record.owner
             return connection.send(ProtocolError(.permissionDenied, "only the connection that created \(name) may publish to it", owner: owner, id: id).line)
         }
+        let before = feed.stream
         let result: (lines: [[UInt8]], outcome: ExternalStream.Outcome)
         do throws(ProtocolError) {
             result = try feed.stream.accept(event, seq: job.log.publishedSeq + 1)
@@ -144,7 +145,9 @@ extension Server {
             finishExternal(job, feed: feed, lines: result.lines, state: state, message: message)
         }
         if let failure {
-            // The event is not logged, so nobody sees it; the job cannot go on and ends failed, saying why.
+            // The event is not logged, so nobody sees it (its end reports the job as it was before it); the job
+            // cannot go on and ends failed, saying why.
+            feed.stream = before
             failExternal(job, cause: failure.message)
             let code: ErrorCode = failure.isLimit ? .diskLimit : .wrongState
             return connection.send(ProtocolError(code, "this event was not recorded because \(failure.message); \(name) has failed, its events before this one are kept", id: id).line)

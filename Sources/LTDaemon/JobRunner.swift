@@ -41,6 +41,8 @@ final class JobRunner: @unchecked Sendable {
     private var finishing = false
     /// Set once `end` is emitted: nothing follows it.
     private var ended = false
+    /// The summary as of the last batch written: what the job reports again if a later batch cannot be written.
+    private var writtenSummary: JobSummary
 
     static let flushBytes = 64 * 1024
     static let flushAgeNanoseconds: UInt64 = 2_000_000
@@ -62,6 +64,7 @@ final class JobRunner: @unchecked Sendable {
         self.paused = paused
         self.fresh = seq == 0
         let summary = record.summary.withLock { $0 }
+        writtenSummary = summary
         lastEpoch = summary.epoch
         lastStep = summary.step
     }
@@ -153,13 +156,19 @@ final class JobRunner: @unchecked Sendable {
                 tookStep = true
                 lastEpoch = step.epoch
                 lastStep = step.step
-                emit(events.step(seq: seq + 1, record: step), .step, step.iteration)
+                let line = events.step(seq: seq + 1, record: step)
+                // The summary changes with the event, after the events before it may be flushed (`makeRoom`) and
+                // before it may be: the summary as of each written batch is what that batch holds.
+                makeRoom(for: line.count)
                 if storageFailure != nil { continue }
+                let next = seq + 1
                 record.summary.withLock { s in
-                    s.iteration = step.iteration; s.epoch = step.epoch; s.step = step.step; s.seq = seq
+                    s.iteration = step.iteration; s.epoch = step.epoch; s.step = step.step; s.seq = next
                     s.w = step.wAfter; s.b = step.bAfter
                     s.loss = step.loss; s.rmse = step.rmse; s.valLoss = step.valLoss; s.valRmse = step.valRmse
                 }
+                emit(line, .step, step.iteration)
+                if storageFailure != nil { continue }
                 stepsSinceCheckpoint += 1
                 if stepsSinceCheckpoint >= JobRunner.checkpointSteps { checkpointIfDue() }
                 divergencePending = spec.onDivergence == .stop && !step.loss.isFinite
@@ -218,10 +227,15 @@ final class JobRunner: @unchecked Sendable {
         checkpoint(final: true)
     }
 
+    /// Flushes the buffered events when an event of `count` bytes would take the log past its limit: the events
+    /// that fit go first, so the log ends as close to the limit as it can.
+    private func makeRoom(for count: Int) {
+        if !finishing, fileOffset &+ count > budget.limits.maxLogBytes { flush() }
+    }
+
     private func emit(_ line: [UInt8], _ kind: EventKind, _ iteration: Int) {
         guard !ended, storageFailure == nil || finishing else { return }
-        // The events that fit in the job's log limit go first, so the log ends as close to the limit as it can.
-        if !finishing, fileOffset &+ line.count > budget.limits.maxLogBytes { flush() }
+        makeRoom(for: line.count)
         if builder.isEmpty {
             builderFirstSeq = seq + 1
             builderOffset = fileOffset
@@ -252,10 +266,15 @@ final class JobRunner: @unchecked Sendable {
                 budget.add(bytes)
             }
         }
-        guard let failure else { return inbox.publish(chunk, of: record) }
-        // The log ends at the last whole event written (the appender cut off any part of this chunk).
+        guard let failure else {
+            if !finishing { writtenSummary = record.summary.withLock { $0 } }
+            return inbox.publish(chunk, of: record)
+        }
+        // The log ends at the last whole event written (the appender cut off any part of this chunk), and the job
+        // reports what it holds.
         seq = chunk.firstSeq - 1
         fileOffset = chunk.fileOffset
+        if !finishing { record.summary.withLock { [writtenSummary] in $0 = writtenSummary } }
         if finishing {
             Log.error("job \(record.name): its final events could not be written (\(failure)); its watchers get them, its log ends at seq \(seq) until ltd starts again")
             inbox.publish(chunk.notInFile(), of: record)

@@ -24,6 +24,14 @@ struct DiskLimitTests {
         }
     }
 
+    /// The `end` of a job stopped by its disk reports the last step its log holds, not one that was dropped.
+    static func expectEndMatchesLastStep(_ stream: [[UInt8]]) throws {
+        let end = try JSONParser.parse(try #require(stream.last).dropLast())
+        let step = try JSONParser.parse(try #require(stream.last { $0.starts(with: Array("{\"type\":\"step\"".utf8)) }).dropLast())
+        #expect(end["iteration"]?.intValue == step["iteration"]?.intValue, "end \(end), last step \(step["iteration"] ?? .null)")
+        #expect(end["w"]?.doubleValue == step["w_after"]?.doubleValue)
+    }
+
     @Test("start refuses a job whose steps cannot fit in --max-log-bytes, giving the numbers")
     func tooLongForTheLogLimit() throws {
         let daemon = try DaemonProcess.launch(tag: "loglimit", arguments: ["--max-log-bytes", "65536"])
@@ -63,6 +71,7 @@ struct DiskLimitTests {
         #expect(final["message"]?.stringValue?.contains("limit of 65536 bytes per job (ltd --max-log-bytes)") == true, "\(final)")
         let log = try NDJSON.lines(ofFile: daemon.logPath(job: "grows"))
         #expect(log == stream, "the log holds exactly what the watcher saw, final state and end included")
+        try Self.expectEndMatchesLastStep(stream)
         let size = log.reduce(0) { $0 + $1.count }
         #expect(size > 60_000 && size <= 65_536 + 1024, "\(size) bytes")
         #expect(try Self.state(client, "grows") == "failed")
@@ -150,6 +159,7 @@ struct DiskLimitTests {
         let final = try JSONParser.parse(stream[stream.count - 2].dropLast())
         #expect(final["state"]?.stringValue == "failed")
         #expect(try NDJSON.lines(ofFile: daemon.logPath(job: "nb")) == stream)
+        try Self.expectEndMatchesLastStep(stream)
         let after = try publisher.request("{\"op\":\"publish\",\"job\":\"nb\",\"event\":{\"type\":\"end\",\"state\":\"cancelled\"}}")
         #expect(after["code"]?.stringValue == "wrong_state")
         #expect(try daemon.stop() == 0)

@@ -36,6 +36,7 @@ struct FullDiskTests {
         #expect(message.contains("its log cannot be written") && message.contains("No space left on device"), "\(message)")
         #expect(last.last?["type"]?.stringValue == "end")
         #expect(last.last?["state"]?.stringValue == "failed")
+        try DiskLimitTests.expectEndMatchesLastStep(stream)
         #expect(try control.request("{\"op\":\"status\",\"job\":\"big\"}")["status"]?["state"]?.stringValue == "failed")
 
         // The log holds whole events only, each one the watcher saw, in order; the checkpoint agrees with it.
