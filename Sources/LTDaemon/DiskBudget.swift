@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import LTEngine
 import Synchronization
 
@@ -54,8 +57,23 @@ public struct DiskLimits: Sendable, Equatable {
 final class DiskBudget: Sendable {
     let limits: DiskLimits
     private let used = Atomic<Int>(0)
+    /// `StateStore.reserveFile`, while it holds room for failing jobs to record their end (see `freeReserve`).
+    private let reservePath: String?
+    private let reserveFreed = Atomic<Bool>(false)
 
-    init(limits: DiskLimits) { self.limits = limits }
+    init(limits: DiskLimits, reservePath: String? = nil) {
+        self.limits = limits
+        self.reservePath = reservePath
+    }
+
+    /// A write to the state directory failed: frees the reserve (once), so that the jobs that now fail can still
+    /// write their final events and checkpoint on a full disk. ltd makes a new reserve at its next start.
+    func freeReserve() {
+        guard let reservePath, !reserveFreed.exchange(true, ordering: .relaxed) else { return }
+        if unlink(reservePath) == 0 {
+            Log.warning("a write to the state directory failed: freed the reserve \(reservePath) (\(StateStore.reserveBytes) bytes) so that failing jobs can record their end; free some space, then restart ltd")
+        }
+    }
 
     var usedBytes: Int { used.load(ordering: .relaxed) }
 

@@ -224,6 +224,7 @@ extension Server {
         }
         if let error = feed.appender.append(chunk) {
             if !final { jobs.budget.release(bytes) }
+            jobs.budget.freeReserve()
             let failure = AppendFailure(message: "its log cannot be written: \(error)", isLimit: false)
             guard final else { return failure }
             Log.error("external job \(job.name): its final events could not be written (\(error)); its watchers get them, and the next start writes them")

@@ -261,6 +261,7 @@ final class JobRunner: @unchecked Sendable {
         if failure == nil, let log {
             if let error = log.append(chunk) {
                 if !finishing { budget.release(bytes) }
+                budget.freeReserve()
                 failure = "its log cannot be written: \(error)"
             } else if finishing {
                 budget.add(bytes)
@@ -299,8 +300,11 @@ final class JobRunner: @unchecked Sendable {
         let value = JobCheckpoint(seq: seq, offset: fileOffset, state: state, summary: summary,
                                   trainer: final ? nil : trainer.checkpoint)
         do { try value.write(to: record.files) } catch {
+            // The last good checkpoint stays, consistent with the log; the job cannot go on without new ones. The
+            // final one is tried once more with the reserve freed: without it the next start resumes the job.
+            budget.freeReserve()
+            if final, (try? value.write(to: record.files)) != nil { return }
             Log.error("job \(record.name): checkpoint failed: \(error)")
-            // The last good checkpoint stays, consistent with the log; the job cannot go on without new ones.
             if !final, storageFailure == nil { storageFailure = "its checkpoint cannot be written: \(error)" }
         }
         stepsSinceCheckpoint = 0

@@ -49,7 +49,8 @@ final class Server {
         self.loop = loop
         wakeup = Async(loop: loop)
         inbox = Inbox(wakeup: wakeup)
-        jobs = JobTable(store: store, inbox: inbox, launcher: launcher, budget: DiskBudget(limits: configuration.limits))
+        jobs = JobTable(store: store, inbox: inbox, launcher: launcher,
+                        budget: DiskBudget(limits: configuration.limits, reservePath: store.reserveFile))
         readBuffer = .allocate(byteCount: Server.readBufferSize, alignment: 16)
         listener = Pipe(loop: loop)
         terminate = Signal(loop: loop)
@@ -66,6 +67,9 @@ final class Server {
     /// Restores the jobs, listens, and arms the signals, timers and systemd notifications.
     func start(activated: [Int32], environment: [String: String]) throws(StartupError) {
         wakeup.onWake { [unowned self] in drainInbox() }
+        if !jobs.store.makeReserve() {
+            Log.warning("no room for the reserve \(jobs.store.reserveFile) (\(StateStore.reserveBytes) bytes): on a full disk, failing jobs may not record their end; free some space")
+        }
         jobs.restore()
         let running = Dictionary(jobs.all.filter { $0.thread != nil }.map { ($0.name, $0.log.publishedOffset) }) { a, _ in a }
         jobs.budget.add(jobs.store.bytesInUse(runningLogs: running))

@@ -50,6 +50,24 @@ struct StateStore {
         }
     }
 
+    /// Room kept free for a full disk: `DiskBudget.freeReserve` deletes it when a write fails, so that the jobs
+    /// that fail can still write their final events and checkpoint. Made again at each start when there is room.
+    var reserveFile: String { root + "/reserve" }
+    static let reserveBytes = 256 * 1024
+
+    /// Makes the reserve if it is missing; false (and nothing left behind) when the disk has no room for it.
+    func makeReserve() -> Bool {
+        guard FileIO.size(reserveFile) < StateStore.reserveBytes else { return true }
+        let fd = FileIO.open(reserveFile, O_WRONLY | O_CREAT)
+        guard fd >= 0 else { return false }
+        defer { close(fd) }
+        guard posix_fallocate(fd, 0, off_t(StateStore.reserveBytes)) == 0 else {
+            unlink(reserveFile)
+            return false
+        }
+        return true
+    }
+
     /// Creates the directory if needed and checks (or records) its format version.
     func prepare() throws(PrepareError) {
         do { try FileIO.makeDirectories(jobsDirectory, mode: 0o700) } catch { throw .system(error) }

@@ -47,11 +47,15 @@ struct FullDiskTests {
         let checkpoint = try JSONParser.parse(try Data(contentsOf: URL(fileURLWithPath: daemon.checkpointPath(job: "big"))).map { $0 })
         #expect(checkpoint["seq"]?.intValue == log.count)
         #expect(checkpoint["state"]?.stringValue == "failed")
+        // The reserve made that room; a restart makes it again.
+        #expect(daemon.stderr.contains("freed the reserve"), "\(daemon.stderr)")
+        #expect(!FileManager.default.fileExists(atPath: state + "/reserve"))
 
         // After a restart both jobs are there, the full one failed and deletable; then a new job runs.
         #expect(try daemon.stop() == 0)
         try daemon.start()
         let again = try LineClient(path: daemon.socketPath)
+        #expect(FileManager.default.fileExists(atPath: state + "/reserve"))
         #expect(try again.request("{\"op\":\"status\",\"job\":\"big\"}")["status"]?["state"]?.stringValue == "failed")
         #expect(try again.request("{\"op\":\"status\",\"job\":\"before\"}")["status"]?["state"]?.stringValue == "finished")
         #expect(try NDJSON.lines(ofFile: daemon.logPath(job: "before")) == before)
