@@ -170,28 +170,26 @@ struct StateStore {
 
     func load(job name: String) throws(LoadError) -> StoredJob {
         let files = jobFiles(name)
-        let dir = files.directory
+        // Each failure names its file and why, so a job that cannot be restored can be reported as such.
+        func json(_ path: String) throws(LoadError) -> JSONValue {
+            do { return try JSONParser.parse(try FileIO.readAll(path: path)) } catch {
+                throw .unreadable("\(path): \(error)")
+            }
+        }
         let spec: JobSpec
-        let owner: UInt32
-        let created: String
-        let kind: JobKind
-        do {
-            let specValue = try JSONParser.parse(try FileIO.readAll(path: files.spec))
-            spec = try JobSpec(storedJSON: specValue)
-            let meta = try JSONParser.parse(try FileIO.readAll(path: files.meta))
-            guard let uid = meta["owner"]?.uint64Value, uid <= UInt64(UInt32.max) else {
-                throw LoadError.unreadable("meta.json has no owner uid")
-            }
-            owner = UInt32(uid)
-            created = meta["created"]?.stringValue ?? ""
-            guard let known = JobKind(rawValue: meta["kind"]?.stringValue ?? "native") else {
-                throw LoadError.unreadable("meta.json names an unknown kind of job")
-            }
-            kind = known
-        } catch let error as LoadError {
+        do { spec = try JobSpec(storedJSON: try json(files.spec)) } catch let error as LoadError {
             throw error
         } catch {
-            throw LoadError.unreadable("\(dir): \(error)")
+            throw .unreadable("\(files.spec) is not a spec this ltd can run: \(error)")
+        }
+        let meta = try json(files.meta)
+        guard let uid = meta["owner"]?.uint64Value, uid <= UInt64(UInt32.max) else {
+            throw .unreadable("\(files.meta) has no owner uid")
+        }
+        let owner = UInt32(uid)
+        let created = meta["created"]?.stringValue ?? ""
+        guard let kind = JobKind(rawValue: meta["kind"]?.stringValue ?? "native") else {
+            throw .unreadable("\(files.meta) names an unknown kind of job")
         }
         var checkpoint = try JobCheckpoint.read(path: files.checkpoint, logBytes: FileIO.size(files.events))
         if let c = checkpoint, c.state.isFinal, c.summary.seq == c.seq + 2 {

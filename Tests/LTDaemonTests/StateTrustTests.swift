@@ -72,6 +72,20 @@ import LTProtocol
         #expect(Self.loadError(store)?.contains("is not a checkpoint this ltd can read") == true)
     }
 
+    @Test("a spec or meta that cannot be read is an error naming the file and why")
+    func unreadableSpecNamesItsFile() throws {
+        let store = try Self.store(log: "", checkpoint: Self.checkpoint(seq: 0, offset: 0))
+        let files = store.jobFiles("j1")
+        let spec = try FileIO.readAll(path: files.spec)
+        try Self.write("{\"data\":", to: files.spec)
+        #expect(Self.loadError(store)?.hasPrefix(files.spec + ": ") == true, "\(Self.loadError(store) ?? "loaded")")
+        try Self.write("{\"data\":{\"x\":[1],\"y\":[2]},\"optimizer\":{\"name\":\"sgd\",\"learning_rate\":-1}}", to: files.spec)
+        #expect(Self.loadError(store)?.hasPrefix(files.spec + " is not a spec this ltd can run: ") == true, "\(Self.loadError(store) ?? "loaded")")
+        try FileIO.writeAtomically(spec, to: files.spec, directory: files.directory)
+        try Self.write("{\"job\":\"j1\"}", to: files.meta)
+        #expect(Self.loadError(store) == files.meta + " has no owner uid")
+    }
+
     @Test("state files are never opened through a symbolic link")
     func symbolicLinksAreRefused() throws {
         let log = "{\"type\":\"start\",\"job\":\"j1\",\"seq\":1}\n"
