@@ -73,10 +73,20 @@ final class EventChunk: Sendable {
     let iterations: [Int]
     /// Where `bytes` starts in the job's log file.
     let fileOffset: Int
+    /// False for a job's final events that its log could not take (a full disk): memory is their only copy until
+    /// the next start writes them (`StateStore.load`).
+    let inFile: Bool
 
-    init(bytes: ByteChunk, firstSeq: Int, lineEnds: [Int], kinds: [EventKind], iterations: [Int], fileOffset: Int) {
+    init(bytes: ByteChunk, firstSeq: Int, lineEnds: [Int], kinds: [EventKind], iterations: [Int], fileOffset: Int,
+         inFile: Bool = true) {
         self.bytes = bytes; self.firstSeq = firstSeq; self.lineEnds = lineEnds; self.kinds = kinds
-        self.iterations = iterations; self.fileOffset = fileOffset
+        self.iterations = iterations; self.fileOffset = fileOffset; self.inFile = inFile
+    }
+
+    /// The same events, marked as missing from the file.
+    func notInFile() -> EventChunk {
+        EventChunk(bytes: bytes, firstSeq: firstSeq, lineEnds: lineEnds, kinds: kinds, iterations: iterations,
+                   fileOffset: fileOffset, inFile: false)
     }
 
     var count: Int { lineEnds.count }

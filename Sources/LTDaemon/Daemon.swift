@@ -25,6 +25,8 @@ public struct DaemonConfiguration: Sendable {
     public var maxPendingLineBytes: Int
     /// Most bytes of output one connection may have queued; see `OutputMarks`.
     public var maxQueuedBytes: Int
+    /// Disk: most bytes of log one job may write, of logs and specs of all jobs together, and most jobs one uid may keep.
+    public var limits: DiskLimits
 
     public static let defaultMaxLineBytes = 64 * 1024 * 1024
     public static let defaultMaxJobs = 1000
@@ -39,7 +41,7 @@ public struct DaemonConfiguration: Sendable {
                 maxJobs: Int = defaultMaxJobs, maxConnections: Int = defaultMaxConnections,
                 maxConnectionsPerUser: Int = defaultMaxConnectionsPerUser,
                 maxPendingLineBytes: Int = defaultMaxPendingLineBytes, maxQueuedBytes: Int = defaultMaxQueuedBytes,
-                socketMode: mode_t? = nil, adminGroup: String = defaultAdminGroup) {
+                socketMode: mode_t? = nil, adminGroup: String = defaultAdminGroup, limits: DiskLimits = DiskLimits()) {
         self.socketPath = socketPath
         self.stateDirectory = stateDirectory
         self.maxLineBytes = maxLineBytes
@@ -49,6 +51,7 @@ public struct DaemonConfiguration: Sendable {
         self.maxConnectionsPerUser = maxConnectionsPerUser
         self.maxPendingLineBytes = maxPendingLineBytes
         self.maxQueuedBytes = maxQueuedBytes
+        self.limits = limits
         // 0600 for a user's own daemon; 0660 for the system service, whose group decides who may connect.
         self.socketMode = socketMode ?? (getuid() == 0 ? 0o660 : 0o600)
     }
@@ -87,9 +90,18 @@ public final class Daemon {
         raiseDescriptorLimit()
         guard let loop = Loop() else { throw StartupError("cannot initialise the event loop") }
 
+        if let refusal = FaultPlan.refusal { throw StartupError(refusal) }
+        if let plan = FaultPlan.active { Log.warning("fault injection (a test hook, \(FaultPlan.environmentVariable)): \(plan.summary)") }
         let store = StateStore(root: configuration.stateDirectory)
         do { try store.prepare() } catch {
-            throw StartupError("cannot use the state directory \(configuration.stateDirectory): \(error). Pass --state-dir DIR (or LTD_STATE_DIR) with a writable directory")
+            switch error {
+            case .system:
+                throw StartupError("cannot use the state directory \(configuration.stateDirectory): \(error). Pass --state-dir DIR (or LTD_STATE_DIR) with a writable directory")
+            case .newerFormat:
+                throw StartupError("\(error)", exitCode: StartupError.newerStateFormatExitCode)
+            case .unreadableFormat:
+                throw StartupError("\(error)")
+            }
         }
         if launcher.start() {
             // Job threads come from the launcher at the normal weight; the loop yields to them when CPUs are short.

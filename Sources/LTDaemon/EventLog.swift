@@ -50,28 +50,27 @@ final class EventLog {
 
     // MARK: Writing (the job thread)
 
-    /// The job thread's write end of a log.
+    /// The job thread's write end of a log (an external job's is the loop's).
     final class Appender {
         let path: String
         private let fd: Int32
-        private var broken = false
 
         fileprivate init(path: String, fd: Int32) { self.path = path; self.fd = fd }
 
-        /// Appends a batch. The first failure is returned (once) and later batches are not written: live readers still
-        /// get them from memory; only durability is lost.
-        func append(_ chunk: EventChunk) -> Int32? {
-            guard !broken else { return nil }
-            guard let failure = FileIO.writeAll(fd: fd, chunk.bytes.base, chunk.bytes.count) else { return nil }
-            broken = true
-            return failure
+        /// Appends a batch at the log's end, `chunk.fileOffset`. When the write fails (a full disk, an I/O error),
+        /// whatever part of it reached the file is cut off again, so the log still ends with a whole event, and the
+        /// failure is returned: the caller decides what the job does.
+        func append(_ chunk: EventChunk) -> SystemError? {
+            guard let failure = FileIO.writeAll(fd: fd, chunk.bytes.base, chunk.bytes.count, path: path) else { return nil }
+            _ = ftruncate(fd, off_t(chunk.fileOffset))
+            return SystemError(operation: "append to", path: path, code: failure)
         }
 
         func close() { _ = Glibc.close(fd) }
     }
 
     static func openAppender(path: String) -> Result<Appender, SystemError> {
-        let fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
+        let fd = FileIO.open(path, O_WRONLY | O_CREAT | O_APPEND)
         guard fd >= 0 else { return .failure(SystemError(operation: "open", path: path, code: errno)) }
         return .success(Appender(path: path, fd: fd))
     }
@@ -83,7 +82,7 @@ final class EventLog {
     /// counting lines, so a torn last line or events written after the checkpoint go. Returns the offset the log now
     /// ends at, or nil when it holds fewer than `seq` whole events.
     static func recover(path: String, toSeq seq: Int, offset: Int) -> Int? {
-        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        let fd = FileIO.open(path, O_RDWR | O_CREAT)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
         var info = stat()
@@ -100,9 +99,23 @@ final class EventLog {
         guard let target else { return nil }
         if target < size {
             guard ftruncate(fd, off_t(target)) == 0 else { return nil }
-            _ = fsync(fd)
+            try? FileIO.sync(fd: fd, path: path)
         }
         return target
+    }
+
+    /// Appends, at start-up, events a job owes its log (its final `state` and `end`), durably. The log must end at
+    /// `offset` (a whole event); on failure it is cut back to it.
+    static func appendOwed(_ bytes: [UInt8], path: String, at offset: Int) throws(SystemError) {
+        let fd = FileIO.open(path, O_WRONLY | O_APPEND)
+        guard fd >= 0 else { throw SystemError(operation: "open", path: path, code: errno) }
+        defer { close(fd) }
+        let failure = bytes.withUnsafeBytes { raw in raw.baseAddress.flatMap { FileIO.writeAll(fd: fd, $0, raw.count, path: path) } }
+        if let failure {
+            _ = ftruncate(fd, off_t(offset))
+            throw SystemError(operation: "append to", path: path, code: failure)
+        }
+        try FileIO.sync(fd: fd, path: path)
     }
 
     /// The seq of the line that ends (with its `\n`) exactly at `end`.
@@ -144,6 +157,7 @@ final class EventLog {
             return false
         }
         tail.append(chunk)
+        if !chunk.inFile { holdsUnwrittenEvents = true }
         tailBytes += chunk.bytes.count
         publishedSeq = chunk.lastSeq
         publishedOffset = chunk.endOffset
@@ -160,8 +174,12 @@ final class EventLog {
         return true
     }
 
-    /// Drops the in-memory tail (for a finished job nobody follows live any more).
+    /// Set when the newest events are in memory only (see `EventChunk.inFile`): the tail is then kept.
+    private var holdsUnwrittenEvents = false
+
+    /// Drops the in-memory tail (for a finished job nobody follows live any more), unless it holds the only copy.
     func releaseTail() {
+        guard !holdsUnwrittenEvents else { return }
         tail.removeAll()
         tailHead = 0
         tailBytes = 0
@@ -334,7 +352,7 @@ final class EventLog {
         }
 
         private func run() -> Result<Done, ReadError> {
-            let fd = open(path, O_RDONLY | O_CLOEXEC)
+            let fd = FileIO.open(path, O_RDONLY)
             guard fd >= 0 else { return .failure(ReadError(description: "cannot open \(path): \(errnoText(errno))")) }
             defer { close(fd) }
             var position = start

@@ -25,10 +25,8 @@ extension Server {
     /// connection's later requests held meanwhile), then writes its `start` and `state running` events.
     func create(_ name: String, spec requested: JobSpec, run: ExternalRun, prepared: PreparedStart?,
                 _ connection: Connection, id: JSONValue?) {
-        guard let key = newJobKey(name, connection, id: id) else { return }
-        guard jobs.count < configuration.maxJobs else {
-            return connection.send(ProtocolError(.tooManyJobs, "this daemon already keeps \(jobs.count) jobs, its limit; delete finished ones with ltctl delete NAME", id: id).line)
-        }
+        let key = JobKey(owner: connection.peerUID, name: name)
+        if let refusal = refusalToRecord(key, id: id) { return connection.send(refusal.line) }
         // The publisher sets the pace; an external job is never paused by the daemon. (Neither changes the maths, so a
         // trainer prepared from the request serves.)
         var paced = requested
@@ -41,6 +39,7 @@ extension Server {
         case .failure(let error):
             return connection.send(ProtocolError(.invalidSpec, error.description, field: error.field, id: id).line)
         }
+        if let refusal = diskRefusal(spec, totalSteps: trainer.start.totalSteps, id: id) { return connection.send(refusal.line) }
         let summary = JobTable.initialSummary(trainer, spec: spec)
         let created = Clock.utcTimestamp()
         let owner = key.owner
@@ -76,6 +75,7 @@ extension Server {
                 }
                 return
             }
+            jobs.budget.add(FileIO.size(files.spec))
             let record = JobRecord(name: name, owner: owner, created: created, files: files, precision: spec.precision,
                                    summary: summary, paused: false, kind: .external)
             let job = Job(record: record, log: EventLog(path: files.events, publishedSeq: 0, publishedOffset: 0, ended: false))
@@ -85,8 +85,10 @@ extension Server {
                                        slotNames: start.slots.names, w: start.w, b: start.b, shuffled: run.shuffled),
                 publisher: connection.id, appender: appender)
             jobs.register(job)
-            append([(EventEncoder.start(job: name, seq: 1, spec: spec, record: start, external: run), .start, 0),
-                    (EventEncoder.state(job: name, seq: 2, state: .running, message: nil), .state, 0)], to: job)
+            if let failure = append([(EventEncoder.start(job: name, seq: 1, spec: spec, record: start, external: run), .start, 0),
+                                     (EventEncoder.state(job: name, seq: 2, state: .running, message: nil), .state, 0)], to: job) {
+                failExternal(job, cause: failure.message)
+            }
             Log.info("external job \(record.fullName) created by uid \(owner): \(spec.data.x.count) rows, \(spec.epochs) epoch(s) × \(start.stepsPerEpoch) step(s), \(spec.optimizer.name.rawValue)",
                      JournalFields(job: record, messageID: .jobStarted))
             JobJournal.audit("create", of: record, by: connection, role: .owner)
@@ -120,6 +122,7 @@ extension Server {
             let owner = job.record.owner
             return connection.send(ProtocolError(.permissionDenied, "only the connection that created \(name) may publish to it", owner: owner, id: id).line)
         }
+        let before = feed.stream
         let result: (lines: [[UInt8]], outcome: ExternalStream.Outcome)
         do throws(ProtocolError) {
             result = try feed.stream.accept(event, seq: job.log.publishedSeq + 1)
@@ -128,17 +131,29 @@ extension Server {
             e.id = id
             return connection.send(e.line)
         }
+        let failure: AppendFailure?
         switch result.outcome {
         case let .step(epoch, step, iteration, w, b, loss, rmse, valLoss, valRmse):
-            job.record.summary.withLock { s in
-                s.iteration = iteration; s.epoch = epoch; s.step = step; s.w = w; s.b = b
-                s.loss = loss; s.rmse = rmse; s.valLoss = valLoss; s.valRmse = valRmse
+            failure = append([(result.lines[0], .step, iteration)], to: job)
+            if failure == nil {
+                job.record.summary.withLock { s in
+                    s.iteration = iteration; s.epoch = epoch; s.step = step; s.w = w; s.b = b
+                    s.loss = loss; s.rmse = rmse; s.valLoss = valLoss; s.valRmse = valRmse
+                }
             }
-            append([(result.lines[0], .step, iteration)], to: job)
         case .epoch:
-            append([(result.lines[0], .epoch, 0)], to: job)
+            failure = append([(result.lines[0], .epoch, 0)], to: job)
         case let .end(state, message):
+            failure = nil
             finishExternal(job, feed: feed, lines: result.lines, state: state, message: message)
+        }
+        if let failure {
+            // The event is not logged, so nobody sees it (its end reports the job as it was before it); the job
+            // cannot go on and ends failed, saying why.
+            feed.stream = before
+            failExternal(job, cause: failure.message)
+            let code: ErrorCode = failure.isLimit ? .diskLimit : .wrongState
+            return connection.send(ProtocolError(code, "this event was not recorded because \(failure.message); \(name) has failed, its events before this one are kept", id: id).line)
         }
         connection.send(Reply.published(id: id, job: name, seq: job.log.publishedSeq))
     }
@@ -159,20 +174,29 @@ extension Server {
         }
     }
 
+    /// Ends an external job whose log cannot take its events (a disk limit, a full disk, an I/O error).
+    private func failExternal(_ job: Job, cause: String) {
+        let message = "stopped because \(cause); its events so far are kept (ltctl delete \(job.name) removes it)"
+        Log.error("external job \(job.name): \(message)")
+        endExternal(job, state: .failed, message: message)
+    }
+
     /// Writes the final events, closes the log and writes the final checkpoint (in the threadpool: it fsyncs).
+    /// Watchers get the final events even when the log cannot take them; the checkpoint records what it holds.
     private func finishExternal(_ job: Job, feed: ExternalFeed, lines: [[UInt8]], state: JobState, message: String?) {
         job.record.summary.withLock { $0.state = state; $0.message = message }
-        append([(lines[0], .state, 0), (lines[1], .end, 0)], to: job)
+        let durable = (seq: job.log.publishedSeq, offset: job.log.publishedOffset)
+        let failure = append([(lines[0], .state, 0), (lines[1], .end, 0)], to: job, final: true)
         feed.publisher = nil
         feed.appender.close()
         let summary = job.record.summary.withLock { $0 }
-        let checkpoint = JobCheckpoint(seq: job.log.publishedSeq, offset: job.log.publishedOffset, state: state,
-                                       summary: summary, trainer: nil)
+        let end = failure == nil ? (seq: job.log.publishedSeq, offset: job.log.publishedOffset) : durable
+        let checkpoint = JobCheckpoint(seq: end.seq, offset: end.offset, state: state, summary: summary, trainer: nil)
         let files = job.record.files
         let name = job.name
         loop.queueWork({
             do {
-                try FileIO.writeAtomically(try checkpoint.encoded(), to: files.checkpoint, directory: files.directory)
+                try checkpoint.write(to: files)
             } catch {
                 Log.error("job \(name): final checkpoint failed: \(error)")
             }
@@ -181,17 +205,41 @@ extension Server {
         JobJournal.ended(job.record, summary)
     }
 
+    /// Why lines could not be logged: a disk limit (`isLimit`), or the file refused them.
+    private struct AppendFailure {
+        let message: String
+        let isLimit: Bool
+    }
+
     /// Appends encoded lines (consecutive seqs from the log's next one) to the log file, then publishes them to the
-    /// job's `EventLog` and pumps its subscribers, exactly as a job thread's chunk is handled.
-    private func append(_ lines: [(line: [UInt8], kind: EventKind, iteration: Int)], to job: Job) {
-        guard let feed = job.external else { return }
+    /// job's `EventLog` and pumps its subscribers, exactly as a job thread's chunk is handled (and with the same
+    /// rules: lines the log cannot take are shown to nobody, except the `final` ones, which may pass the limits).
+    @discardableResult
+    private func append(_ lines: [(line: [UInt8], kind: EventKind, iteration: Int)], to job: Job, final: Bool = false) -> AppendFailure? {
+        guard let feed = job.external else { return nil }
         var builder = EventBatchBuilder(capacity: lines.reduce(0) { $0 + $1.line.count })
         for l in lines { builder.append(l.line, kind: l.kind, iteration: l.iteration) }
         let chunk = builder.take(firstSeq: job.log.publishedSeq + 1, fileOffset: job.log.publishedOffset)
         builder.release()
-        if let failure = feed.appender.append(chunk) {
-            Log.error("job \(job.name): cannot append to \(feed.appender.path): \(errnoText(failure)); events are no longer durable")
+        let bytes = chunk.bytes.count
+        if !final, let refusal = jobs.budget.take(bytes, logAt: chunk.fileOffset) {
+            return AppendFailure(message: refusal, isLimit: true)
         }
+        if let error = feed.appender.append(chunk) {
+            if !final { jobs.budget.release(bytes) }
+            jobs.budget.freeReserve()
+            let failure = AppendFailure(message: "its log cannot be written: \(error)", isLimit: false)
+            guard final else { return failure }
+            Log.error("external job \(job.name): its final events could not be written (\(error)); its watchers get them, and the next start writes them")
+            publishAndPump(chunk.notInFile(), of: job)
+            return failure
+        }
+        if final { jobs.budget.add(bytes) }
+        publishAndPump(chunk, of: job)
+        return nil
+    }
+
+    private func publishAndPump(_ chunk: EventChunk, of job: Job) {
         job.log.publish(chunk)
         job.record.summary.withLock { $0.seq = chunk.lastSeq }
         for connection in job.subscribers.values { connection.pump() }
@@ -202,8 +250,9 @@ extension JobTable {
     /// An external job found unfinished at start-up (the daemon stopped while it was being published): its complete
     /// lines are kept, and it ends failed. Runs off the loop thread (restore); throws when its log cannot be read
     /// or repaired (the job is then listed as damaged).
-    static func restoreUnfinishedExternal(_ stored: StateStore.StoredJob, files: JobFiles) throws -> RestoredJob {
+    static func restoreUnfinishedExternal(_ stored: StateStore.StoredJob, key: JobKey, store: StateStore) throws -> RestoredJob {
         let name = stored.name
+        let files = store.jobFiles(key)
         let bytes: [UInt8]
         do { bytes = try FileIO.readAll(path: files.events) } catch {
             throw RestoredJob.Damage("cannot read its log (\(error))")
@@ -230,22 +279,21 @@ extension JobTable {
         var tail = EventEncoder.state(job: name, seq: seq + 1, state: .failed, message: message)
         tail += EventEncoder.end(job: name, seq: seq + 2, state: .failed, iteration: summary.iteration, epoch: summary.epoch,
                                  w: summary.w, b: summary.b, message: message, precision: stored.spec.precision)
-        let fd = open(files.events, O_WRONLY | O_APPEND | O_CLOEXEC)
-        guard fd >= 0 else { throw RestoredJob.Damage("cannot open its log to end it: \(errnoText(errno))") }
-        let failure = tail.withUnsafeBytes { raw in raw.baseAddress.flatMap { FileIO.writeAll(fd: fd, $0, raw.count) } }
-        _ = close(fd)
-        if let failure { throw RestoredJob.Damage("cannot end its log: \(errnoText(failure))") }
+        do { try EventLog.appendOwed(tail, path: files.events, at: complete) } catch {
+            throw RestoredJob.Damage("cannot end its log: \(error)")
+        }
         summary.state = .failed
         summary.message = message
         summary.seq = seq + 2
         let end = complete + tail.count
         let checkpoint = JobCheckpoint(seq: seq + 2, offset: end, state: .failed, summary: summary, trainer: nil)
-        do { try FileIO.writeAtomically(try checkpoint.encoded(), to: files.checkpoint, directory: files.directory) } catch {
-            Log.error("external job \(name): final checkpoint failed: \(error)")
+        do { try checkpoint.write(to: files) } catch {
+            Log.error("external job \(key.owner)/\(name): final checkpoint failed: \(error)")
         }
-        Log.warning("external job \(name): \(message)")
         let record = JobRecord(name: name, owner: stored.owner, created: stored.created, files: files,
                                precision: stored.spec.precision, summary: summary, paused: false, kind: .external)
-        return RestoredJob(record: record, seq: seq + 2, offset: end, outcome: .over)
+        Log.warning("external job \(record.fullName): \(message)")
+        return RestoredJob(record: record, seq: seq + 2, offset: end, outcome: .over,
+                           bytes: store.bytesInUse(of: key, logBytes: end))
     }
 }

@@ -18,6 +18,7 @@ final class JobRunner: @unchecked Sendable {
     private var events: EventEncoder.JobEncoder
     private var trainer: Trainer
     private let inbox: Inbox
+    private let budget: DiskBudget
     private let startRecord: StartRecord
     private var seq: Int
     private var fileOffset: Int
@@ -33,6 +34,15 @@ final class JobRunner: @unchecked Sendable {
     private var lastPausedStep: UInt64 = 0
     private var lastEpoch = 0
     private var lastStep = 0
+    /// Why the log or checkpoint could not be written (a full disk, an I/O error, a disk limit), once it happened:
+    /// the job then ends `failed`, saying so.
+    private var storageFailure: String?
+    /// Set while the final `state` and `end` are written: the watchers get them even if the log has no room.
+    private var finishing = false
+    /// Set once `end` is emitted: nothing follows it.
+    private var ended = false
+    /// The summary as of the last batch written: what the job reports again if a later batch cannot be written.
+    private var writtenSummary: JobSummary
 
     static let flushBytes = 64 * 1024
     static let flushAgeNanoseconds: UInt64 = 2_000_000
@@ -41,9 +51,11 @@ final class JobRunner: @unchecked Sendable {
 
     /// `seq` and `offset` are the position of the log (0, 0 for a new job, else the checkpoint's); `paused` is the
     /// state the job is in (for a new job, the spec's `paused`).
-    init(record: JobRecord, spec: JobSpec, trainer: Trainer, inbox: Inbox, seq: Int, offset: Int, paused: Bool) {
+    init(record: JobRecord, spec: JobSpec, trainer: Trainer, inbox: Inbox, budget: DiskBudget, seq: Int, offset: Int,
+         paused: Bool) {
         self.record = record
         self.spec = spec
+        self.budget = budget
         self.events = EventEncoder.JobEncoder(job: record.name, spec: spec)
         self.trainer = trainer
         self.inbox = inbox
@@ -53,6 +65,7 @@ final class JobRunner: @unchecked Sendable {
         self.paused = paused
         self.fresh = seq == 0
         let summary = record.summary.withLock { $0 }
+        writtenSummary = summary
         lastEpoch = summary.epoch
         lastStep = summary.step
     }
@@ -80,6 +93,10 @@ final class JobRunner: @unchecked Sendable {
         }
         var paceUntil: UInt64? = nil
         loop: while true {
+            if storageFailure != nil {
+                finish(.failed, message: nil)
+                break loop
+            }
             if paused || paceUntil != nil { flush() }
             // A paused job that was stepped makes its steps durable once it has been idle a moment.
             let checkpointAt = paused && stepsSinceCheckpoint > 0
@@ -115,6 +132,7 @@ final class JobRunner: @unchecked Sendable {
             paceUntil = nil
         }
         flush()
+        if storageFailure != nil { finish(.failed, message: nil) }
         log?.close()
         builder.release()
         inbox.exited(record)
@@ -125,6 +143,10 @@ final class JobRunner: @unchecked Sendable {
     private func takeStep() -> Bool {
         var tookStep = false
         while true {
+            if storageFailure != nil {
+                finish(.failed, message: nil)
+                return true
+            }
             if tookStep && !followsWithoutComputation() { return false }
             guard let event = trainer.next() else {
                 finish(.failed, message: "the trainer stopped without a final event")
@@ -135,12 +157,19 @@ final class JobRunner: @unchecked Sendable {
                 tookStep = true
                 lastEpoch = step.epoch
                 lastStep = step.step
-                emit(events.step(seq: seq + 1, record: step), .step, step.iteration)
+                let line = events.step(seq: seq + 1, record: step)
+                // The summary changes with the event, after the events before it may be flushed (`makeRoom`) and
+                // before it may be: the summary as of each written batch is what that batch holds.
+                makeRoom(for: line.count)
+                if storageFailure != nil { continue }
+                let next = seq + 1
                 record.summary.withLock { s in
-                    s.iteration = step.iteration; s.epoch = step.epoch; s.step = step.step; s.seq = seq
+                    s.iteration = step.iteration; s.epoch = step.epoch; s.step = step.step; s.seq = next
                     s.w = step.wAfter; s.b = step.bAfter
                     s.loss = step.loss; s.rmse = step.rmse; s.valLoss = step.valLoss; s.valRmse = step.valRmse
                 }
+                emit(line, .step, step.iteration)
+                if storageFailure != nil { continue }
                 stepsSinceCheckpoint += 1
                 if stepsSinceCheckpoint >= JobRunner.checkpointSteps { checkpointIfDue() }
                 divergencePending = spec.onDivergence == .stop && !step.loss.isFinite
@@ -175,19 +204,39 @@ final class JobRunner: @unchecked Sendable {
         record.summary.withLock { $0.state = state; $0.seq = seq; $0.message = message }
     }
 
-    /// The final `state` and `end` events, then a final checkpoint.
+    /// The final `state` and `end` events, then a final checkpoint. After a storage failure the job ends `failed`
+    /// whatever `state` says, with a message naming the cause.
     private func finish(_ state: JobState, message: String?) {
+        guard !ended else { return }
+        // The events before the final ones go on their own: if they cannot be written, the job fails.
+        flush()
+        var state = state, message = message
+        if let cause = storageFailure {
+            state = .failed
+            message = "stopped because \(cause); its events so far are kept (free space or raise the limit for new jobs; ltctl delete \(record.name) removes it)"
+            Log.error("job \(record.name): \(message ?? "")")
+        }
         let summary = record.summary.withLock { $0 }
+        finishing = true
         emitState(state, message: message)
         emit(EventEncoder.end(job: record.name, seq: seq + 1, state: state, iteration: summary.iteration,
                               epoch: summary.epoch, w: summary.w, b: summary.b, message: message,
                               precision: spec.precision), .end, 0)
+        ended = true
         record.summary.withLock { $0.seq = seq }
         flush()
         checkpoint(final: true)
     }
 
+    /// Flushes the buffered events when an event of `count` bytes would take the log past its limit: the events
+    /// that fit go first, so the log ends as close to the limit as it can.
+    private func makeRoom(for count: Int) {
+        if !finishing, fileOffset &+ count > budget.limits.maxLogBytes { flush() }
+    }
+
     private func emit(_ line: [UInt8], _ kind: EventKind, _ iteration: Int) {
+        guard !ended, storageFailure == nil || finishing else { return }
+        makeRoom(for: line.count)
         if builder.isEmpty {
             builderFirstSeq = seq + 1
             builderOffset = fileOffset
@@ -202,16 +251,38 @@ final class JobRunner: @unchecked Sendable {
         }
     }
 
-    /// Appends the buffered events to the log, then hands them to the loop.
+    /// Appends the buffered events to the log, then hands them to the loop. Events the log cannot take (no room, an
+    /// I/O error, a disk limit) are shown to nobody, so watchers, the log and a restart agree; the job then fails.
+    /// Only its final `state` and `end` reach the watchers even so (and always may pass the limits: they are small).
     private func flush() {
         guard !builder.isEmpty else { return }
         let chunk = builder.take(firstSeq: builderFirstSeq, fileOffset: builderOffset)
-        if let failure = log?.append(chunk) {
-            // The stream stays correct for live subscribers (they get the chunk from memory); only durability is
-            // lost. Say so once, loudly.
-            Log.error("job \(record.name): cannot append to \(record.files.events): \(errnoText(failure)); events are no longer durable")
+        let bytes = chunk.bytes.count
+        var failure = finishing ? nil : budget.take(bytes, logAt: chunk.fileOffset)
+        if failure == nil, let log {
+            if let error = log.append(chunk) {
+                if !finishing { budget.release(bytes) }
+                budget.freeReserve()
+                failure = "its log cannot be written: \(error)"
+            } else if finishing {
+                budget.add(bytes)
+            }
         }
-        inbox.publish(chunk, of: record)
+        guard let failure else {
+            if !finishing { writtenSummary = record.summary.withLock { $0 } }
+            return inbox.publish(chunk, of: record)
+        }
+        // The log ends at the last whole event written (the appender cut off any part of this chunk), and the job
+        // reports what it holds.
+        seq = chunk.firstSeq - 1
+        fileOffset = chunk.fileOffset
+        if !finishing { record.summary.withLock { [writtenSummary] in $0 = writtenSummary } }
+        if finishing {
+            Log.error("job \(record.name): its final events could not be written (\(failure)); its watchers get them, its log ends at seq \(seq) until ltd starts again")
+            inbox.publish(chunk.notInFile(), of: record)
+        } else if storageFailure == nil {
+            storageFailure = failure
+        }
     }
 
     private func checkpointIfDue() {
@@ -223,15 +294,19 @@ final class JobRunner: @unchecked Sendable {
 
     /// Writes the checkpoint for the current position. Call after `flush()`, so the log holds every event up to `seq`.
     private func checkpoint(final: Bool = false) {
+        // After a storage failure only the final checkpoint is written: the last good one stays until then.
+        guard final || storageFailure == nil else { return }
         let summary = record.summary.withLock { $0 }
         let state: JobState = final ? summary.state : (paused ? .paused : .running)
         let value = JobCheckpoint(seq: seq, offset: fileOffset, state: state, summary: summary,
                                   trainer: final ? nil : trainer.checkpoint)
-        do {
-            let bytes = try value.encoded()
-            try FileIO.writeAtomically(bytes, to: record.files.checkpoint, directory: record.files.directory)
-        } catch {
+        do { try value.write(to: record.files) } catch {
+            // The last good checkpoint stays, consistent with the log; the job cannot go on without new ones. The
+            // final one is tried once more with the reserve freed: without it the next start resumes the job.
+            budget.freeReserve()
+            if final, (try? value.write(to: record.files)) != nil { return }
             Log.error("job \(record.name): checkpoint failed: \(error)")
+            if !final, storageFailure == nil { storageFailure = "its checkpoint cannot be written: \(error)" }
         }
         stepsSinceCheckpoint = 0
         lastCheckpoint = Clock.monotonicNanoseconds()

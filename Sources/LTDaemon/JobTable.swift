@@ -10,15 +10,18 @@ final class JobTable {
     let store: StateStore
     let inbox: Inbox
     let launcher: ThreadLauncher
+    /// The state directory's bytes against `--max-state-bytes`, shared with the job threads.
+    let budget: DiskBudget
     private var jobs: [JobKey: Job] = [:]
     private var order: [JobKey] = []
     /// Jobs whose directory is being written in the threadpool.
     private var reserved: Set<JobKey> = []
 
-    init(store: StateStore, inbox: Inbox, launcher: ThreadLauncher) {
+    init(store: StateStore, inbox: Inbox, launcher: ThreadLauncher, budget: DiskBudget) {
         self.store = store
         self.inbox = inbox
         self.launcher = launcher
+        self.budget = budget
     }
 
     subscript(key: JobKey) -> Job? { jobs[key] }
@@ -39,6 +42,11 @@ final class JobTable {
     func isTaken(_ key: JobKey) -> Bool { jobs[key] != nil || reserved.contains(key) }
     func reserve(_ key: JobKey) { reserved.insert(key) }
     func release(_ key: JobKey) { reserved.remove(key) }
+
+    /// Jobs `uid` keeps, counting those being recorded (`--max-jobs-per-user`).
+    func count(ownedBy uid: UInt32) -> Int {
+        jobs.keys.count { $0.owner == uid } + reserved.count { $0.owner == uid }
+    }
 
     func register(_ job: Job) {
         jobs[job.record.key] = job
@@ -83,7 +91,8 @@ final class JobTable {
 
     /// Starts the job thread that runs `trainer` from log position (`seq`, `offset`).
     func startThread(of job: Job, spec: JobSpec, trainer: Trainer, seq: Int, offset: Int, paused: Bool) -> Result<Void, SystemError> {
-        let runner = JobRunner(record: job.record, spec: spec, trainer: trainer, inbox: inbox, seq: seq, offset: offset, paused: paused)
+        let runner = JobRunner(record: job.record, spec: spec, trainer: trainer, inbox: inbox, budget: budget, seq: seq,
+                               offset: offset, paused: paused)
         switch runner.start(using: launcher) {
         case .success(let thread):
             job.thread = thread

@@ -41,6 +41,9 @@ final class Restorer {
         server.loop.queueWork({ listing.run(store) }, then: { [self] in
             isReading = false
             for path in listing.retired { server.removeInBackground(path) }
+            if !listing.madeReserve {
+                Log.warning("no room for the reserve \(store.reserveFile) (\(StateStore.reserveBytes) bytes): on a full disk, failing jobs may not record their end; free some space")
+            }
             if let error = listing.error { Log.error("cannot list jobs in \(store.ownersDirectory): \(error)") }
             pending = listing.keys[...]
             total = listing.keys.count
@@ -66,6 +69,7 @@ final class Restorer {
     private func register(_ restored: RestoredJob) {
         // After SIGTERM an unfinished job is not started again: its checkpoint (and its log, cut back to it) stand.
         if case .resume = restored.outcome, server.isShuttingDown { return }
+        server.jobs.budget.add(restored.bytes)
         if server.jobs.register(restored) { resumed += 1 }
         if case .damaged = restored.outcome { damaged += 1 }
         registered += 1
@@ -127,9 +131,11 @@ final class Restorer {
         // @unchecked: written by the threadpool thread before the loop reads it (uv_queue_work orders the two).
         var keys: [JobKey] = []
         var retired: [String] = []
+        var madeReserve = false
         var error: SystemError?
 
         func run(_ store: StateStore) {
+            madeReserve = store.makeReserve()
             store.migrateFlatLayout()
             retired = store.retiredDirectories()
             do throws(SystemError) { keys = try store.jobKeys() } catch { self.error = error }
@@ -174,6 +180,8 @@ struct RestoredJob: Sendable {
     let seq: Int
     let offset: Int
     let outcome: Outcome
+    /// What the job's directory counts against `--max-state-bytes` (its spec, and its log as restored).
+    let bytes: Int
 
     /// Why a job directory cannot be restored.
     struct Damage: Error, CustomStringConvertible {
@@ -193,7 +201,7 @@ struct RestoredJob: Sendable {
                                    summary: JobSummary(state: .damaged), paused: false, kind: meta?.kind ?? .native,
                                    damage: reason)
             Log.error("job \(record.fullName): cannot be restored: \(reason); listed as damaged, its files left as they are")
-            return RestoredJob(record: record, seq: 0, offset: 0, outcome: .damaged)
+            return RestoredJob(record: record, seq: 0, offset: 0, outcome: .damaged, bytes: store.bytesInUse(of: key))
         }
     }
 
@@ -207,11 +215,12 @@ struct RestoredJob: Sendable {
         }
         if let checkpoint = stored.checkpoint, checkpoint.state.isFinal {
             // Nothing to check against the spec: the data is not even kept (it is read again if `explain` asks).
-            return RestoredJob(record: record(checkpoint.summary), seq: checkpoint.seq, offset: checkpoint.offset, outcome: .over)
+            return RestoredJob(record: record(checkpoint.summary), seq: checkpoint.seq, offset: checkpoint.offset, outcome: .over,
+                               bytes: store.bytesInUse(of: key, logBytes: checkpoint.offset))
         }
         if stored.kind == .external {
             // Its publisher is gone with the daemon that served it: it ends failed, its steps so far kept.
-            return try JobTable.restoreUnfinishedExternal(stored, files: files)
+            return try JobTable.restoreUnfinishedExternal(stored, key: key, store: store)
         }
         let trainer: Trainer
         do { trainer = try Trainer(spec: spec) } catch { throw Damage("its spec no longer validates (\(error))") }
@@ -245,6 +254,7 @@ struct RestoredJob: Sendable {
         summary.seq = checkpoint.seq
         let paused = checkpoint.state == .paused
         return RestoredJob(record: record(summary, paused: paused), seq: checkpoint.seq, offset: offset,
-                           outcome: .resume(spec: spec, trainer: resuming, paused: paused))
+                           outcome: .resume(spec: spec, trainer: resuming, paused: paused),
+                           bytes: store.bytesInUse(of: key, logBytes: offset))
     }
 }

@@ -54,7 +54,8 @@ final class Server {
         self.loop = loop
         wakeup = Async(loop: loop)
         inbox = Inbox(wakeup: wakeup)
-        jobs = JobTable(store: store, inbox: inbox, launcher: launcher)
+        jobs = JobTable(store: store, inbox: inbox, launcher: launcher,
+                        budget: DiskBudget(limits: configuration.limits, reservePath: store.reserveFile))
         readBuffer = .allocate(byteCount: Server.readBufferSize, alignment: 16)
         limits = ClientLimits(configuration)
         listener = Pipe(loop: loop)

@@ -7,8 +7,14 @@ import LTProtocol
 /// Why the daemon could not start, in words a person can act on.
 public struct StartupError: Error, CustomStringConvertible {
     public let message: String
-    public init(_ message: String) { self.message = message }
+    /// What ltd exits with: 1, or `newerStateFormatExitCode`.
+    public let exitCode: Int32
+    public init(_ message: String, exitCode: Int32 = 1) { self.message = message; self.exitCode = exitCode }
     public var description: String { message }
+
+    /// The state directory was written by a newer ltd (its format version is higher than this one reads): a
+    /// restart cannot help, so systemd is told not to try (`RestartPreventExitStatus=`). EX_DATAERR of sysexits.h.
+    public static let newerStateFormatExitCode: Int32 = 65
 }
 
 /// Preparing the listening socket's path, as tmux does: refuse a path `sun_path` cannot hold (libuv 1.44 would

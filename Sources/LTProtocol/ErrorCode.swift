@@ -20,6 +20,9 @@ public enum ErrorCode: String, Sendable, CaseIterable {
     /// delete needs a job in a final state.
     case jobActive = "job_active"
     case tooManyJobs = "too_many_jobs"
+    /// The job cannot fit in the daemon's disk limits (`ltd --max-log-bytes` per job, `--max-state-bytes` in all):
+    /// `start` or `create` of a job too long, or a `publish` past its log's limit. The message gives the numbers.
+    case diskLimit = "disk_limit"
     /// explain asked for an iteration the job has not taken (yet).
     case notReached = "not_reached"
     case alreadySubscribed = "already_subscribed"

@@ -26,13 +26,14 @@ extension JobSpec {
 
     /// A resolved spec the daemon stored earlier (a job's `spec.json`). One without `keras` was stored before ltd
     /// recorded it: it keeps the behaviour it started with (`JobSpec.keras` nil), so the job restores bit for bit.
+    /// It may hold more `shuffle.order` permutations than epochs (stored before that was refused).
     public init(storedJSON json: JSONValue) throws(SpecError) {
-        try self.init(decoding: json, kerasWhenAbsent: nil)
+        try self.init(decoding: json, kerasWhenAbsent: nil, ordersBeyondEpochs: true)
         try validate()
     }
 
     /// Decoding alone: types, shapes, keys and finiteness, without the engine's checks.
-    init(decoding json: JSONValue, kerasWhenAbsent: KerasVersion? = .current) throws(SpecError) {
+    init(decoding json: JSONValue, kerasWhenAbsent: KerasVersion? = .current, ordersBeyondEpochs: Bool = false) throws(SpecError) {
         let top = try SpecReader.object(json, at: "", allowed: JobSpec.jsonKeys)
         // Precision first: float32 jobs refuse numbers float32 cannot hold.
         let precision: Precision = try SpecReader.enumeration(top["precision"], at: "precision", [Precision.float32, .float64]) ?? .float32
@@ -56,7 +57,7 @@ extension JobSpec {
         let epochs = try SpecReader.integer(top["epochs"], at: "epochs", in: 1...SpecLimits.maxEpochs) ?? 1
         let batchSize = try SpecReader.integer(top["batch_size"], at: "batch_size", in: 1...JobSpec.maxBatchSize) ?? KerasDefaults.batchSize
         let shuffle = try top["shuffle"].nonNull.map { v throws(SpecError) in
-            try SpecReader.shuffle(v, at: "shuffle", rows: data.x.count)
+            try SpecReader.shuffle(v, at: "shuffle", rows: data.x.count, epochs: ordersBeyondEpochs ? Int.max : epochs)
         } ?? .none
         let paceMs = try SpecReader.integer(top["pace_ms"], at: "pace_ms", in: 0...SpecLimits.maxPaceMs) ?? 0
         let paused = try SpecReader.bool(top["paused"], at: "paused") ?? false
@@ -368,7 +369,7 @@ struct SpecReader {
         return spec
     }
 
-    static func shuffle(_ v: JSONValue, at path: String, rows: Int) throws(SpecError) -> Shuffle {
+    static func shuffle(_ v: JSONValue, at path: String, rows: Int, epochs: Int) throws(SpecError) -> Shuffle {
         switch v {
         case .bool(false): return .none
         // As Keras with a seed the user did not choose: the seed is drawn here and the resolved spec records it.
@@ -380,7 +381,7 @@ struct SpecReader {
                     throw SpecError(field: join(path, "order"), value: "order with a seed",
                                     allowed: "give either {\"order\": [...]} or {\"seed\": N}, not both")
                 }
-                return .order(try permutations(order, at: join(path, "order"), rows: rows))
+                return .order(try permutations(order, at: join(path, "order"), rows: rows, epochs: epochs))
             }
             guard let seed = try self.seed(m["seed"], at: join(path, "seed")) else {
                 throw SpecError(field: join(path, "seed"), value: "missing",
@@ -392,11 +393,16 @@ struct SpecReader {
         }
     }
 
-    /// Each entry must be a permutation of 0..<rows.
-    static func permutations(_ v: JSONValue, at path: String, rows: Int) throws(SpecError) -> [[Int]] {
+    /// Each entry must be a permutation of 0..<rows, and there are at most `epochs` of them (one per epoch: more
+    /// would be memory the job never uses).
+    static func permutations(_ v: JSONValue, at path: String, rows: Int, epochs epochCount: Int) throws(SpecError) -> [[Int]] {
         guard case .array(let epochs) = v else { throw typeError(v, at: path, expected: "an array of permutations") }
         guard !epochs.isEmpty else {
             throw SpecError(field: path, value: "an empty array", allowed: "give at least one permutation of the rows 0..<\(rows)")
+        }
+        guard epochs.count <= epochCount else {
+            throw SpecError(field: path, value: "\(epochs.count) permutations",
+                            allowed: "at most one per epoch (epochs is \(epochCount)); the job would never use the rest")
         }
         var result: [[Int]] = []
         result.reserveCapacity(epochs.count)

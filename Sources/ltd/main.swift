@@ -39,6 +39,16 @@ struct LTD: ParsableCommand {
         to the watchers, and exit 0; during start-up and restore too (jobs not restored yet are left untouched).
         Under systemd, ltd accepts a socket passed by socket activation and reports READY/STATUS/STOPPING.
 
+        Disk: each job's log, and the logs and specs of all jobs together, are limited (--max-log-bytes, \
+        --max-state-bytes); start refuses a job that cannot fit, counting at least 200 bytes per step and 4 per \
+        data row (disk_limit, with the numbers). A job whose log reaches a limit, or whose log or checkpoint \
+        cannot be written (a full disk, an I/O error), stops as failed, naming the cause; its events so far are \
+        kept. See docs/RELIABILITY.md.
+
+        Exit status: 0 after a signal; 1 when ltd cannot start (the message says why); 64 for a bad flag; 65 when \
+        the state directory was written by a newer ltd (its `format` file holds a higher version): a restart \
+        cannot help, run the newer ltd.
+
         Examples:
           ltd                                        # user daemon on the default socket
           ltd --socket /tmp/ltd.sock --state-dir /tmp/ltd-state --log-level debug
@@ -73,6 +83,14 @@ struct LTD: ParsableCommand {
 
     @Option(name: .customLong("max-queued-bytes"), help: ArgumentHelp("Most bytes of output queued for one client that does not read: events are pulled from the log up to a quarter of it, requests wait past half of it, and a reply larger than half of it gets busy.", valueName: "bytes"))
     var maxQueuedBytes: Int = DaemonConfiguration.defaultMaxQueuedBytes
+    @Option(name: .customLong("max-log-bytes"), help: ArgumentHelp("Most bytes of log one job may write (default 1 GiB); start refuses a job that cannot fit, and a job that reaches it fails.", valueName: "bytes"))
+    var maxLogBytes: Int = DiskLimits.defaultMaxLogBytes
+
+    @Option(name: .customLong("max-state-bytes"), help: ArgumentHelp("Most bytes of logs and specs of all jobs together (default 10 GiB); start refuses a job that would pass it, and a job whose log would fails.", valueName: "bytes"))
+    var maxStateBytes: Int = DiskLimits.defaultMaxStateBytes
+
+    @Option(name: .customLong("max-jobs-per-user"), help: ArgumentHelp("Most jobs one uid may keep (running or finished); start beyond it gets too_many_jobs.", valueName: "n"))
+    var maxJobsPerUser: Int = DiskLimits.defaultMaxJobsPerUser
 
     @Option(name: .customLong("log-level"), help: ArgumentHelp("How much to log on stderr: error, warning, info or debug.", valueName: "level"))
     var logLevel: String = "info"
@@ -92,6 +110,12 @@ struct LTD: ParsableCommand {
         }
         guard maxQueuedBytes >= 65536, maxQueuedBytes <= 1 << 30 else {
             throw ValidationError("--max-queued-bytes must be between 65536 and 1073741824 (1 GiB); got \(maxQueuedBytes)")
+        }
+        guard maxLogBytes >= 65536, maxStateBytes >= maxLogBytes, maxStateBytes <= 1 << 50 else {
+            throw ValidationError("--max-log-bytes must be at least 65536, and --max-state-bytes at least --max-log-bytes and at most 2^50; got \(maxLogBytes) and \(maxStateBytes)")
+        }
+        guard maxJobsPerUser >= 1, maxJobsPerUser <= 1_000_000 else {
+            throw ValidationError("--max-jobs-per-user must be between 1 and 1000000; got \(maxJobsPerUser)")
         }
         guard Log.Level(name: logLevel) != nil else {
             throw ValidationError("--log-level must be one of: error, warning, info, debug; got \(logLevel)")
@@ -118,12 +142,13 @@ struct LTD: ParsableCommand {
             maxConnectionsPerUser: maxConnectionsPerUser,
             maxPendingLineBytes: maxPendingLineBytes,
             maxQueuedBytes: maxQueuedBytes,
-            adminGroup: adminGroup)
+            adminGroup: adminGroup,
+            limits: DiskLimits(maxLogBytes: maxLogBytes, maxStateBytes: maxStateBytes, maxJobsPerUser: maxJobsPerUser))
         do {
             try Daemon(configuration: configuration).run(environment: environment)
         } catch {
             Log.error(error.message)
-            throw ExitCode(1)
+            throw ExitCode(error.exitCode)
         }
     }
 }

@@ -32,7 +32,7 @@ import LTProtocol
     static func write(_ bytes: [UInt8], to path: String) {
         let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o600)
         #expect(fd >= 0)
-        bytes.withUnsafeBytes { raw in _ = FileIO.writeAll(fd: fd, raw.baseAddress!, raw.count) }
+        bytes.withUnsafeBytes { raw in _ = FileIO.writeAll(fd: fd, raw.baseAddress!, raw.count, path: path) }
         close(fd)
     }
 
@@ -253,6 +253,25 @@ import LTProtocol
         log.releaseTail()
         #expect(log.firstSeqInMemory == nil)
         #expect(try Self.readAll(log, from: 1) == (try FileIO.readAll(path: path)))
+    }
+
+    @Test("final events the file could not take (a full disk) stay in memory: releasing the tail keeps them readable")
+    func unwrittenEndIsKept() throws {
+        let path = try Self.temporaryLogPath()
+        let log = EventLog(path: path, publishedSeq: 0, publishedOffset: 0, ended: false)
+        let appender = try EventLog.openAppender(path: path).get()
+        defer { appender.close() }
+        Self.append([(Self.line(1, .start), .start, 0)] + Self.steps(2...5), to: log, appender: appender)
+        let written = try FileIO.readAll(path: path)
+        var builder = EventBatchBuilder(capacity: 256)
+        builder.append(Self.line(6, .state), kind: .state, iteration: 0)
+        builder.append(Self.line(7, .end), kind: .end, iteration: 0)
+        let final = builder.take(firstSeq: 6, fileOffset: log.publishedOffset)
+        builder.release()
+        #expect(log.publish(final.notInFile()))
+        log.releaseTail()
+        #expect(log.ended && log.firstSeqInMemory != nil)
+        #expect(try Self.readAll(log, from: 1) == written + Self.line(6, .state) + Self.line(7, .end))
     }
 
     // MARK: Filters

@@ -206,6 +206,10 @@ func classicSpec(replacing key: String, with value: String?) -> String {
         // A stored job from before may hold any seed it was given.
         let big = try JobSpec(storedJSON: try JSONParser.parse(classicSpec(replacing: "shuffle", with: "{\"seed\":18446744073709551615}")))
         #expect(big.shuffle == .seeded(UInt64.max))
+        // And more `order` permutations than epochs (4), as was accepted before they were bounded.
+        let five = "{\"order\":[[0,1,2,3],[0,1,2,3],[0,1,2,3],[0,1,2,3],[0,1,2,3]]}"
+        let older = try JobSpec(storedJSON: try JSONParser.parse(classicSpec(replacing: "shuffle", with: five)))
+        #expect(older.shuffle == .order(Array(repeating: [0, 1, 2, 3], count: 5)))
     }
 
     @Test func shuffleOrderErrorsNameTheExactPlace() throws {
@@ -218,6 +222,8 @@ func classicSpec(replacing key: String, with value: String?) -> String {
             ("{\"order\":[[0,1,2,1e300]]}", "shuffle.order[0][3]"),
             ("{\"order\":[]}", "shuffle.order"),
             ("{\"order\":[5]}", "shuffle.order[0]"),
+            // More permutations than epochs (4): memory the job would never use.
+            ("{\"order\":[[0,1,2,3],[0,1,2,3],[0,1,2,3],[0,1,2,3],[0,1,2,3]]}", "shuffle.order"),
             ("{\"order\":[[0,1,2,3]],\"seed\":1}", "shuffle.order"),
             ("{\"seed\":-1}", "shuffle.seed"),
             ("{}", "shuffle.seed"),
@@ -265,7 +271,7 @@ extension String {
                 paused: true, onDivergence: .continue, validationMode: .fast),
         JobSpec(data: Dataset(x: [1, 2, 3], y: [4, 5, 6]), initialization: .kerasDefault(seed: 0),
                 optimizer: OptimizerSpec(name: .sgd, learningRate: 0.1, momentum: 0.9, nesterov: false),
-                shuffle: .order([[2, 1, 0], [0, 2, 1]])),
+                epochs: 2, shuffle: .order([[2, 1, 0], [0, 2, 1]])),
         JobSpec(data: Dataset(x: [1, 2, 3], y: [4, 5, 6]), initialization: .constant(kernel: -0.0, bias: Double.leastNormalMagnitude / 8),
                 optimizer: OptimizerSpec(name: .rmsprop, rho: 0.95, epsilon: 1e-3, centered: true), shuffle: .seeded(9)),
         JobSpec(data: Dataset(x: [0.1], y: [0.2]),

@@ -13,7 +13,7 @@ Standard library only. `ltd_client.plot` draws with matplotlib when it is instal
 from .client import Client, Subscription
 from .daemon import ensure_daemon
 from .errors import (AlreadySubscribed, BadJSON, BadRequest, Busy, CapabilityMissing, ConnectionLost, DaemonUnavailable,
-                     InternalError,
+                     DiskLimit, InternalError,
                      InvalidJobName, InvalidSpec, JobActive, JobExists, LineTooLong, LtdError, NotReached,
                      PermissionDenied, ProtocolError, ShuttingDown, TooManyConnections, TooManyJobs, UnknownJob,
                      UnknownOp, WrongState)
@@ -28,6 +28,6 @@ __all__ = [
     "float32", "PROTOCOL_VERSION",
     "LtdError", "CapabilityMissing", "DaemonUnavailable", "ConnectionLost", "ProtocolError", "BadJSON", "LineTooLong", "UnknownOp",
     "BadRequest", "InvalidJobName", "InvalidSpec", "UnknownJob", "JobExists", "PermissionDenied", "WrongState",
-    "JobActive", "TooManyJobs", "NotReached", "AlreadySubscribed", "ShuttingDown", "TooManyConnections", "Busy",
-    "InternalError",
+    "JobActive", "TooManyJobs", "DiskLimit", "NotReached", "AlreadySubscribed", "ShuttingDown", "TooManyConnections",
+    "Busy", "InternalError",
 ]

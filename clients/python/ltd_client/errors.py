@@ -9,7 +9,8 @@ from typing import Any, Dict, Optional
 __all__ = [
     "LtdError", "DaemonUnavailable", "ConnectionLost", "ProtocolError",
     "BadJSON", "LineTooLong", "UnknownOp", "BadRequest", "InvalidJobName", "InvalidSpec", "UnknownJob", "JobExists",
-    "PermissionDenied", "WrongState", "JobActive", "TooManyJobs", "AlreadySubscribed", "ShuttingDown", "TooManyConnections", "Busy",
+    "PermissionDenied", "WrongState", "JobActive", "TooManyJobs", "DiskLimit", "AlreadySubscribed", "ShuttingDown",
+    "TooManyConnections", "Busy",
     "InternalError", "error_from_reply",
 ]
 
@@ -132,6 +133,13 @@ class TooManyJobs(LtdError):
     code = "too_many_jobs"
 
 
+class DiskLimit(LtdError):
+    """The job cannot fit in the daemon's disk limits (`ltd --max-log-bytes`, `--max-state-bytes`); the message gives
+    the numbers."""
+
+    code = "disk_limit"
+
+
 class NotReached(LtdError):
     """`explain` asked for an iteration the job has not taken (yet)."""
 
@@ -164,7 +172,8 @@ class InternalError(LtdError):
 
 _BY_CODE = {cls.code: cls for cls in (
     BadJSON, LineTooLong, UnknownOp, BadRequest, InvalidJobName, InvalidSpec, UnknownJob, JobExists,
-    PermissionDenied, WrongState, JobActive, TooManyJobs, NotReached, AlreadySubscribed, ShuttingDown, TooManyConnections, Busy, InternalError)}
+    PermissionDenied, WrongState, JobActive, TooManyJobs, DiskLimit, NotReached, AlreadySubscribed, ShuttingDown,
+    TooManyConnections, Busy, InternalError)}
 
 
 def error_from_reply(reply: Dict[str, Any]) -> LtdError:

@@ -126,7 +126,7 @@ def test_float32_rounds_like_a_float32_conversion():
 
 @pytest.mark.parametrize("code", ["bad_json", "line_too_long", "unknown_op", "bad_request", "invalid_job_name",
                                   "invalid_spec", "unknown_job", "job_exists", "permission_denied", "wrong_state",
-                                  "job_active", "too_many_jobs", "already_subscribed", "shutting_down",
+                                  "job_active", "too_many_jobs", "disk_limit", "already_subscribed", "shutting_down",
                                   "too_many_connections", "busy", "internal"])
 def test_every_protocol_error_code_has_its_own_class(code):
     error = error_from_reply({"type": "error", "id": 2, "code": code, "message": "what to do"})
