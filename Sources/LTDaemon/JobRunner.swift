@@ -211,6 +211,7 @@ final class JobRunner: @unchecked Sendable {
             // lost. Say so once, loudly.
             Log.error("job \(record.name): cannot append to \(record.files.events): \(errnoText(failure)); events are no longer durable")
         }
+        log?.writeBehind(through: chunk.endOffset)
         inbox.publish(chunk, of: record)
     }
 
