@@ -38,12 +38,37 @@ def drain(conns):
                 sel.unregister(c.s); open_ -= 1
     return [counts[c] for c in conns]
 
+def pile_up(ctl, sock, pid, jobs, epochs):
+    """Jobs one after another while their logs pile up (all kept): does a later job run slower than the first?"""
+    def cpu_ticks():   # the daemon's user and system time, clock ticks
+        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+        return int(fields[11]), int(fields[12])
+    def meminfo(key):
+        return next(int(l.split()[1]) // 1024 for l in open("/proc/meminfo") if l.startswith(key + ":"))
+    tick_ms = 1000 / os.sysconf("SC_CLK_TCK")
+    for j in range(jobs):
+        name = f"pile-{j}"
+        (u0, s0), dirty0, t0 = cpu_ticks(), meminfo("Dirty"), time.perf_counter()
+        r = ctl.request({"op": "start", "job": name, "spec": spec(12, epochs, 1, "exact")})
+        assert r["type"] == "started", r
+        c = Conn(sock); c.send({"op": "subscribe", "job": name}); drain([c])
+        dt = time.perf_counter() - t0
+        time.sleep(0.3)   # the job thread's last checkpoint
+        u1, s1 = cpu_ticks()
+        print(f"pile-up job {j + 1}: {epochs * 12 / dt:,.0f} steps/s; ltd CPU user {(u1 - u0) * tick_ms:.0f} ms, "
+              f"system {(s1 - s0) * tick_ms:.0f} ms = {((u1 - u0) + (s1 - s0)) * tick_ms * 1e6 / (epochs * 12):.0f} ns/step; "
+              f"Dirty {dirty0} → {meminfo('Dirty')} MiB; load {os.getloadavg()[0]:.1f}", flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ltd", required=True)
     ap.add_argument("--ltctl")
     ap.add_argument("--steps", type=int, default=1_200_000)
     ap.add_argument("--subscribers", type=int, default=100)
+    ap.add_argument("--pile-up", type=int, metavar="JOBS",
+                    help="only run JOBS jobs of --steps steps one after another, each read by a raw subscriber, and "
+                         "print per job: steps/s, the daemon's CPU time per step and the system's dirty page cache")
     a = ap.parse_args()
     d = tempfile.mkdtemp(prefix="ltd-bench-")
     sock = d + "/s.sock"
@@ -54,6 +79,9 @@ def main():
     ctl = Conn(sock)
     epochs = a.steps // 12
     print(f"# ltd end-to-end benchmark on {os.cpu_count()} cores; 12 rows, batch 1, rmsprop, {epochs * 12} steps")
+    if a.pile_up:
+        pile_up(ctl, sock, p.pid, a.pile_up, epochs)
+        p.send_signal(signal.SIGTERM); p.wait(); subprocess.run(["rm", "-rf", d]); return
 
     for validation in ["exact", "fast"]:
         name = "thr-" + validation
