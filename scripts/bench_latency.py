@@ -16,32 +16,12 @@ How the latency is measured (the daemon puts no emit time in its events):
   design, so its screen lags a step by up to 100 ms whatever the daemon does.
 All stamps are CLOCK_MONOTONIC (Python's time.monotonic_ns), one clock for every process.
 """
-import argparse, ctypes, ctypes.util, fcntl, json, os, pty, re, select, selectors, signal, socket, statistics
+import argparse, ctypes, ctypes.util, fcntl, json, os, pty, re, selectors, signal
 import struct, subprocess, sys, tempfile, termios, threading, time
+from bench_daemon import Conn, spec   # the same raw socket connection (this script's directory is on sys.path)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SEQ = re.compile(rb'"seq":(\d+)')
-
-
-def spec(epochs, pace):
-    xs = [float(i % 97) for i in range(12)]
-    ys = [3 * x + 2 + ((i * 7) % 11) / 10 for i, x in enumerate(xs)]
-    return {"data": {"x": xs, "y": ys}, "init": {"kernel": 0.5, "bias": 0},
-            "optimizer": {"name": "rmsprop", "learning_rate": 0.05}, "epochs": epochs, "batch_size": 1,
-            "validation_mode": "exact", "pace_ms": pace, "paused": True}
-
-
-class Conn:
-    def __init__(self, path):
-        self.s = socket.socket(socket.AF_UNIX); self.s.connect(path); self.buf = b""
-    def send(self, obj): self.s.sendall((json.dumps(obj) + "\n").encode())
-    def line(self):
-        while b"\n" not in self.buf:
-            chunk = self.s.recv(1 << 16)
-            if not chunk: raise EOFError
-            self.buf += chunk
-        line, _, self.buf = self.buf.partition(b"\n"); return line
-    def request(self, obj): self.send(obj); return json.loads(self.line())
 
 
 def realtime():
@@ -160,7 +140,7 @@ def run(a, children):
     steps = int(a.seconds * 1000 / a.pace_ms); epochs = max(1, steps // 12)
     names = [f"class-{i:02d}" for i in range(a.jobs)]
     for n in names:
-        r = ctl.request({"op": "start", "job": n, "spec": spec(epochs, a.pace_ms)})
+        r = ctl.request({"op": "start", "job": n, "spec": spec(12, epochs, 1, "exact", pace=a.pace_ms, paused=True)})
         assert r["type"] == "started", r
     logs = [f"{d}/state/jobs/{n}/events.ndjson" for n in names]
     for log in logs:
