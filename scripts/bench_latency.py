@@ -187,7 +187,9 @@ def run(a, children):
         for key, _ in sel.select(1):
             try: data = os.read(key.fd, 1 << 16)
             except OSError: data = b""
-            if data: readers[key.fd][3] += data; waiting.discard(key.fd)
+            r = readers[key.fd]; r[3] += data
+            # a watcher is ready when it shows its job (a `watch` that failed would print an error instead)
+            if names[r[0]].encode() in r[3]: waiting.discard(key.fd)
     assert not waiting, f"{len(waiting)} watchers showed nothing"
     for r in readers.values(): r[3] = b""
     load_before = os.getloadavg()
