@@ -38,12 +38,44 @@ def drain(conns):
                 sel.unregister(c.s); open_ -= 1
     return [counts[c] for c in conns]
 
+def cpu_ticks(pid):
+    """A process's user and system time, in clock ticks."""
+    fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
+    return int(fields[11]), int(fields[12])
+
+def cpu_ns_per_step(pid, before, steps):
+    """ltd's CPU time (user + system) since `before`, per step: unlike steps/s, hardly moved by other load."""
+    after = cpu_ticks(pid)
+    return (sum(after) - sum(before)) * 1e9 / os.sysconf("SC_CLK_TCK") / steps
+
+def pile_up(ctl, sock, pid, jobs, epochs):
+    """Jobs one after another while their logs pile up (all kept): does a later job run slower than the first?"""
+    def meminfo(key):
+        return next(int(l.split()[1]) // 1024 for l in open("/proc/meminfo") if l.startswith(key + ":"))
+    tick_ms = 1000 / os.sysconf("SC_CLK_TCK")
+    for j in range(jobs):
+        name = f"pile-{j}"
+        (u0, s0), dirty0, t0 = cpu_ticks(pid), meminfo("Dirty"), time.perf_counter()
+        r = ctl.request({"op": "start", "job": name, "spec": spec(12, epochs, 1, "exact")})
+        assert r["type"] == "started", r
+        c = Conn(sock); c.send({"op": "subscribe", "job": name}); drain([c])
+        dt = time.perf_counter() - t0
+        time.sleep(0.3)   # the job thread's last checkpoint
+        u1, s1 = cpu_ticks(pid)
+        print(f"pile-up job {j + 1}: {epochs * 12 / dt:,.0f} steps/s; ltd CPU user {(u1 - u0) * tick_ms:.0f} ms, "
+              f"system {(s1 - s0) * tick_ms:.0f} ms = {((u1 - u0) + (s1 - s0)) * tick_ms * 1e6 / (epochs * 12):.0f} ns/step; "
+              f"Dirty {dirty0} → {meminfo('Dirty')} MiB; load {os.getloadavg()[0]:.1f}", flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--ltd", required=True)
     ap.add_argument("--ltctl")
     ap.add_argument("--steps", type=int, default=1_200_000)
     ap.add_argument("--subscribers", type=int, default=100)
+    ap.add_argument("--pile-up", type=int, metavar="JOBS",
+                    help="only run JOBS jobs of --steps steps one after another, each read by a raw subscriber, and "
+                         "print per job: steps/s, the daemon's CPU time per step and the system's dirty page cache")
     a = ap.parse_args()
     d = tempfile.mkdtemp(prefix="ltd-bench-")
     sock = d + "/s.sock"
@@ -54,17 +86,21 @@ def main():
     ctl = Conn(sock)
     epochs = a.steps // 12
     print(f"# ltd end-to-end benchmark on {os.cpu_count()} cores; 12 rows, batch 1, rmsprop, {epochs * 12} steps")
+    if a.pile_up:
+        pile_up(ctl, sock, p.pid, a.pile_up, epochs)
+        p.send_signal(signal.SIGTERM); p.wait(); subprocess.run(["rm", "-rf", d]); return
 
     for validation in ["exact", "fast"]:
         name = "thr-" + validation
-        t0 = time.perf_counter()
+        t0 = time.perf_counter(); cpu0 = cpu_ticks(p.pid)
         r = ctl.request({"op": "start", "job": name, "spec": spec(12, epochs, 1, validation)})
         assert r["type"] == "started", r
         c = Conn(sock); c.send({"op": "subscribe", "job": name})
         n = drain([c])[0] - 1
         dt = time.perf_counter() - t0
+        time.sleep(0.3)   # the job thread's last checkpoint
         print(f"throughput ({validation} validation): {n} events in {dt:.3f} s = {epochs * 12 / dt:,.0f} steps/s, "
-              f"{n / dt:,.0f} events/s start→last event received")
+              f"{n / dt:,.0f} events/s start→last event received; ltd CPU {cpu_ns_per_step(p.pid, cpu0, epochs * 12):.0f} ns/step")
 
     # A reader that joins after the end reads the whole log from the file (behind the in-memory tail).
     t0 = time.perf_counter()
@@ -75,19 +111,21 @@ def main():
 
     if a.ltctl:
         name = "thr-ltctl"
-        t0 = time.perf_counter()
+        t0 = time.perf_counter(); cpu0 = cpu_ticks(p.pid)
         r = ctl.request({"op": "start", "job": name, "spec": spec(12, epochs, 1, "exact")})
         assert r["type"] == "started", r
         with open(d + "/tail.ndjson", "wb") as sink:
             subprocess.run([a.ltctl, "tail", name, "--json", "--socket", sock], stdout=sink, check=True)
         dt = time.perf_counter() - t0
+        time.sleep(0.3)
+        cpu = cpu_ns_per_step(p.pid, cpu0, epochs * 12)
         n = 0; last = b""
         with open(d + "/tail.ndjson", "rb") as f:
             for block in iter(lambda: f.read(1 << 22), b""): n += block.count(b"\n"); last = (last + block)[-4096:]
         assert last.rstrip(b"\n").rsplit(b"\n", 1)[-1].startswith(b'{"type":"end"'), last[-200:]
         os.remove(d + "/tail.ndjson")
         print(f"throughput, reader `ltctl tail --json` (exact validation): {n} events in {dt:.3f} s = "
-              f"{epochs * 12 / dt:,.0f} steps/s start→last event printed")
+              f"{epochs * 12 / dt:,.0f} steps/s start→last event printed; ltd CPU {cpu:.0f} ns/step")
 
     # `list` while two jobs run flat out: the loop never waits for training.
     import threading

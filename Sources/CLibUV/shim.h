@@ -1,4 +1,4 @@
-// What Swift cannot express about libuv and Linux sockets, as static inline helpers.
+// What Swift cannot express about libuv, Linux sockets and Linux file calls, as static inline helpers.
 #ifndef LTD_CLIBUV_SHIM_H
 #define LTD_CLIBUV_SHIM_H
 #include <uv.h>
@@ -21,6 +21,12 @@ static inline int ltd_peer_credentials(int fd, ltd_ucred *out) {
 
 /// The calling thread's kernel id (for per-thread scheduling priority).
 static inline pid_t ltd_thread_id(void) { return (pid_t)syscall(SYS_gettid); }
+
+/// Starts writing a file range to disk and returns without waiting: sync_file_range(SYNC_FILE_RANGE_WRITE), which
+/// glibc also hides behind _GNU_SOURCE. Returns 0, or -1 with errno set.
+static inline int ltd_start_writeback(int fd, off_t offset, off_t count) {
+    return (int)syscall(SYS_sync_file_range, fd, offset, count, 2u /* SYNC_FILE_RANGE_WRITE */);
+}
 
 static inline uv_handle_t *ltd_handle(void *h) { return (uv_handle_t *)h; }
 static inline uv_stream_t *ltd_stream(void *h) { return (uv_stream_t *)h; }

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CLibUV
 import LTProtocol
 
 /// One job's event log: `events.ndjson`, where line k is the event with seq k, byte for byte what subscribers get.
@@ -66,8 +67,21 @@ final class EventLog {
             return SystemError(operation: "append to", path: path, code: failure)
         }
 
+        /// Write-behind: once `writeBehindBytes` more have been appended, asks the kernel to start writing them to
+        /// disk now (`sync_file_range`, no wait). Without it a long job's log piles up as dirty page cache until the
+        /// kernel's background threshold (10 % of memory), and from then on every append competes with a backlog of
+        /// gigabytes being written back (docs/BENCHMARKS.md, "Logs piling up"). Not a durability point: no fsync.
+        func writeBehind(through end: Int) {
+            guard !broken, end - writtenBehind >= EventLog.writeBehindBytes else { return }
+            _ = ltd_start_writeback(fd, off_t(writtenBehind), off_t(end - writtenBehind))
+            writtenBehind = end
+        }
+        private var writtenBehind = 0
+
         func close() { _ = Glibc.close(fd) }
     }
+
+    static let writeBehindBytes = 8 * 1024 * 1024
 
     static func openAppender(path: String) -> Result<Appender, SystemError> {
         let fd = FileIO.open(path, O_WRONLY | O_CREAT | O_APPEND)

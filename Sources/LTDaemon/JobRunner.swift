@@ -270,6 +270,7 @@ final class JobRunner: @unchecked Sendable {
         }
         guard let failure else {
             if !finishing { writtenSummary = record.summary.withLock { $0 } }
+            log?.writeBehind(through: chunk.endOffset)
             return inbox.publish(chunk, of: record)
         }
         // The log ends at the last whole event written (the appender cut off any part of this chunk), and the job
