@@ -72,7 +72,7 @@ final class EventLog {
         /// kernel's background threshold (10 % of memory), and from then on every append competes with a backlog of
         /// gigabytes being written back (docs/BENCHMARKS.md, "Logs piling up"). Not a durability point: no fsync.
         func writeBehind(through end: Int) {
-            guard !broken, end - writtenBehind >= EventLog.writeBehindBytes else { return }
+            guard end - writtenBehind >= EventLog.writeBehindBytes else { return }
             _ = ltd_start_writeback(fd, off_t(writtenBehind), off_t(end - writtenBehind))
             writtenBehind = end
         }
