@@ -78,7 +78,13 @@ final class EventLog {
         }
         private var writtenBehind = 0
 
-        func close() { _ = Glibc.close(fd) }
+        /// Closes the file once: a second call must not close whatever descriptor has since been given that number.
+        func close() {
+            guard !closed else { return }
+            closed = true
+            _ = Glibc.close(fd)
+        }
+        private var closed = false
     }
 
     static let writeBehindBytes = 8 * 1024 * 1024
