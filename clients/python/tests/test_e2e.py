@@ -454,7 +454,7 @@ def test_a_damaged_job_is_listed_with_its_reason_and_can_be_deleted(fresh_ltd):
         c.start(name, colab_example())
         wait_for(c, name, lambda s: s["state"] in FINAL_STATES)
     assert daemon.stop() == 0
-    checkpoint = os.path.join(daemon.state_dir, "jobs", name, "checkpoint.json")
+    checkpoint = os.path.join(daemon.state_dir, "owners", str(os.getuid()), name, "checkpoint.json")
     with open(checkpoint, "w") as handle:
         handle.write('{"version": 1, "seq": ')
     restarted = fresh_ltd(daemon.directory).start()
