@@ -25,6 +25,8 @@ public struct DaemonConfiguration: Sendable {
     public var maxPendingLineBytes: Int
     /// Most bytes of output one connection may have queued; see `OutputMarks`.
     public var maxQueuedBytes: Int
+    /// Seconds a job that is over is kept after it ends before it is removed (`--keep-finished`); nil: forever.
+    public var keepFinished: Int?
 
     public static let defaultMaxLineBytes = 64 * 1024 * 1024
     public static let defaultMaxJobs = 1000
@@ -39,7 +41,8 @@ public struct DaemonConfiguration: Sendable {
                 maxJobs: Int = defaultMaxJobs, maxConnections: Int = defaultMaxConnections,
                 maxConnectionsPerUser: Int = defaultMaxConnectionsPerUser,
                 maxPendingLineBytes: Int = defaultMaxPendingLineBytes, maxQueuedBytes: Int = defaultMaxQueuedBytes,
-                socketMode: mode_t? = nil, adminGroup: String = defaultAdminGroup) {
+                socketMode: mode_t? = nil, adminGroup: String = defaultAdminGroup, keepFinished: Int? = nil) {
+        self.keepFinished = keepFinished
         self.socketPath = socketPath
         self.stateDirectory = stateDirectory
         self.maxLineBytes = maxLineBytes

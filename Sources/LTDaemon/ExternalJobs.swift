@@ -161,7 +161,8 @@ extension Server {
 
     /// Writes the final events, closes the log and writes the final checkpoint (in the threadpool: it fsyncs).
     private func finishExternal(_ job: Job, feed: ExternalFeed, lines: [[UInt8]], state: JobState, message: String?) {
-        job.record.summary.withLock { $0.state = state; $0.message = message }
+        let ended = Clock.utcTimestamp()
+        job.record.summary.withLock { $0.state = state; $0.message = message; $0.ended = ended }
         append([(lines[0], .state, 0), (lines[1], .end, 0)], to: job)
         feed.publisher = nil
         feed.appender.close()
@@ -237,6 +238,7 @@ extension JobTable {
         if let failure { throw RestoredJob.Damage("cannot end its log: \(errnoText(failure))") }
         summary.state = .failed
         summary.message = message
+        summary.ended = Clock.utcTimestamp()
         summary.seq = seq + 2
         let end = complete + tail.count
         let checkpoint = JobCheckpoint(seq: seq + 2, offset: end, state: .failed, summary: summary, trainer: nil)

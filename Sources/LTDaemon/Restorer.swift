@@ -80,6 +80,7 @@ final class Restorer {
             Log.info("restored \(registered) job(s): \(resumed) resumed, \(damaged) damaged")
         }
         answerWaiting(all: true)
+        server.retention.check()
     }
 
     /// Shutdown: the batch being read stops after its current job; waiting requests get `shutting_down`.
@@ -95,7 +96,7 @@ final class Restorer {
         guard isRunning else { return false }
         switch request {
         case .hello, .unsubscribe: return false
-        case .list, .start, .create: return true
+        case .list, .start, .create, .prune: return true
         default: return request.job.map { server.jobs.find($0, for: connection.peerUID) == nil } ?? false
         }
     }
@@ -207,7 +208,10 @@ struct RestoredJob: Sendable {
         }
         if let checkpoint = stored.checkpoint, checkpoint.state.isFinal {
             // Nothing to check against the spec: the data is not even kept (it is read again if `explain` asks).
-            return RestoredJob(record: record(checkpoint.summary), seq: checkpoint.seq, offset: checkpoint.offset, outcome: .over)
+            var summary = checkpoint.summary
+            var info = stat()
+            if summary.ended == nil, stat(files.checkpoint, &info) == 0 { summary.ended = Clock.utcTimestamp(info.st_mtim.tv_sec) }
+            return RestoredJob(record: record(summary), seq: checkpoint.seq, offset: checkpoint.offset, outcome: .over)
         }
         if stored.kind == .external {
             // Its publisher is gone with the daemon that served it: it ends failed, its steps so far kept.

@@ -35,6 +35,12 @@ struct LTD: ParsableCommand {
         background; until it is done, `list` and requests naming a job not restored yet wait for it. A job \
         directory it cannot read is listed as `damaged` with the reason, its files untouched; delete it when done.
 
+        Retention: --keep-finished DURATION (e.g. 14d, 12h, 30m; off by default) removes jobs that are over \
+        (finished, cancelled, diverged, failed; never damaged, running or paused jobs) once they ended longer ago \
+        than DURATION. ltd checks when restore is done, then every quarter of DURATION (at most hourly), and logs \
+        one line per job removed. Users prune their own jobs by hand with `ltctl prune`; root and the admin group \
+        everyone's with `ltctl prune --all`.
+
         Signals: SIGTERM, SIGINT and SIGHUP (a closed terminal) each checkpoint every job, deliver what they wrote \
         to the watchers, and exit 0; during start-up and restore too (jobs not restored yet are left untouched).
         Under systemd, ltd accepts a socket passed by socket activation and reports READY/STATUS/STOPPING.
@@ -74,6 +80,9 @@ struct LTD: ParsableCommand {
     @Option(name: .customLong("max-queued-bytes"), help: ArgumentHelp("Most bytes of output queued for one client that does not read: events are pulled from the log up to a quarter of it, requests wait past half of it, and a reply larger than half of it gets busy.", valueName: "bytes"))
     var maxQueuedBytes: Int = DaemonConfiguration.defaultMaxQueuedBytes
 
+    @Option(name: .customLong("keep-finished"), help: ArgumentHelp("Remove jobs that are over once they ended longer ago than this: a whole number with a unit, s, m, h or d (e.g. 14d). Off by default: jobs are kept until deleted.", valueName: "duration"))
+    var keepFinished: String?
+
     @Option(name: .customLong("log-level"), help: ArgumentHelp("How much to log on stderr: error, warning, info or debug.", valueName: "level"))
     var logLevel: String = "info"
 
@@ -92,6 +101,9 @@ struct LTD: ParsableCommand {
         }
         guard maxQueuedBytes >= 65536, maxQueuedBytes <= 1 << 30 else {
             throw ValidationError("--max-queued-bytes must be between 65536 and 1073741824 (1 GiB); got \(maxQueuedBytes)")
+        }
+        if let keepFinished, (DurationText.seconds(keepFinished) ?? 0) < 1 {
+            throw ValidationError("--keep-finished must be \(DurationText.rule), at least 1s (leave it out to keep jobs until deleted); got \(keepFinished)")
         }
         guard Log.Level(name: logLevel) != nil else {
             throw ValidationError("--log-level must be one of: error, warning, info, debug; got \(logLevel)")
@@ -118,7 +130,8 @@ struct LTD: ParsableCommand {
             maxConnectionsPerUser: maxConnectionsPerUser,
             maxPendingLineBytes: maxPendingLineBytes,
             maxQueuedBytes: maxQueuedBytes,
-            adminGroup: adminGroup)
+            adminGroup: adminGroup,
+            keepFinished: keepFinished.flatMap(DurationText.seconds))
         do {
             try Daemon(configuration: configuration).run(environment: environment)
         } catch {
