@@ -190,3 +190,36 @@ struct RetentionTests {
         #expect(help.stdout.contains("--keep-finished") && help.stdout.contains("Retention:"))
     }
 }
+
+/// `ltctl board` in a tmux window: the live ranking follows a run to its end, fits a resize, and q quits.
+@Suite("ltctl board", .serialized)
+struct CtlBoardTests {
+    @Test func theLiveBoardFollowsARunToItsEndAndQuitsOnQ() throws {
+        guard tmuxIsInstalled() else { return }
+        let h = try DaemonProcess.launchForLtctl(tag: "board")
+        defer { h.cleanUp() }
+        try h.runColabToTheEnd("first")
+        try h.startColab("slow", extra: ["--pace", "500ms", "--optimizer", "sgd", "--learning-rate", "0.001"])
+        let tmux = CtlWatchTests.Tmux(directory: h.directory)
+        try tmux(["new-session", "-d", "-s", "s", "-x", "110", "-y", "20",
+                  "NO_COLOR=1 LTD_SOCKET=\(h.socketPath) \(Paths.ltctl) board; echo exit=$?; sleep 60",
+                  ";", "set-option", "-t", "s", "remain-on-exit", "on"])
+        var screen = try tmux.waitFor("s") { $0.first?.hasPrefix("Class board: 2 runs; 1 finished, 1 still going") == true }
+        #expect(screen.first?.hasPrefix("Class board: 2 runs; 1 finished, 1 still going") == true, "\(screen)")
+        #expect(screen.contains { $0.hasPrefix("1  root/first") && $0.contains("finished") }, "\(screen)")
+        #expect(screen.contains { $0.hasPrefix("   root/slow") && $0.hasSuffix("still running") }, "\(screen)")
+        #expect(screen.count == 20 && screen.last == "q quit", "\(screen)")
+
+        // The slow run ends and takes first place: sgd with a small step ends at a lower val_rmse than rmsprop.
+        screen = try tmux.waitFor("s", seconds: 30) { $0.first?.hasPrefix("Class board: 2 runs; 2 finished") == true }
+        #expect(screen.contains { $0.hasPrefix("1  root/slow") && $0.contains("12/12") }, "\(screen)")
+        #expect(screen.contains { $0.hasPrefix("2  root/first") }, "\(screen)")
+        try tmux(["resize-window", "-t", "s", "-x", "50", "-y", "12"])
+        screen = try tmux.waitFor("s") { $0.count == 12 && $0.first?.hasSuffix("…") == true }
+        #expect(screen.count == 12 && screen.allSatisfy { $0.count <= 50 }, "\(screen)")
+
+        try tmux(["send-keys", "-t", "s", "q"])
+        let after = try tmux.waitFor("s") { $0.contains("exit=0") }
+        #expect(after.first == "exit=0", "the board leaves the alternate screen: \(after)")
+    }
+}
