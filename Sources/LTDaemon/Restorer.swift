@@ -79,8 +79,9 @@ final class Restorer {
         } else if total > 0 {
             Log.info("restored \(registered) job(s): \(resumed) resumed, \(damaged) damaged")
         }
-        answerWaiting(all: true)
+        // Before the requests held for restore are answered, so a `list` never shows a job retention is removing.
         server.retention.check()
+        answerWaiting(all: true)
     }
 
     /// Shutdown: the batch being read stops after its current job; waiting requests get `shutting_down`.

@@ -192,7 +192,7 @@ final class BoardSession {
         } catch {
             daemon = nil
             let why = (error as? ClientError).map(Format.describe) ?? "\(error)"
-            notice = "ltd is unreachable at \(endpoint) (\(why)); retrying; the board shows the last list"
+            notice = "ltd is unreachable; retrying twice a second, the board shows the last list. At \(endpoint): \(why)"
         }
     }
 

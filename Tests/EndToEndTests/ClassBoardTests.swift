@@ -218,6 +218,17 @@ struct CtlBoardTests {
         screen = try tmux.waitFor("s") { $0.count == 12 && $0.first?.hasSuffix("…") == true }
         #expect(screen.count == 12 && screen.allSatisfy { $0.count <= 50 }, "\(screen)")
 
+        // ltd restarts: the board says so, keeps the last list, and carries on when it is back.
+        try tmux(["resize-window", "-t", "s", "-x", "160", "-y", "12"])
+        #expect(try h.stop() == 0)
+        screen = try tmux.waitFor("s") { $0.contains { $0.hasPrefix("ltd is unreachable") } }
+        #expect(screen.contains { $0.hasPrefix("ltd is unreachable") && $0.contains("retrying") }, "\(screen)")
+        #expect(screen.contains { $0.hasPrefix("1  root/slow") }, "the last list stays: \(screen)")
+        try h.start(arguments: ["--log-level", "warning"])
+        screen = try tmux.waitFor("s") { !$0.contains { $0.hasPrefix("ltd is unreachable") } }
+        #expect(!screen.contains { $0.hasPrefix("ltd is unreachable") }, "\(screen)")
+        #expect(screen.contains { $0.hasPrefix("2  root/first") }, "\(screen)")
+
         try tmux(["send-keys", "-t", "s", "q"])
         let after = try tmux.waitFor("s") { $0.contains("exit=0") }
         #expect(after.first == "exit=0", "the board leaves the alternate screen: \(after)")
