@@ -11,22 +11,30 @@ import Glibc
 struct ClassBoardTests {
     typealias Users = OwnerNamesTests
 
-    /// alice finishes a good run, bob one that diverges, the teacher one still running (paced), carol-less.
-    private static func classroom(_ tag: String) throws -> (DaemonProcess, ltctl: String, run: (OwnerNamesTests.User, [String]) throws -> CommandResult, users: (alice: OwnerNamesTests.User, bob: OwnerNamesTests.User, teacher: OwnerNamesTests.User)) {
-        let users = try Users.users()
-        let (daemon, ltctl) = try Users.sharedDaemon(tag)
-        let run = { (user: OwnerNamesTests.User, arguments: [String]) throws -> CommandResult in
+    /// A shared daemon (with the test's admin group) and its three users, alice, bob and the teacher (an admin).
+    private struct Classroom {
+        let daemon: DaemonProcess
+        let alice: Users.User, bob: Users.User, teacher: Users.User
+        private let ltctl: String
+
+        init(_ tag: String) throws {
+            (alice, bob, teacher) = try Users.users()
+            (daemon, ltctl) = try Users.sharedDaemon(tag)
+        }
+
+        /// ltctl run as `user` against the daemon.
+        func run(_ user: Users.User, _ arguments: [String]) throws -> CommandResult {
             try Users.asUser(user, [ltctl] + arguments + ["--socket", daemon.socketPath])
         }
-        return (daemon, ltctl, run, users)
     }
 
     @Test("list --all --sort val_rmse and board --once rank everyone's runs; diverged at the bottom with the reason")
     func boardRanksTheClass() throws {
         guard Users.available() else { return }
-        let (daemon, _, run, users) = try Self.classroom("board")
+        let room = try Classroom("board")
+        let (daemon, alice, bob, teacher) = (room.daemon, room.alice, room.bob, room.teacher)
         defer { daemon.cleanUp() }
-        let (alice, bob, teacher) = users
+        let run = room.run
         let split = ["--validation", "split:0.25"]
         #expect(try run(alice, ["start", "good", "--example", "colab", "--optimizer", "sgd", "--learning-rate", "0.001"] + split).status == 0)
         #expect(try run(alice, ["start", "rms", "--example", "colab"] + split).status == 0)
@@ -75,9 +83,10 @@ struct ClassBoardTests {
     @Test("prune removes one's own jobs that are over; --all needs root or the admin group; every removal is audited")
     func pruneOwnAndAll() throws {
         guard Users.available() else { return }
-        let (daemon, _, run, users) = try Self.classroom("prune")
+        let room = try Classroom("prune")
+        let (daemon, alice, bob, teacher) = (room.daemon, room.alice, room.bob, room.teacher)
         defer { daemon.cleanUp() }
-        let (alice, bob, teacher) = users
+        let run = room.run
         #expect(try run(alice, ["start", "done1", "--example", "colab"]).status == 0)
         #expect(try run(alice, ["start", "done2", "--example", "colab"]).status == 0)
         #expect(try run(alice, ["start", "held", "--example", "colab", "--paused"]).status == 0)
