@@ -37,6 +37,11 @@ struct AccessPolicy: Sendable {
     /// reads no user database for owners and root.
     func role(of connection: Connection, over owner: UInt32) -> Role? {
         if connection.peerUID == owner { return .owner }
+        return roleOverEveryone(of: connection)
+    }
+
+    /// `.root` or `.admin` when the caller may control every user's jobs; else nil.
+    func roleOverEveryone(of connection: Connection) -> Role? {
         if connection.peerUID == 0 { return .root }
         guard let admins = groupID(adminGroup) else { return nil }
         if connection.peer.gid == admins { return .admin }

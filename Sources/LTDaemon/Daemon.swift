@@ -27,6 +27,8 @@ public struct DaemonConfiguration: Sendable {
     public var maxQueuedBytes: Int
     /// Disk: most bytes of log one job may write, of logs and specs of all jobs together, and most jobs one uid may keep.
     public var limits: DiskLimits
+    /// Seconds a job that is over is kept after it ends before it is removed (`--keep-finished`); nil: forever.
+    public var keepFinished: Int?
 
     public static let defaultMaxLineBytes = 64 * 1024 * 1024
     public static let defaultMaxJobs = 1000
@@ -41,7 +43,9 @@ public struct DaemonConfiguration: Sendable {
                 maxJobs: Int = defaultMaxJobs, maxConnections: Int = defaultMaxConnections,
                 maxConnectionsPerUser: Int = defaultMaxConnectionsPerUser,
                 maxPendingLineBytes: Int = defaultMaxPendingLineBytes, maxQueuedBytes: Int = defaultMaxQueuedBytes,
-                socketMode: mode_t? = nil, adminGroup: String = defaultAdminGroup, limits: DiskLimits = DiskLimits()) {
+                socketMode: mode_t? = nil, adminGroup: String = defaultAdminGroup, limits: DiskLimits = DiskLimits(),
+                keepFinished: Int? = nil) {
+        self.keepFinished = keepFinished
         self.socketPath = socketPath
         self.stateDirectory = stateDirectory
         self.maxLineBytes = maxLineBytes

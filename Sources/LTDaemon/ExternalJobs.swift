@@ -184,7 +184,8 @@ extension Server {
     /// Writes the final events, closes the log and writes the final checkpoint (in the threadpool: it fsyncs).
     /// Watchers get the final events even when the log cannot take them; the checkpoint records what it holds.
     private func finishExternal(_ job: Job, feed: ExternalFeed, lines: [[UInt8]], state: JobState, message: String?) {
-        job.record.summary.withLock { $0.state = state; $0.message = message }
+        let ended = Clock.utcTimestamp()
+        job.record.summary.withLock { $0.state = state; $0.message = message; $0.ended = ended }
         let durable = (seq: job.log.publishedSeq, offset: job.log.publishedOffset)
         let failure = append([(lines[0], .state, 0), (lines[1], .end, 0)], to: job, final: true)
         feed.publisher = nil
@@ -284,6 +285,7 @@ extension JobTable {
         }
         summary.state = .failed
         summary.message = message
+        summary.ended = Clock.utcTimestamp()
         summary.seq = seq + 2
         let end = complete + tail.count
         let checkpoint = JobCheckpoint(seq: seq + 2, offset: end, state: .failed, summary: summary, trainer: nil)

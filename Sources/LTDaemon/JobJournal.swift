@@ -14,6 +14,13 @@ enum JobJournal {
         if failed { Log.warning(text, fields) } else { Log.info(text, fields) }
     }
 
+    /// Retention (`ltd --keep-finished`) removed a job, as `delete` would.
+    static func expired(_ record: JobRecord, ended: String, keep: String) {
+        var fields = JournalFields(job: record, messageID: .controlAction)
+        fields.extra = [("LTD_ACTION", "expire"), ("LTD_ACTOR", "ltd"), ("LTD_ROLE", "retention")]
+        Log.info("audit: ltd expire \(record.fullName) (owned by \(PeerCredentials.describe(uid: record.owner)); ended \(ended), kept \(keep); --keep-finished)", fields)
+    }
+
     /// One control action: who did what to whose job, and by which right.
     static func audit(_ action: String, of record: JobRecord, by connection: Connection, role: AccessPolicy.Role,
                       detail: String = "") {

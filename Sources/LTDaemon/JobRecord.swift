@@ -24,6 +24,9 @@ struct JobSummary: Codable, Sendable, Equatable {
     var valLoss: Double?
     var valRmse: Double?
     var message: String?
+    /// When the job ended (`Clock.utcTimestamp`), once it is over. Checkpoints written before ltd recorded it have
+    /// none: restore then takes the final checkpoint's modification time, which was written as the job ended.
+    var ended: String?
 }
 
 /// A job's identity and shared state: created on the loop thread (or by restore, off it), read by both threads.

@@ -201,7 +201,8 @@ final class JobRunner: @unchecked Sendable {
 
     private func emitState(_ state: JobState, message: String?) {
         emit(EventEncoder.state(job: record.name, seq: seq + 1, state: state, message: message), .state, 0)
-        record.summary.withLock { $0.state = state; $0.seq = seq; $0.message = message }
+        let ended = state.isFinal ? Clock.utcTimestamp() : nil
+        record.summary.withLock { $0.state = state; $0.seq = seq; $0.message = message; $0.ended = ended }
     }
 
     /// The final `state` and `end` events, then a final checkpoint. After a storage failure the job ends `failed`

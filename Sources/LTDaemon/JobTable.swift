@@ -80,7 +80,8 @@ final class JobTable {
                          iteration: s.iteration, epoch: s.epoch, step: s.step, stepsPerEpoch: s.stepsPerEpoch,
                          epochs: s.epochs, totalSteps: s.totalSteps, seq: s.seq, w: s.w, b: s.b, loss: s.loss,
                          rmse: s.rmse, valLoss: s.valLoss, valRmse: s.valRmse, message: s.message,
-                         precision: record.precision, kind: record.kind, fullName: record.fullName, reason: record.damage)
+                         precision: record.precision, kind: record.kind, fullName: record.fullName, reason: record.damage,
+                         ended: s.ended)
     }
 
     static func initialSummary(_ trainer: Trainer, spec: JobSpec) -> JobSummary {

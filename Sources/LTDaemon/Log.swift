@@ -93,7 +93,8 @@ public enum JournalMessageID: String, Sendable {
     case jobFinished = "aa614c76688840acac7aad571f7e12aa"
     /// A job ended failed or diverged.
     case jobFailed = "a8d2f551cf5a428e97a3b6b951250fcf"
-    /// Someone started, paused, resumed, stepped, cancelled, deleted or created a job (`LTD_ACTION`, `LTD_ACTOR`).
+    /// Someone started, paused, resumed, stepped, cancelled, deleted, pruned or created a job, or retention removed
+    /// one (`LTD_ACTION`, `LTD_ACTOR`).
     case controlAction = "bc037b330b2f4b96b161395679943565"
 }
 

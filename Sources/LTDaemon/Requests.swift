@@ -92,6 +92,7 @@ extension Server {
         case .explain(let job, let iteration): explain(job, iteration: iteration, connection, id: id)
         case .create(let job, let spec, let run): create(job, spec: spec, run: run, prepared: prepared, connection, id: id)
         case .publish(let job, let event): publish(job, event: event, connection, id: id)
+        case .prune(let olderThan, let all, let dryRun): prune(olderThan: olderThan, all: all, dryRun: dryRun, connection, id: id)
         }
     }
 
@@ -277,20 +278,9 @@ extension Server {
         guard isOver(job, state), job.thread == nil || state.isFinal else {
             return connection.send(ProtocolError(.jobActive, "\(name) is \(state.rawValue); cancel it first (ltctl cancel \(name)), then delete it", id: id).line)
         }
-        jobs.joinThread(of: job)
-        for subscriber in job.subscribers.values {
-            subscriber.send(ProtocolError(.unknownJob, "job \(name) was deleted; its events are gone").line)
-            subscriber.endSubscription()
-        }
-        let freed = jobs.store.bytesInUse(of: job.record.key)
-        let retired: String
-        do { retired = try jobs.store.retire(job: job.record.key) } catch {
-            Log.error("job \(name): cannot remove \(job.record.files.directory): \(error)")
+        if let error = discard(job, because: "was deleted") {
             return connection.send(ProtocolError(.internalError, "cannot remove job \(name)'s files: \(error)", id: id).line)
         }
-        removeInBackground(retired)
-        jobs.budget.release(freed)
-        jobs.remove(job)
         JobJournal.audit("delete", of: job.record, by: connection, role: role)
         connection.send(Reply.ok(id: id, op: "delete", job: name, state: nil))
     }

@@ -83,6 +83,8 @@ final class Restorer {
         } else if total > 0 {
             Log.info("restored \(registered) job(s): \(resumed) resumed, \(damaged) damaged")
         }
+        // Before the requests held for restore are answered, so a `list` never shows a job retention is removing.
+        server.retention.check()
         answerWaiting(all: true)
     }
 
@@ -99,7 +101,7 @@ final class Restorer {
         guard isRunning else { return false }
         switch request {
         case .hello, .unsubscribe: return false
-        case .list, .start, .create: return true
+        case .list, .start, .create, .prune: return true
         default: return request.job.map { server.jobs.find($0, for: connection.peerUID) == nil } ?? false
         }
     }
@@ -215,7 +217,10 @@ struct RestoredJob: Sendable {
         }
         if let checkpoint = stored.checkpoint, checkpoint.state.isFinal {
             // Nothing to check against the spec: the data is not even kept (it is read again if `explain` asks).
-            return RestoredJob(record: record(checkpoint.summary), seq: checkpoint.seq, offset: checkpoint.offset, outcome: .over,
+            var summary = checkpoint.summary
+            var info = stat()
+            if summary.ended == nil, stat(files.checkpoint, &info) == 0 { summary.ended = Clock.utcTimestamp(info.st_mtim.tv_sec) }
+            return RestoredJob(record: record(summary), seq: checkpoint.seq, offset: checkpoint.offset, outcome: .over,
                                bytes: store.bytesInUse(of: key, logBytes: checkpoint.offset))
         }
         if stored.kind == .external {

@@ -20,6 +20,8 @@ final class Server {
     private let hangup: Signal
     /// Restores the state directory's jobs in the background after start-up; holds requests that need them.
     private(set) lazy var restorer = Restorer(server: self)
+    /// Removes jobs that ended longer ago than `--keep-finished` (Retention.swift).
+    private(set) lazy var retention = Retention(server: self, keep: configuration.keepFinished)
     private let flushPass: Prepare
     private let pumpIdle: Idle
     private let housekeeping: Timer
@@ -88,6 +90,7 @@ final class Server {
         housekeeping.start(after: 1000, repeat: 1000) { [unowned self] in
             reportStatus()
             closeLingering()
+            retention.tick()
             for connection in Array(connections.values) { connection.closeIfPeerGone() }
         }
         notifier = SystemdNotifier(environment: environment)

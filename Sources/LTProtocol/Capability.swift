@@ -18,6 +18,8 @@ public enum Capability: String, CaseIterable, Sendable {
     case ownerNames = "owner_names"
     /// The job state `damaged`, with its `reason`, in `status` and `list` (a job directory the daemon could not read).
     case damagedJobs = "damaged_jobs"
+    /// The `prune` op, `ended` in the status of a job that is over, and `ltd --keep-finished`.
+    case prune
 
     /// The capabilities named in a hello reply; none when the daemon sent no list.
     public static func advertised(in hello: JSONValue) -> Set<String> {

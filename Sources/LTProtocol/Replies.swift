@@ -7,6 +7,8 @@ public struct JobStatus: Sendable, Equatable {
     public var owner: UInt32
     /// ISO-8601 UTC, e.g. "2026-11-29T08:40:00Z".
     public var created: String
+    /// When the job ended (ISO-8601 UTC), once it is over; nil while it runs, and from a daemon before `prune`.
+    public var ended: String?
     /// Optimizer steps taken (0 before the first).
     public var iteration: Int
     /// Epoch of the latest step (0 before the first).
@@ -39,12 +41,12 @@ public struct JobStatus: Sendable, Equatable {
                 step: Int = 0, stepsPerEpoch: Int, epochs: Int, totalSteps: Int, seq: Int, w: Double, b: Double,
                 loss: Double? = nil, rmse: Double? = nil, valLoss: Double? = nil, valRmse: Double? = nil,
                 message: String? = nil, precision: Precision, kind: JobKind = .native, fullName: String? = nil,
-                reason: String? = nil) {
+                reason: String? = nil, ended: String? = nil) {
         self.job = job; self.state = state; self.owner = owner; self.created = created; self.iteration = iteration
         self.epoch = epoch; self.step = step; self.stepsPerEpoch = stepsPerEpoch; self.epochs = epochs
         self.totalSteps = totalSteps; self.seq = seq; self.w = w; self.b = b; self.loss = loss; self.rmse = rmse
         self.valLoss = valLoss; self.valRmse = valRmse; self.message = message; self.precision = precision
-        self.kind = kind; self.fullName = fullName; self.reason = reason
+        self.kind = kind; self.fullName = fullName; self.reason = reason; self.ended = ended
     }
 
     /// iteration / total_steps, rounded to 4 decimals (1 for a job with no steps).
@@ -68,6 +70,7 @@ public struct JobStatus: Sendable, Equatable {
         out.field("kind", kind.rawValue)
         out.key("owner"); out.integer(UInt64(owner))
         out.field("created", created)
+        if let ended { out.field("ended", ended) }
         out.field("iteration", iteration)
         out.field("epoch", epoch)
         out.field("step", step)
@@ -116,7 +119,7 @@ public struct JobStatus: Sendable, Equatable {
                   rmse: try r.optionalDouble("rmse").map(exact), valLoss: try r.optionalDouble("val_loss").map(exact),
                   valRmse: try r.optionalDouble("val_rmse").map(exact), message: try r.optionalString("message"),
                   precision: precision, kind: kind, fullName: try r.optionalString("full_name"),
-                  reason: try r.optionalString("reason"))
+                  reason: try r.optionalString("reason"), ended: try r.optionalString("ended"))
     }
 }
 
@@ -186,6 +189,44 @@ public enum Reply {
         var w = begin("published", id: id)
         w.field("job", job)
         w.field("seq", seq)
+        return finish(&w)
+    }
+
+    /// A job `prune` removed (or, in a dry run, would remove).
+    public struct PrunedJob: Sendable, Equatable {
+        public var job: String
+        public var fullName: String
+        public var owner: UInt32
+        public var state: JobState
+        public var ended: String
+        public init(job: String, fullName: String, owner: UInt32, state: JobState, ended: String) {
+            self.job = job; self.fullName = fullName; self.owner = owner; self.state = state; self.ended = ended
+        }
+    }
+
+    /// `prune`'s answer: the jobs removed (or that would be, with `dry_run`), and those whose files could not be
+    /// removed, each with the reason.
+    public static func pruned(id: JSONValue?, olderThan: Int, dryRun: Bool, removed: [PrunedJob],
+                              failed: [(job: PrunedJob, error: String)]) -> [UInt8] {
+        var w = begin("pruned", id: id, capacity: 128 + 160 * (removed.count + failed.count))
+        w.field("older_than_seconds", olderThan)
+        w.field("dry_run", dryRun)
+        func write(_ job: PrunedJob, error: String?) {
+            w.beginObject()
+            w.field("job", job.job)
+            w.field("full_name", job.fullName)
+            w.key("owner"); w.integer(UInt64(job.owner))
+            w.field("state", job.state.rawValue)
+            w.field("ended", job.ended)
+            if let error { w.field("error", error) }
+            w.endObject()
+        }
+        w.key("jobs"); w.beginArray()
+        for job in removed { write(job, error: nil) }
+        w.endArray()
+        w.key("failed"); w.beginArray()
+        for entry in failed { write(entry.job, error: entry.error) }
+        w.endArray()
         return finish(&w)
     }
 

@@ -22,6 +22,9 @@ public enum Request: Sendable, Equatable {
     case create(job: String, spec: JobSpec, run: ExternalRun)
     /// One event of an external job, from the connection that created it.
     case publish(job: String, event: JSONValue)
+    /// Removes the caller's jobs (everyone's with `all`) that are over and ended more than `olderThan` seconds ago;
+    /// with `dryRun`, only says which.
+    case prune(olderThan: Int, all: Bool, dryRun: Bool)
 
     /// The wire `op`.
     public var op: String {
@@ -40,13 +43,14 @@ public enum Request: Sendable, Equatable {
         case .explain: return "explain"
         case .create: return "create"
         case .publish: return "publish"
+        case .prune: return "prune"
         }
     }
 
     /// The job the request names, if any: a short name for `start` and `create`, else a `JobReference`'s text.
     public var job: String? {
         switch self {
-        case .hello, .list, .unsubscribe: return nil
+        case .hello, .list, .unsubscribe, .prune: return nil
         case .start(let job, _), .status(let job), .subscribe(let job, _, _, _), .pause(let job), .resume(let job),
              .step(let job, _), .cancel(let job), .delete(let job), .explain(let job, _), .create(let job, _, _),
              .publish(let job, _):
@@ -55,7 +59,7 @@ public enum Request: Sendable, Equatable {
     }
 
     public static let ops = ["hello", "start", "list", "status", "subscribe", "unsubscribe", "pause", "resume", "step",
-                             "cancel", "delete", "explain", "create", "publish"]
+                             "cancel", "delete", "explain", "create", "publish", "prune"]
 
     /// Fields each op takes besides `op` and `id`.
     public static func fields(of op: String) -> [String] {
@@ -68,6 +72,7 @@ public enum Request: Sendable, Equatable {
         case "explain": return ["job", "iteration"]
         case "create": return ["job", "spec", "platform", "shuffled"]
         case "publish": return ["job", "event"]
+        case "prune": return ["older_than_seconds", "all", "dry_run"]
         default: return []
         }
     }
@@ -118,12 +123,10 @@ public struct RequestLine: Sendable, Equatable {
         }
         switch op {
         case "hello": return .hello
-        case "list":
-            guard let v = value["all"], !v.isNull else { return .list(all: false) }
-            guard let all = v.boolValue else {
-                throw ProtocolError(.badRequest, "\"all\" must be true or false, not \(SpecReader.describe(v))", field: "all")
-            }
-            return .list(all: all)
+        case "list": return .list(all: try flag(value, "all"))
+        case "prune":
+            return .prune(olderThan: try integer(value, "older_than_seconds", in: 0...Int.max) ?? 0,
+                          all: try flag(value, "all"), dryRun: try flag(value, "dry_run"))
         case "unsubscribe": return .unsubscribe
         case "start":
             return .start(job: try jobName(value, op: op, ownName: true), spec: try spec(value, op: op))
@@ -214,6 +217,15 @@ public struct RequestLine: Sendable, Equatable {
         return name
     }
 
+    /// An optional boolean field (absent or null: false).
+    private static func flag(_ value: JSONValue, _ key: String) throws(ProtocolError) -> Bool {
+        guard let v = value[key], !v.isNull else { return false }
+        guard let flag = v.boolValue else {
+            throw ProtocolError(.badRequest, "\"\(key)\" must be true or false, not \(SpecReader.describe(v))", field: key)
+        }
+        return flag
+    }
+
     private static func integer(_ value: JSONValue, _ key: String, in range: ClosedRange<Int>) throws(ProtocolError) -> Int? {
         guard let v = value[key], !v.isNull else { return nil }
         guard case .number = v, let i = v.intValue, range.contains(i) else {
@@ -263,6 +275,10 @@ public struct RequestLine: Sendable, Equatable {
             w.field("shuffled", run.shuffled)
         case let .publish(job, event):
             w.field("job", job); w.key("event"); w.value(event)
+        case let .prune(olderThan, all, dryRun):
+            w.field("older_than_seconds", olderThan)
+            if all { w.field("all", true) }
+            if dryRun { w.field("dry_run", true) }
         case let .subscribe(job, from, every, types):
             w.field("job", job); w.field("from", from); w.field("every", every)
             if let types {

@@ -7,10 +7,17 @@ extension LTCtl {
     struct List: ParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "List your jobs (--all: everyone's): state, owner, progress and latest metrics.",
-            discussion: "--json prints the daemon's array of status objects. Another user's job is named OWNER/NAME, as --all shows it.")
+            discussion: """
+            --json prints the daemon's array of status objects. Another user's job is named OWNER/NAME, as --all shows it.
+            --sort val_rmse (or rmse) ranks the jobs as the class board does (`ltctl board`): finished runs by their \
+            final RMSE, lowest first, then those still going with their progress, then cancelled ones, then those \
+            that diverged or failed with the reason. --sort iteration, name, owner or state only sorts. \
+            Without --sort, jobs are listed in the order they were started.
+            """)
 
         @OptionGroup var connection: ConnectionOptions
         @Flag(help: "List every user's jobs, not just yours.") var all = false
+        @Option(help: "Rank by val_rmse or rmse, or sort by iteration, name, owner or state.") var sort: ClassBoard.Order?
         @Flag(help: "Print the jobs as a JSON array of status objects.") var json = false
 
         func run() throws {
@@ -18,13 +25,18 @@ extension LTCtl {
                 let daemon = try connection.connect()
                 if all { try daemon.require(.ownerNames, for: "list every user's jobs") }
                 let reply = try daemon.request("list", all ? [("all", .bool(true))] : [])
-                let jobs = reply["jobs"]?.arrayValue ?? []
+                let listed = reply["jobs"]?.arrayValue ?? []
+                let ranked = sort.map { ClassBoard.rank(listed.compactMap { try? JobStatus(json: $0) }, by: $0) }
+                let jobs = ranked.map { $0.map(\.status.json) } ?? listed
                 let out = BufferedOutput(fd: STDOUT_FILENO)
                 if json {
                     try out.write(JSONValue.array(jobs).serialized + "\n")
                 } else if jobs.isEmpty {
                     try out.write(all ? "No jobs. Start one with: ltctl start job1 --example colab\n"
                                       : "You have no jobs (ltctl list --all shows everyone's). Start one with: ltctl start job1 --example colab\n")
+                } else if let ranked, let sort {
+                    let table = BoardText.table(ranked, by: sort, palette: Palette(fd: STDOUT_FILENO), width: Terminal.width(fd: STDOUT_FILENO))
+                    try out.write(table.joined(separator: "\n") + "\n")
                 } else {
                     try out.write(Self.table(jobs, all: all, palette: Palette(fd: STDOUT_FILENO)))
                 }

@@ -22,8 +22,8 @@ struct LTCtl: ParsableCommand {
         """,
         version: DefaultPaths.daemonVersion,
         subcommands: [
-            Start.self, Tail.self, Watch.self, List.self, Status.self, Hello.self,
-            Pause.self, Resume.self, Step.self, Cancel.self, Delete.self,
+            Start.self, Tail.self, Watch.self, List.self, Board.self, Status.self, Hello.self,
+            Pause.self, Resume.self, Step.self, Cancel.self, Delete.self, Prune.self,
             Compare.self, Diff.self, Replicate.self, Explain.self, Export.self, Plot.self, Demo.self, DialStdio.self,
         ]
     )

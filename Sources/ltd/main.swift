@@ -35,6 +35,12 @@ struct LTD: ParsableCommand {
         background; until it is done, `list` and requests naming a job not restored yet wait for it. A job \
         directory it cannot read is listed as `damaged` with the reason, its files untouched; delete it when done.
 
+        Retention: --keep-finished DURATION (e.g. 14d, 12h, 30m; off by default) removes jobs that are over \
+        (finished, cancelled, diverged, failed; never damaged, running or paused jobs) once they ended longer ago \
+        than DURATION. ltd checks when restore is done, then every quarter of DURATION (at most hourly), and logs \
+        one line per job removed. Users prune their own jobs by hand with `ltctl prune`; root and the admin group \
+        everyone's with `ltctl prune --all`.
+
         Signals: SIGTERM, SIGINT and SIGHUP (a closed terminal) each checkpoint every job, deliver what they wrote \
         to the watchers, and exit 0; during start-up and restore too (jobs not restored yet are left untouched).
         Under systemd, ltd accepts a socket passed by socket activation and reports READY/STATUS/STOPPING.
@@ -83,6 +89,7 @@ struct LTD: ParsableCommand {
 
     @Option(name: .customLong("max-queued-bytes"), help: ArgumentHelp("Most bytes of output queued for one client that does not read: events are pulled from the log up to a quarter of it, requests wait past half of it, and a reply larger than half of it gets busy.", valueName: "bytes"))
     var maxQueuedBytes: Int = DaemonConfiguration.defaultMaxQueuedBytes
+
     @Option(name: .customLong("max-log-bytes"), help: ArgumentHelp("Most bytes of log one job may write (default 1 GiB); start refuses a job that cannot fit, and a job that reaches it fails.", valueName: "bytes"))
     var maxLogBytes: Int = DiskLimits.defaultMaxLogBytes
 
@@ -91,6 +98,9 @@ struct LTD: ParsableCommand {
 
     @Option(name: .customLong("max-jobs-per-user"), help: ArgumentHelp("Most jobs one uid may keep (running or finished); start beyond it gets too_many_jobs.", valueName: "n"))
     var maxJobsPerUser: Int = DiskLimits.defaultMaxJobsPerUser
+
+    @Option(name: .customLong("keep-finished"), help: ArgumentHelp("Remove jobs that are over once they ended longer ago than this: a whole number with a unit, s, m, h or d (e.g. 14d). Off by default: jobs are kept until deleted.", valueName: "duration"))
+    var keepFinished: String?
 
     @Option(name: .customLong("log-level"), help: ArgumentHelp("How much to log on stderr: error, warning, info or debug.", valueName: "level"))
     var logLevel: String = "info"
@@ -116,6 +126,9 @@ struct LTD: ParsableCommand {
         }
         guard maxJobsPerUser >= 1, maxJobsPerUser <= 1_000_000 else {
             throw ValidationError("--max-jobs-per-user must be between 1 and 1000000; got \(maxJobsPerUser)")
+        }
+        if let keepFinished, (DurationText.seconds(keepFinished) ?? 0) < 1 {
+            throw ValidationError("--keep-finished must be \(DurationText.rule), at least 1s (leave it out to keep jobs until deleted); got \(keepFinished)")
         }
         guard Log.Level(name: logLevel) != nil else {
             throw ValidationError("--log-level must be one of: error, warning, info, debug; got \(logLevel)")
@@ -143,7 +156,8 @@ struct LTD: ParsableCommand {
             maxPendingLineBytes: maxPendingLineBytes,
             maxQueuedBytes: maxQueuedBytes,
             adminGroup: adminGroup,
-            limits: DiskLimits(maxLogBytes: maxLogBytes, maxStateBytes: maxStateBytes, maxJobsPerUser: maxJobsPerUser))
+            limits: DiskLimits(maxLogBytes: maxLogBytes, maxStateBytes: maxStateBytes, maxJobsPerUser: maxJobsPerUser),
+            keepFinished: keepFinished.flatMap(DurationText.seconds))
         do {
             try Daemon(configuration: configuration).run(environment: environment)
         } catch {

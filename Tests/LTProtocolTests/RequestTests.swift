@@ -51,6 +51,9 @@ func expectError(_ text: String, _ code: ErrorCode, field: String? = nil,
             ("{\"op\":\"create\",\"job\":\"nb1\",\"spec\":\(classicSpec())}", .create(job: "nb1", spec: spec, run: ExternalRun())),
             ("{\"op\":\"publish\",\"job\":\"nb1\",\"event\":{\"type\":\"end\",\"state\":\"finished\"}}",
              .publish(job: "nb1", event: .object([("type", .string("end")), ("state", .string("finished"))]))),
+            ("{\"op\":\"prune\"}", .prune(olderThan: 0, all: false, dryRun: false)),
+            ("{\"op\":\"prune\",\"older_than_seconds\":604800,\"all\":true,\"dry_run\":true}",
+             .prune(olderThan: 604_800, all: true, dryRun: true)),
         ]
         for (text, expected) in cases {
             let line = try decode(text).get()
@@ -60,6 +63,14 @@ func expectError(_ text: String, _ code: ErrorCode, field: String? = nil,
             #expect(try RequestLine.decode(line.line).get() == line)
         }
         #expect(Set(cases.map(\.1.op)) == Set(Request.ops))
+    }
+
+    @Test func pruneRefusesBadFields() throws {
+        _ = try expectError("{\"op\":\"prune\",\"older_than_seconds\":-1}", .badRequest, field: "older_than_seconds")
+        _ = try expectError("{\"op\":\"prune\",\"older_than_seconds\":\"7d\"}", .badRequest, field: "older_than_seconds")
+        _ = try expectError("{\"op\":\"prune\",\"all\":1}", .badRequest, field: "all")
+        _ = try expectError("{\"op\":\"prune\",\"dry_run\":\"yes\"}", .badRequest, field: "dry_run")
+        _ = try expectError("{\"op\":\"prune\",\"job\":\"j\"}", .badRequest, field: "job")
     }
 
     @Test func idIsEchoedWhateverItIs() throws {
