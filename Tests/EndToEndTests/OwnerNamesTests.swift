@@ -230,6 +230,8 @@ struct OwnerNamesTests {
         let (daemon, _) = try Self.sharedDaemon("old-layout", directory: directory)
         defer { daemon.cleanUp() }
 
+        // Restore (and so the move) runs after ltd is ready; `list` waits until it is over.
+        _ = try Self.requests(daemon, as: alice, ["{\"op\":\"list\",\"id\":0}"])
         // Moved, files and all; the unreadable one stays where it was, reported.
         let files = FileManager.default
         #expect(files.fileExists(atPath: daemon.jobDirectory("seeded", owner: alice.uid) + "/spec.json"))
