@@ -207,7 +207,7 @@ extension Server {
         }
         let owned = jobs.count(ownedBy: key.owner), most = configuration.limits.maxJobsPerUser
         guard owned < most else {
-            return ProtocolError(.tooManyJobs, "you (uid \(key.owner)) already keep \(owned) jobs, the most this daemon allows one user (ltd --max-jobs-per-user \(most)); delete finished ones with ltctl delete NAME", id: id)
+            return ProtocolError(.tooManyJobs, "you already keep \(owned) jobs, the most this daemon allows one user (ltd --max-jobs-per-user \(most)); delete finished ones with ltctl delete NAME", id: id)
         }
         return nil
     }
