@@ -149,7 +149,7 @@ extension Server {
         case .failure(let error):
             return connection.send(ProtocolError(.invalidSpec, error.description, field: error.field, id: id).line)
         }
-        if let refusal = diskRefusal(spec, totalSteps: trainer.start.totalSteps, id: id) { return connection.send(refusal.line) }
+        if let refusal = diskRefusal(spec, totalSteps: trainer.start.totalSteps, owner: owner, id: id) { return connection.send(refusal.line) }
         let summary = JobTable.initialSummary(trainer, spec: spec)
         let created = Clock.utcTimestamp()
         let initial = JobCheckpoint(seq: 0, offset: 0, state: summary.state, summary: summary, trainer: trainer.checkpoint)
@@ -178,7 +178,7 @@ extension Server {
                 return
             }
             let files = store.jobFiles(key)
-            jobs.budget.add(FileIO.size(files.spec))
+            jobs.budget.add(FileIO.size(files.spec), owner: owner)
             let record = JobRecord(name: name, owner: owner, created: created, files: files, precision: spec.precision,
                                    summary: summary, paused: spec.paused)
             let job = Job(record: record, log: EventLog(path: files.events, publishedSeq: 0, publishedOffset: 0, ended: false))
@@ -194,37 +194,6 @@ extension Server {
             JobJournal.audit("start", of: record, by: connection, role: .owner)
             connection.send(Reply.started(id: id, job: name, status: jobs.status(of: job)))
         })
-    }
-
-    /// Why the job `key` cannot be recorded (its owner already has a job by that name, or a job limit is reached), if so.
-    func refusalToRecord(_ key: JobKey, id: JSONValue?) -> ProtocolError? {
-        if jobs.isTaken(key) {
-            return ProtocolError(.jobExists, "you already have a job named \"\(key.name)\"; pick another name, or delete it first (ltctl delete \(key.name))", id: id)
-        }
-        guard jobs.count < configuration.maxJobs else {
-            return ProtocolError(.tooManyJobs, "this daemon already keeps \(jobs.count) jobs, its limit; delete finished ones with ltctl delete NAME", id: id)
-        }
-        let owned = jobs.count(ownedBy: key.owner), most = configuration.limits.maxJobsPerUser
-        guard owned < most else {
-            return ProtocolError(.tooManyJobs, "you already keep \(owned) jobs, the most this daemon allows one user (ltd --max-jobs-per-user \(most)); delete finished ones with ltctl delete NAME", id: id)
-        }
-        return nil
-    }
-
-    /// Why a job of `spec` taking `totalSteps` steps cannot fit in the disk limits, if it cannot: counted at the
-    /// least it writes (`DiskLimits.leastBytes`), so only a job that can never fit is refused.
-    func diskRefusal(_ spec: JobSpec, totalSteps: Int, id: JSONValue?) -> ProtocolError? {
-        let limits = configuration.limits
-        let least = DiskLimits.leastBytes(of: spec, totalSteps: totalSteps)
-        let how = "at least \(DiskLimits.leastBytesPerStep) bytes per step and \(DiskLimits.leastBytesPerRow) per data row"
-        guard least.log <= limits.maxLogBytes else {
-            return ProtocolError(.diskLimit, "this job takes \(totalSteps) steps on \(spec.data.x.count) rows, so its log needs at least \(least.log) bytes (\(how)); this daemon allows \(limits.maxLogBytes) bytes of log per job (ltd --max-log-bytes). Use fewer epochs, a larger batch_size or less data", field: "epochs", id: id)
-        }
-        let used = jobs.budget.usedBytes
-        guard least.state <= limits.maxStateBytes - min(used, limits.maxStateBytes) else {
-            return ProtocolError(.diskLimit, "the jobs' logs and specs take \(used) bytes and this job needs at least \(least.state) more (\(how)), past this daemon's limit of \(limits.maxStateBytes) bytes in all (ltd --max-state-bytes); delete finished jobs with ltctl delete NAME", field: "epochs", id: id)
-        }
-        return nil
     }
 
     /// The threadpool's answer to `start`'s directory writes.
@@ -289,7 +258,7 @@ extension Server {
             return connection.send(ProtocolError(.internalError, "cannot remove job \(name)'s files: \(error)", id: id).line)
         }
         removeInBackground(retired)
-        jobs.budget.release(freed)
+        jobs.budget.release(freed, owner: job.record.owner)
         jobs.remove(job)
         JobJournal.audit("delete", of: job.record, by: connection, role: role)
         connection.send(Reply.ok(id: id, op: "delete", job: name, state: nil))
