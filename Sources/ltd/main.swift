@@ -128,8 +128,8 @@ struct LTD: ParsableCommand {
         guard maxJobsPerUser >= 1, maxJobsPerUser <= 1_000_000 else {
             throw ValidationError("--max-jobs-per-user must be between 1 and 1000000; got \(maxJobsPerUser)")
         }
-        guard maxRunningPerUser >= 1, maxRunningPerUser <= maxJobsPerUser else {
-            throw ValidationError("--max-running-per-user must be between 1 and --max-jobs-per-user (\(maxJobsPerUser)); got \(maxRunningPerUser)")
+        guard maxRunningPerUser >= 1, maxRunningPerUser <= 1_000_000 else {
+            throw ValidationError("--max-running-per-user must be between 1 and 1000000; got \(maxRunningPerUser)")
         }
         guard maxBytesPerUser >= 65536, maxBytesPerUser <= 1 << 50 else {
             throw ValidationError("--max-bytes-per-user must be between 65536 and 2^50; got \(maxBytesPerUser)")
