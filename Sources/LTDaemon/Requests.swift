@@ -92,6 +92,7 @@ extension Server {
         case .explain(let job, let iteration): explain(job, iteration: iteration, connection, id: id)
         case .create(let job, let spec, let run): create(job, spec: spec, run: run, prepared: prepared, connection, id: id)
         case .publish(let job, let event): publish(job, event: event, connection, id: id)
+        case .stats: stats(connection, id: id)
         }
     }
 

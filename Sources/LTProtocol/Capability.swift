@@ -18,6 +18,8 @@ public enum Capability: String, CaseIterable, Sendable {
     case ownerNames = "owner_names"
     /// The job state `damaged`, with its `reason`, in `status` and `list` (a job directory the daemon could not read).
     case damagedJobs = "damaged_jobs"
+    /// The `stats` op (`ltctl top`), and the quotas per user `--max-running-per-user` and `--max-bytes-per-user`.
+    case stats
 
     /// The capabilities named in a hello reply; none when the daemon sent no list.
     public static func advertised(in hello: JSONValue) -> Set<String> {

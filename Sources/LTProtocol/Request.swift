@@ -22,6 +22,8 @@ public enum Request: Sendable, Equatable {
     case create(job: String, spec: JobSpec, run: ExternalRun)
     /// One event of an external job, from the connection that created it.
     case publish(job: String, event: JSONValue)
+    /// What the daemon holds and each limit's use (docs/PROTOCOL.md, "stats").
+    case stats
 
     /// The wire `op`.
     public var op: String {
@@ -40,13 +42,14 @@ public enum Request: Sendable, Equatable {
         case .explain: return "explain"
         case .create: return "create"
         case .publish: return "publish"
+        case .stats: return "stats"
         }
     }
 
     /// The job the request names, if any: a short name for `start` and `create`, else a `JobReference`'s text.
     public var job: String? {
         switch self {
-        case .hello, .list, .unsubscribe: return nil
+        case .hello, .list, .unsubscribe, .stats: return nil
         case .start(let job, _), .status(let job), .subscribe(let job, _, _, _), .pause(let job), .resume(let job),
              .step(let job, _), .cancel(let job), .delete(let job), .explain(let job, _), .create(let job, _, _),
              .publish(let job, _):
@@ -55,7 +58,7 @@ public enum Request: Sendable, Equatable {
     }
 
     public static let ops = ["hello", "start", "list", "status", "subscribe", "unsubscribe", "pause", "resume", "step",
-                             "cancel", "delete", "explain", "create", "publish"]
+                             "cancel", "delete", "explain", "create", "publish", "stats"]
 
     /// Fields each op takes besides `op` and `id`.
     public static func fields(of op: String) -> [String] {
@@ -125,6 +128,7 @@ public struct RequestLine: Sendable, Equatable {
             }
             return .list(all: all)
         case "unsubscribe": return .unsubscribe
+        case "stats": return .stats
         case "start":
             return .start(job: try jobName(value, op: op, ownName: true), spec: try spec(value, op: op))
         case "create":
@@ -246,7 +250,7 @@ public struct RequestLine: Sendable, Equatable {
         w.field("op", request.op)
         if let id { w.key("id"); w.value(id) }
         switch request {
-        case .hello, .unsubscribe: break
+        case .hello, .unsubscribe, .stats: break
         case .list(let all):
             if all { w.field("all", true) }
         case let .start(job, spec):
