@@ -138,3 +138,27 @@ struct StatsTests {
         #expect(try daemon.stop() == 0)
     }
 }
+
+/// `ltctl top` live, in a tmux window: it refreshes as connections come and go, fits the window, and q quits.
+@Suite("ltctl top, live", .serialized)
+struct TopLiveTests {
+    @Test("top redraws each second with the current figures, within the window, and q quits with 0")
+    func live() throws {
+        guard tmuxIsInstalled() else { return }
+        let h = try DaemonProcess.launchForLtctl(tag: "toplive")
+        let tmux = CtlWatchTests.Tmux(directory: h.directory)
+        try tmux(["new-session", "-d", "-s", "s", "-x", "60", "-y", "20",
+                  "NO_COLOR=1 LTD_SOCKET=\(h.socketPath) \(Paths.ltctl) top; echo exit=$?; sleep 60",
+                  ";", "set-option", "-t", "s", "remain-on-exit", "on"])
+        var screen = try tmux.waitFor("s") { $0.contains { $0.hasPrefix("connections 1 from 1 user") } }
+        #expect(screen.contains { $0.hasPrefix("connections 1 from 1 user") }, "\(screen)")
+        #expect(screen.count == 20 && screen.allSatisfy { $0.count <= 60 }, "\(screen)")
+        let others = try (0..<3).map { _ in try LineClient(path: h.socketPath) }
+        screen = try tmux.waitFor("s") { $0.contains { $0.hasPrefix("connections 4 from 1 user") } }
+        #expect(screen.contains { $0.hasPrefix("connections 4 from 1 user") }, "\(screen)")
+        #expect(others.count == 3)
+        try tmux(["send-keys", "-t", "s", "q"])
+        let after = try tmux.waitFor("s") { $0.contains { $0.hasPrefix("exit=") } }
+        #expect(after.contains("exit=0"), "\(after)")
+    }
+}
