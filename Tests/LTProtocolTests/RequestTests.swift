@@ -51,6 +51,7 @@ func expectError(_ text: String, _ code: ErrorCode, field: String? = nil,
             ("{\"op\":\"create\",\"job\":\"nb1\",\"spec\":\(classicSpec())}", .create(job: "nb1", spec: spec, run: ExternalRun())),
             ("{\"op\":\"publish\",\"job\":\"nb1\",\"event\":{\"type\":\"end\",\"state\":\"finished\"}}",
              .publish(job: "nb1", event: .object([("type", .string("end")), ("state", .string("finished"))]))),
+            ("{\"op\":\"stats\"}", .stats),
         ]
         for (text, expected) in cases {
             let line = try decode(text).get()
