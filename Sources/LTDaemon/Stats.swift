@@ -74,6 +74,7 @@ extension Server {
             let state = job.record.summary.withLock { $0.state }
             byState[state, default: 0] += 1
             users[job.record.owner, default: UserUse()].jobs += 1
+            users[job.record.owner]?.name = job.record.ownerName
             if !job.isOver { users[job.record.owner, default: UserUse()].unfinished += 1 }
             if job.external?.publisher != nil { publishers += 1 }
             largestLog = max(largestLog, job.log.publishedOffset)
@@ -123,7 +124,7 @@ extension Server {
             })),
             ("users_scope", .string(seesEveryone ? "all" : "own")),
             ("users", .array(shown.map { uid, use in
-                .object([("uid", number(Int(uid))), ("user", .string(JobRecord.ownerName(of: uid))),
+                .object([("uid", number(Int(uid))), ("user", .string(use.name ?? JobRecord.ownerName(of: uid))),
                          ("connections", number(use.connections)), ("jobs", number(use.jobs)),
                          ("unfinished", number(use.unfinished)), ("bytes", number(use.bytes))])
             })),
@@ -133,6 +134,8 @@ extension Server {
 
     private struct UserUse {
         var connections = 0, jobs = 0, unfinished = 0, bytes = 0
+        /// The owner's name as its jobs have it, so that only users without jobs are looked up.
+        var name: String?
     }
 }
 
