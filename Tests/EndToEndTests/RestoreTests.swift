@@ -41,7 +41,8 @@ struct RestoreTests {
 
     /// Starts the stopped `daemon`, adds job `name` paused after `steps` steps, and stops it again.
     static func addPausedJob(_ name: String, steps: Int, to daemon: DaemonProcess) throws {
-        try daemon.start()
+        // The copies are one uid's: room for this one past --max-jobs-per-user's default of 100.
+        try daemon.start(arguments: ["--max-jobs-per-user", "1000"])
         let control = try LineClient(path: daemon.socketPath)
         let spec = JobSpecs.noisyLine(rows: 12, epochs: 50, batch: 4, paused: true)
         #expect(try control.request("{\"op\":\"start\",\"job\":\"\(name)\",\"spec\":\(spec)}")["type"]?.stringValue == "started")
