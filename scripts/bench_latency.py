@@ -131,7 +131,8 @@ def main():
 def run(a, children):
     d = tempfile.mkdtemp(prefix="ltd-latency-")
     sock = d + "/s.sock"
-    daemon = subprocess.Popen([a.ltd, "--socket", sock, "--state-dir", d + "/state", "--log-level", "warning"])
+    daemon = subprocess.Popen([a.ltd, "--socket", sock, "--state-dir", d + "/state", "--log-level", "warning",
+                               "--max-running-per-user", str(max(a.jobs, 1))])   # every class job runs at once
     children.append(daemon)
     for _ in range(200):
         try: Conn(sock); break

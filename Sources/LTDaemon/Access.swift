@@ -43,10 +43,15 @@ struct AccessPolicy: Sendable {
     /// `.root` or `.admin` when the caller may control every user's jobs; else nil.
     func roleOverEveryone(of connection: Connection) -> Role? {
         if connection.peerUID == 0 { return .root }
-        guard let admins = groupID(adminGroup) else { return nil }
-        if connection.peer.gid == admins { return .admin }
-        guard let fd = connection.pipe.fileDescriptor else { return nil }
-        return PeerCredentials.groups(fd: fd).contains(admins) ? .admin : nil
+        return isAdmin(connection) ? .admin : nil
+    }
+
+    /// The caller is a member of the admin group.
+    func isAdmin(_ connection: Connection) -> Bool {
+        guard let admins = groupID(adminGroup) else { return false }
+        if connection.peer.gid == admins { return true }
+        guard let fd = connection.pipe.fileDescriptor else { return false }
+        return PeerCredentials.groups(fd: fd).contains(admins)
     }
 
     /// The gid of `name` in the group database, or nil when there is no such group.

@@ -52,6 +52,8 @@ final class Connection {
     static let offloadLineBytes = 256 * 1024
 
     var queuedBytes: Int { outboxBytes + inFlightBytes }
+    /// Bytes read without their `\n` yet.
+    var partialLineBytes: Int { partial.count }
     var id: ObjectIdentifier { ObjectIdentifier(self) }
 
     init(server: Server, pipe: Pipe) {

@@ -39,10 +39,10 @@ extension Server {
         case .failure(let error):
             return connection.send(ProtocolError(.invalidSpec, error.description, field: error.field, id: id).line)
         }
-        if let refusal = diskRefusal(spec, totalSteps: trainer.start.totalSteps, id: id) { return connection.send(refusal.line) }
+        let owner = key.owner
+        if let refusal = diskRefusal(spec, totalSteps: trainer.start.totalSteps, owner: owner, id: id) { return connection.send(refusal.line) }
         let summary = JobTable.initialSummary(trainer, spec: spec)
         let created = Clock.utcTimestamp()
-        let owner = key.owner
         let initial = JobCheckpoint(seq: 0, offset: 0, state: .running, summary: summary, trainer: nil)
         let store = jobs.store
         let files = store.jobFiles(key)
@@ -75,7 +75,7 @@ extension Server {
                 }
                 return
             }
-            jobs.budget.add(FileIO.size(files.spec))
+            jobs.budget.add(FileIO.size(files.spec), owner: owner)
             let record = JobRecord(name: name, owner: owner, created: created, files: files, precision: spec.precision,
                                    summary: summary, paused: false, kind: .external)
             let job = Job(record: record, log: EventLog(path: files.events, publishedSeq: 0, publishedOffset: 0, ended: false))
@@ -223,11 +223,11 @@ extension Server {
         let chunk = builder.take(firstSeq: job.log.publishedSeq + 1, fileOffset: job.log.publishedOffset)
         builder.release()
         let bytes = chunk.bytes.count
-        if !final, let refusal = jobs.budget.take(bytes, logAt: chunk.fileOffset) {
+        if !final, let refusal = jobs.budget.take(bytes, logAt: chunk.fileOffset, owner: job.record.owner) {
             return AppendFailure(message: refusal, isLimit: true)
         }
         if let error = feed.appender.append(chunk) {
-            if !final { jobs.budget.release(bytes) }
+            if !final { jobs.budget.release(bytes, owner: job.record.owner) }
             jobs.budget.freeReserve()
             let failure = AppendFailure(message: "its log cannot be written: \(error)", isLimit: false)
             guard final else { return failure }
@@ -235,7 +235,7 @@ extension Server {
             publishAndPump(chunk.notInFile(), of: job)
             return failure
         }
-        if final { jobs.budget.add(bytes) }
+        if final { jobs.budget.add(bytes, owner: job.record.owner) }
         publishAndPump(chunk, of: job)
         return nil
     }

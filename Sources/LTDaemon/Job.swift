@@ -24,4 +24,7 @@ final class Job {
     }
 
     var name: String { record.name }
+
+    /// Its final state is reached or its log has ended (it will write no more events).
+    var isOver: Bool { record.summary.withLock { $0.state.isFinal } || log.ended }
 }

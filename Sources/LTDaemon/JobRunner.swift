@@ -259,14 +259,14 @@ final class JobRunner: @unchecked Sendable {
         guard !builder.isEmpty else { return }
         let chunk = builder.take(firstSeq: builderFirstSeq, fileOffset: builderOffset)
         let bytes = chunk.bytes.count
-        var failure = finishing ? nil : budget.take(bytes, logAt: chunk.fileOffset)
+        var failure = finishing ? nil : budget.take(bytes, logAt: chunk.fileOffset, owner: record.owner)
         if failure == nil, let log {
             if let error = log.append(chunk) {
-                if !finishing { budget.release(bytes) }
+                if !finishing { budget.release(bytes, owner: record.owner) }
                 budget.freeReserve()
                 failure = "its log cannot be written: \(error)"
             } else if finishing {
-                budget.add(bytes)
+                budget.add(bytes, owner: record.owner)
             }
         }
         guard let failure else {

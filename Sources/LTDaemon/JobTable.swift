@@ -45,8 +45,10 @@ final class JobTable {
 
     /// Jobs `uid` keeps, counting those being recorded (`--max-jobs-per-user`).
     func count(ownedBy uid: UInt32) -> Int {
-        jobs.keys.count { $0.owner == uid } + reserved.count { $0.owner == uid }
+        jobs.keys.count { $0.owner == uid } + reservedCount(ownedBy: uid)
     }
+
+    func reservedCount(ownedBy uid: UInt32) -> Int { reserved.count { $0.owner == uid } }
 
     func register(_ job: Job) {
         jobs[job.record.key] = job

@@ -93,6 +93,7 @@ extension Server {
         case .create(let job, let spec, let run): create(job, spec: spec, run: run, prepared: prepared, connection, id: id)
         case .publish(let job, let event): publish(job, event: event, connection, id: id)
         case .prune(let olderThan, let all, let dryRun): prune(olderThan: olderThan, all: all, dryRun: dryRun, connection, id: id)
+        case .stats: stats(connection, id: id)
         }
     }
 
@@ -150,7 +151,7 @@ extension Server {
         case .failure(let error):
             return connection.send(ProtocolError(.invalidSpec, error.description, field: error.field, id: id).line)
         }
-        if let refusal = diskRefusal(spec, totalSteps: trainer.start.totalSteps, id: id) { return connection.send(refusal.line) }
+        if let refusal = diskRefusal(spec, totalSteps: trainer.start.totalSteps, owner: owner, id: id) { return connection.send(refusal.line) }
         let summary = JobTable.initialSummary(trainer, spec: spec)
         let created = Clock.utcTimestamp()
         let initial = JobCheckpoint(seq: 0, offset: 0, state: summary.state, summary: summary, trainer: trainer.checkpoint)
@@ -179,7 +180,7 @@ extension Server {
                 return
             }
             let files = store.jobFiles(key)
-            jobs.budget.add(FileIO.size(files.spec))
+            jobs.budget.add(FileIO.size(files.spec), owner: owner)
             let record = JobRecord(name: name, owner: owner, created: created, files: files, precision: spec.precision,
                                    summary: summary, paused: spec.paused)
             let job = Job(record: record, log: EventLog(path: files.events, publishedSeq: 0, publishedOffset: 0, ended: false))
@@ -197,37 +198,6 @@ extension Server {
         })
     }
 
-    /// Why the job `key` cannot be recorded (its owner already has a job by that name, or a job limit is reached), if so.
-    func refusalToRecord(_ key: JobKey, id: JSONValue?) -> ProtocolError? {
-        if jobs.isTaken(key) {
-            return ProtocolError(.jobExists, "you already have a job named \"\(key.name)\"; pick another name, or delete it first (ltctl delete \(key.name))", id: id)
-        }
-        guard jobs.count < configuration.maxJobs else {
-            return ProtocolError(.tooManyJobs, "this daemon already keeps \(jobs.count) jobs, its limit; delete finished ones with ltctl delete NAME", id: id)
-        }
-        let owned = jobs.count(ownedBy: key.owner), most = configuration.limits.maxJobsPerUser
-        guard owned < most else {
-            return ProtocolError(.tooManyJobs, "you already keep \(owned) jobs, the most this daemon allows one user (ltd --max-jobs-per-user \(most)); delete finished ones with ltctl delete NAME", id: id)
-        }
-        return nil
-    }
-
-    /// Why a job of `spec` taking `totalSteps` steps cannot fit in the disk limits, if it cannot: counted at the
-    /// least it writes (`DiskLimits.leastBytes`), so only a job that can never fit is refused.
-    func diskRefusal(_ spec: JobSpec, totalSteps: Int, id: JSONValue?) -> ProtocolError? {
-        let limits = configuration.limits
-        let least = DiskLimits.leastBytes(of: spec, totalSteps: totalSteps)
-        let how = "at least \(DiskLimits.leastBytesPerStep) bytes per step and \(DiskLimits.leastBytesPerRow) per data row"
-        guard least.log <= limits.maxLogBytes else {
-            return ProtocolError(.diskLimit, "this job takes \(totalSteps) steps on \(spec.data.x.count) rows, so its log needs at least \(least.log) bytes (\(how)); this daemon allows \(limits.maxLogBytes) bytes of log per job (ltd --max-log-bytes). Use fewer epochs, a larger batch_size or less data", field: "epochs", id: id)
-        }
-        let used = jobs.budget.usedBytes
-        guard least.state <= limits.maxStateBytes - min(used, limits.maxStateBytes) else {
-            return ProtocolError(.diskLimit, "the jobs' logs and specs take \(used) bytes and this job needs at least \(least.state) more (\(how)), past this daemon's limit of \(limits.maxStateBytes) bytes in all (ltd --max-state-bytes); delete finished jobs with ltctl delete NAME", field: "epochs", id: id)
-        }
-        return nil
-    }
-
     /// The threadpool's answer to `start`'s directory writes.
     private final class CreateOutcome: @unchecked Sendable {
         // @unchecked: written by the threadpool thread before the after-callback reads it on the loop.
@@ -236,7 +206,7 @@ extension Server {
 
     private func pause(_ name: String, _ connection: Connection, id: JSONValue?) {
         guard let (job, state, role) = controllable(name, op: "pause", connection, id: id) else { return }
-        guard !isOver(job, state) else { return wrongState("\(name) is \(state.rawValue); only a running job can be paused", connection, id: id) }
+        guard !job.isOver else { return wrongState("\(name) is \(state.rawValue); only a running job can be paused", connection, id: id) }
         job.record.control.requestPause()
         JobJournal.audit("pause", of: job.record, by: connection, role: role)
         connection.send(Reply.ok(id: id, op: "pause", job: name, state: .paused))
@@ -244,7 +214,7 @@ extension Server {
 
     private func resume(_ name: String, _ connection: Connection, id: JSONValue?) {
         guard let (job, state, role) = controllable(name, op: "resume", connection, id: id) else { return }
-        guard !isOver(job, state) else { return wrongState("\(name) is \(state.rawValue); only a paused job can be resumed", connection, id: id) }
+        guard !job.isOver else { return wrongState("\(name) is \(state.rawValue); only a paused job can be resumed", connection, id: id) }
         job.record.control.requestResume()
         JobJournal.audit("resume", of: job.record, by: connection, role: role)
         connection.send(Reply.ok(id: id, op: "resume", job: name, state: .running))
@@ -252,7 +222,7 @@ extension Server {
 
     private func step(_ name: String, count: Int, _ connection: Connection, id: JSONValue?) {
         guard let (job, state, role) = controllable(name, op: "step", connection, id: id) else { return }
-        guard !isOver(job, state) else { return wrongState("\(name) is \(state.rawValue); it has no steps left", connection, id: id) }
+        guard !job.isOver else { return wrongState("\(name) is \(state.rawValue); it has no steps left", connection, id: id) }
         guard job.record.control.requestSteps(count) else {
             return wrongState("\(name) is running; pause it first (ltctl pause \(name)), then step it", connection, id: id)
         }
@@ -262,7 +232,7 @@ extension Server {
 
     private func cancel(_ name: String, _ connection: Connection, id: JSONValue?) {
         guard let (job, state, role) = controllable(name, op: "cancel", connection, id: id) else { return }
-        guard !isOver(job, state) else { return wrongState("\(name) is already \(state.rawValue)", connection, id: id) }
+        guard !job.isOver else { return wrongState("\(name) is already \(state.rawValue)", connection, id: id) }
         JobJournal.audit("cancel", of: job.record, by: connection, role: role)
         if job.external != nil {
             endExternal(job, state: .cancelled, message: "cancelled by \(PeerCredentials.describe(uid: connection.peerUID))")
@@ -275,7 +245,7 @@ extension Server {
     /// Deletes a finished job: its directory is renamed away at once and removed in the threadpool.
     private func delete(_ name: String, _ connection: Connection, id: JSONValue?) {
         guard let (job, state, role) = controllable(name, op: "delete", connection, id: id) else { return }
-        guard isOver(job, state), job.thread == nil || state.isFinal else {
+        guard job.isOver, job.thread == nil || state.isFinal else {
             return connection.send(ProtocolError(.jobActive, "\(name) is \(state.rawValue); cancel it first (ltctl cancel \(name)), then delete it", id: id).line)
         }
         if let error = discard(job, because: "was deleted") {
@@ -319,8 +289,6 @@ extension Server {
         }
         return (job, job.record.summary.withLock { $0.state }, role)
     }
-
-    private func isOver(_ job: Job, _ state: JobState) -> Bool { state.isFinal || job.log.ended }
 
     private func wrongState(_ message: String, _ connection: Connection, id: JSONValue?) {
         connection.send(ProtocolError(.wrongState, message, id: id).line)

@@ -69,7 +69,7 @@ final class Restorer {
     private func register(_ restored: RestoredJob) {
         // After SIGTERM an unfinished job is not started again: its checkpoint (and its log, cut back to it) stand.
         if case .resume = restored.outcome, server.isShuttingDown { return }
-        server.jobs.budget.add(restored.bytes)
+        server.jobs.budget.add(restored.bytes, owner: restored.record.owner)
         if server.jobs.register(restored) { resumed += 1 }
         if case .damaged = restored.outcome { damaged += 1 }
         registered += 1

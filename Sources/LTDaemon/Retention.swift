@@ -54,7 +54,7 @@ extension Server {
         let freed = jobs.store.bytesInUse(of: job.record.key)
         do {
             removeInBackground(try jobs.store.retire(job: job.record.key))
-            jobs.budget.release(freed)
+            jobs.budget.release(freed, owner: job.record.owner)
         } catch {
             Log.error("job \(job.record.fullName): cannot remove \(job.record.files.directory): \(error)")
             return error

@@ -28,6 +28,10 @@ final class Server {
     private let watchdog: Timer
     private let shutdownTimer: Timer
     private var connections: [ObjectIdentifier: Connection] = [:]
+    var connectionList: Dictionary<ObjectIdentifier, Connection>.Values { connections.values }
+    /// How late the housekeeping timer fires (`stats`), and when the server started.
+    let loopLag = LoopLag(intervalMilliseconds: 1000)
+    let startedAt = Clock.monotonicNanoseconds()
     /// Connections per uid and unfinished-line bytes in all, against their limits.
     var limits: ClientLimits
     /// Connections that queued output this iteration: written by the flush pass before the loop sleeps.
@@ -88,6 +92,7 @@ final class Server {
         flushPass.start { [unowned self] in flushAll() }
         flushPass.keepsLoopAlive(false)
         housekeeping.start(after: 1000, repeat: 1000) { [unowned self] in
+            loopLag.fired()
             reportStatus()
             closeLingering()
             retention.tick()

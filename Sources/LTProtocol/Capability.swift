@@ -20,6 +20,8 @@ public enum Capability: String, CaseIterable, Sendable {
     case damagedJobs = "damaged_jobs"
     /// The `prune` op, `ended` in the status of a job that is over, and `ltd --keep-finished`.
     case prune
+    /// The `stats` op (`ltctl top`), and the quotas per user `--max-running-per-user` and `--max-bytes-per-user`.
+    case stats
 
     /// The capabilities named in a hello reply; none when the daemon sent no list.
     public static func advertised(in hello: JSONValue) -> Set<String> {

@@ -241,4 +241,11 @@ public enum Reply {
         w.field("complete", complete)
         return finish(&w)
     }
+
+    /// `{"type":"stats",…}`: the daemon's figures (docs/PROTOCOL.md, "stats"), built by the daemon.
+    public static func stats(id: JSONValue?, _ fields: [(key: String, value: JSONValue)]) -> [UInt8] {
+        var w = begin("stats", id: id, capacity: 2048)
+        for field in fields { w.key(field.key); w.value(field.value) }
+        return finish(&w)
+    }
 }

@@ -25,6 +25,8 @@ public enum Request: Sendable, Equatable {
     /// Removes the caller's jobs (everyone's with `all`) that are over and ended more than `olderThan` seconds ago;
     /// with `dryRun`, only says which.
     case prune(olderThan: Int, all: Bool, dryRun: Bool)
+    /// What the daemon holds and each limit's use (docs/PROTOCOL.md, "stats").
+    case stats
 
     /// The wire `op`.
     public var op: String {
@@ -44,13 +46,14 @@ public enum Request: Sendable, Equatable {
         case .create: return "create"
         case .publish: return "publish"
         case .prune: return "prune"
+        case .stats: return "stats"
         }
     }
 
     /// The job the request names, if any: a short name for `start` and `create`, else a `JobReference`'s text.
     public var job: String? {
         switch self {
-        case .hello, .list, .unsubscribe, .prune: return nil
+        case .hello, .list, .unsubscribe, .prune, .stats: return nil
         case .start(let job, _), .status(let job), .subscribe(let job, _, _, _), .pause(let job), .resume(let job),
              .step(let job, _), .cancel(let job), .delete(let job), .explain(let job, _), .create(let job, _, _),
              .publish(let job, _):
@@ -59,7 +62,7 @@ public enum Request: Sendable, Equatable {
     }
 
     public static let ops = ["hello", "start", "list", "status", "subscribe", "unsubscribe", "pause", "resume", "step",
-                             "cancel", "delete", "explain", "create", "publish", "prune"]
+                             "cancel", "delete", "explain", "create", "publish", "prune", "stats"]
 
     /// Fields each op takes besides `op` and `id`.
     public static func fields(of op: String) -> [String] {
@@ -128,6 +131,7 @@ public struct RequestLine: Sendable, Equatable {
             return .prune(olderThan: try integer(value, "older_than_seconds", in: 0...Int.max) ?? 0,
                           all: try flag(value, "all"), dryRun: try flag(value, "dry_run"))
         case "unsubscribe": return .unsubscribe
+        case "stats": return .stats
         case "start":
             return .start(job: try jobName(value, op: op, ownName: true), spec: try spec(value, op: op))
         case "create":
@@ -258,7 +262,7 @@ public struct RequestLine: Sendable, Equatable {
         w.field("op", request.op)
         if let id { w.key("id"); w.value(id) }
         switch request {
-        case .hello, .unsubscribe: break
+        case .hello, .unsubscribe, .stats: break
         case .list(let all):
             if all { w.field("all", true) }
         case let .start(job, spec):

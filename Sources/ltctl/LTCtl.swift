@@ -24,7 +24,7 @@ struct LTCtl: ParsableCommand {
         subcommands: [
             Start.self, Tail.self, Watch.self, List.self, Board.self, Status.self, Hello.self,
             Pause.self, Resume.self, Step.self, Cancel.self, Delete.self, Prune.self,
-            Compare.self, Diff.self, Replicate.self, Explain.self, Export.self, Plot.self, Demo.self, DialStdio.self,
+            Compare.self, Diff.self, Replicate.self, Explain.self, Export.self, Plot.self, Top.self, Demo.self, DialStdio.self,
         ]
     )
 

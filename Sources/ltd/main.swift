@@ -51,6 +51,11 @@ struct LTD: ParsableCommand {
         cannot be written (a full disk, an I/O error), stops as failed, naming the cause; its events so far are \
         kept. See docs/RELIABILITY.md.
 
+        Quotas per user (uid): jobs kept (--max-jobs-per-user), jobs unfinished at once (--max-running-per-user) \
+        and bytes of logs and specs (--max-bytes-per-user), within the daemon-wide --max-jobs and \
+        --max-state-bytes. A refusal (too_many_jobs, disk_limit) names the quota, the numbers and how to free it; \
+        other users are unaffected. `ltctl top` shows each limit with its current use.
+
         Exit status: 0 after a signal; 1 when ltd cannot start (the message says why); 64 for a bad flag; 65 when \
         the state directory was written by a newer ltd (its `format` file holds a higher version): a restart \
         cannot help, run the newer ltd.
@@ -101,6 +106,11 @@ struct LTD: ParsableCommand {
 
     @Option(name: .customLong("keep-finished"), help: ArgumentHelp("Remove jobs that are over once they ended longer ago than this: a whole number with a unit, s, m, h or d (e.g. 14d). Off by default: jobs are kept until deleted.", valueName: "duration"))
     var keepFinished: String?
+    @Option(name: .customLong("max-running-per-user"), help: ArgumentHelp("Most unfinished jobs (running or paused) one uid may have at once; start beyond it gets too_many_jobs.", valueName: "n"))
+    var maxRunningPerUser: Int = DiskLimits.defaultMaxRunningPerUser
+
+    @Option(name: .customLong("max-bytes-per-user"), help: ArgumentHelp("Most bytes of logs and specs one uid's jobs may take together (default 2 GiB); start refuses a job that cannot fit in what is left (disk_limit), and a job whose log would pass it fails.", valueName: "bytes"))
+    var maxBytesPerUser: Int = DiskLimits.defaultMaxBytesPerUser
 
     @Option(name: .customLong("log-level"), help: ArgumentHelp("How much to log on stderr: error, warning, info or debug.", valueName: "level"))
     var logLevel: String = "info"
@@ -126,6 +136,12 @@ struct LTD: ParsableCommand {
         }
         guard maxJobsPerUser >= 1, maxJobsPerUser <= 1_000_000 else {
             throw ValidationError("--max-jobs-per-user must be between 1 and 1000000; got \(maxJobsPerUser)")
+        }
+        guard maxRunningPerUser >= 1, maxRunningPerUser <= 1_000_000 else {
+            throw ValidationError("--max-running-per-user must be between 1 and 1000000; got \(maxRunningPerUser)")
+        }
+        guard maxBytesPerUser >= 65536, maxBytesPerUser <= 1 << 50 else {
+            throw ValidationError("--max-bytes-per-user must be between 65536 and 2^50; got \(maxBytesPerUser)")
         }
         if let keepFinished, (DurationText.seconds(keepFinished) ?? 0) < 1 {
             throw ValidationError("--keep-finished must be \(DurationText.rule), at least 1s (leave it out to keep jobs until deleted); got \(keepFinished)")
@@ -156,7 +172,8 @@ struct LTD: ParsableCommand {
             maxPendingLineBytes: maxPendingLineBytes,
             maxQueuedBytes: maxQueuedBytes,
             adminGroup: adminGroup,
-            limits: DiskLimits(maxLogBytes: maxLogBytes, maxStateBytes: maxStateBytes, maxJobsPerUser: maxJobsPerUser),
+            limits: DiskLimits(maxLogBytes: maxLogBytes, maxStateBytes: maxStateBytes, maxJobsPerUser: maxJobsPerUser,
+                              maxRunningPerUser: maxRunningPerUser, maxBytesPerUser: maxBytesPerUser),
             keepFinished: keepFinished.flatMap(DurationText.seconds))
         do {
             try Daemon(configuration: configuration).run(environment: environment)

@@ -208,7 +208,7 @@ struct CtlCommandTests {
         #expect(bash.stdout.contains("ltctl"))
         let help = try h.ltctl(["--help"])
         #expect(help.stdout.contains("Exit codes"))
-        for command in ["start", "tail", "list", "status", "pause", "resume", "step", "cancel", "delete", "prune", "board", "compare", "explain", "export", "demo"] {
+        for command in ["start", "tail", "list", "status", "pause", "resume", "step", "cancel", "delete", "prune", "board", "compare", "explain", "export", "top", "demo"] {
             #expect(help.stdout.contains("  \(command) "), "\(command) is listed")
         }
     }

@@ -112,7 +112,7 @@ struct DiskLimitTests {
         #expect(try daemon.stop() == 0)
     }
 
-    @Test("--max-jobs-per-user refuses one uid's next job with too_many_jobs, naming the uid, until it deletes one")
+    @Test("--max-jobs-per-user refuses one uid's next job with too_many_jobs, naming the quota, until it deletes one")
     func jobsPerUser() throws {
         let daemon = try DaemonProcess.launch(tag: "peruser", arguments: ["--max-jobs-per-user", "2"])
         defer { daemon.cleanUp() }

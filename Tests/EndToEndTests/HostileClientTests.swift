@@ -87,7 +87,7 @@ struct HostileClientTests {
 
     @Test("20,000 list requests that are never read cost a bounded amount; the replies resume in order once read")
     func requestFloodWithoutReading() throws {
-        let daemon = try DaemonProcess.launch(tag: "flood")
+        let daemon = try DaemonProcess.launch(tag: "flood", arguments: ["--max-running-per-user", "60"])
         defer { daemon.cleanUp() }
         let control = try LineClient(path: daemon.socketPath)
         for i in 0..<60 { try Self.startPaused("j\(i)", on: control) }

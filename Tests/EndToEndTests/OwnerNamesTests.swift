@@ -75,10 +75,10 @@ struct OwnerNamesTests {
 
     /// A daemon every local user may reach (as the system service's group allows), with the test's admin group, and
     /// a copy of ltctl they may run.
-    static func sharedDaemon(_ tag: String, directory: String? = nil) throws -> (DaemonProcess, ltctl: String) {
+    static func sharedDaemon(_ tag: String, directory: String? = nil, arguments: [String] = []) throws -> (DaemonProcess, ltctl: String) {
         let directory = try directory ?? Paths.temporaryDirectory(tag)
         chmod(directory, 0o755)
-        let daemon = try DaemonProcess.launch(directory: directory, arguments: ["--admin-group", adminGroup])
+        let daemon = try DaemonProcess.launch(directory: directory, arguments: ["--admin-group", adminGroup] + arguments)
         chmod(daemon.socketPath, 0o666)
         let copy = directory + "/ltctl"
         try FileManager.default.copyItem(atPath: Paths.ltctl, toPath: copy)

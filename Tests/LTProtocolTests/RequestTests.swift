@@ -54,6 +54,7 @@ func expectError(_ text: String, _ code: ErrorCode, field: String? = nil,
             ("{\"op\":\"prune\"}", .prune(olderThan: 0, all: false, dryRun: false)),
             ("{\"op\":\"prune\",\"older_than_seconds\":604800,\"all\":true,\"dry_run\":true}",
              .prune(olderThan: 604_800, all: true, dryRun: true)),
+            ("{\"op\":\"stats\"}", .stats),
         ]
         for (text, expected) in cases {
             let line = try decode(text).get()
