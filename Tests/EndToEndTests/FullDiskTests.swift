@@ -55,6 +55,8 @@ struct FullDiskTests {
         #expect(try daemon.stop() == 0)
         try daemon.start()
         let again = try LineClient(path: daemon.socketPath)
+        // The reserve is made by the restore that follows READY=1; `list` waits for that restore to end.
+        #expect(try again.request("{\"op\":\"list\"}")["type"]?.stringValue == "jobs")
         #expect(FileManager.default.fileExists(atPath: state + "/reserve"))
         #expect(try again.request("{\"op\":\"status\",\"job\":\"big\"}")["status"]?["state"]?.stringValue == "failed")
         #expect(try again.request("{\"op\":\"status\",\"job\":\"before\"}")["status"]?["state"]?.stringValue == "finished")
