@@ -47,7 +47,7 @@ struct AccessPolicy: Sendable {
     }
 
     /// The caller is a member of the admin group.
-    func isAdmin(_ connection: Connection) -> Bool {
+    private func isAdmin(_ connection: Connection) -> Bool {
         guard let admins = groupID(adminGroup) else { return false }
         if connection.peer.gid == admins { return true }
         guard let fd = connection.pipe.fileDescriptor else { return false }

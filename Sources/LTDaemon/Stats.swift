@@ -57,7 +57,7 @@ extension Server {
     static let statsUsersShown = 50
 
     func stats(_ connection: Connection, id: JSONValue?) {
-        let seesEveryone = connection.peerUID == 0 || access.isAdmin(connection)
+        let seesEveryone = access.roleOverEveryone(of: connection) != nil
         // Per user: connections, jobs kept, jobs unfinished, bytes on disk.
         var users: [UInt32: UserUse] = [:]
         var queued = 0, mostQueued = 0, pendingLines = 0, subscribers = 0, publishers = 0
