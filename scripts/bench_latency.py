@@ -132,7 +132,9 @@ def run(a, children):
     d = tempfile.mkdtemp(prefix="ltd-latency-")
     sock = d + "/s.sock"
     daemon = subprocess.Popen([a.ltd, "--socket", sock, "--state-dir", d + "/state", "--log-level", "warning",
-                               "--max-running-per-user", str(max(a.jobs, 1))])   # every class job runs at once
+                               # One user plays the whole class here, so the per-user caps are a class's
+                               "--max-running-per-user", str(max(a.jobs, 1)),
+                               "--max-connections-per-user", str(a.jobs * (a.watchers + 1) + 64)])
     children.append(daemon)
     for _ in range(200):
         try: Conn(sock); break
@@ -143,9 +145,12 @@ def run(a, children):
     for n in names:
         r = ctl.request({"op": "start", "job": n, "spec": spec(12, epochs, 1, "exact", pace=a.pace_ms, paused=True)})
         assert r["type"] == "started", r
-    logs = [f"{d}/state/jobs/{n}/events.ndjson" for n in names]
+    logs = [f"{d}/state/owners/{os.getuid()}/{n}/events.ndjson" for n in names]   # STATE/owners/UID/NAME
+    deadline = time.monotonic() + 30
     for log in logs:
-        while not os.path.exists(log): time.sleep(0.01)
+        while not os.path.exists(log):
+            if time.monotonic() > deadline: sys.exit(f"bench-latency: no log at {log} after 30 s")
+            time.sleep(0.01)
     me = [sys.executable, os.path.abspath(__file__), "--socket", sock]
     stamper = subprocess.Popen(me + ["--role", "stamper", "--logs", ",".join(logs), "--out", d + "/stamps.json"],
                                stdout=subprocess.PIPE)

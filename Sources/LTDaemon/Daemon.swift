@@ -127,6 +127,17 @@ public final class Daemon {
         Log.info("stopped")
     }
 
+    /// Opens /dev/null on whichever of descriptors 0, 1 and 2 is closed (`ltd <&-`, a careless supervisor). Call it
+    /// first, before anything opens a file: otherwise the next descriptor made (libuv's epoll, a client's socket)
+    /// takes that number, where stray output to stdout or stderr would land, and which libuv refuses to close (it
+    /// asserts `fd > STDERR_FILENO` and aborts at shutdown). `open` returns the lowest free number, so each call
+    /// fills the gap being checked.
+    public static func occupyStandardDescriptors() {
+        for descriptor: Int32 in 0...2 where fcntl(descriptor, F_GETFD) == -1 && errno == EBADF {
+            _ = open("/dev/null", O_RDWR)
+        }
+    }
+
     /// Lifts the soft limit on open files to the hard one: each connection and each job log read holds a descriptor,
     /// and the usual soft limit of 1024 would run out before `--max-connections` (1024 by default) could refuse
     /// anyone. libuv polls with epoll, so high descriptor numbers cost nothing.

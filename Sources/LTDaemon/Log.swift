@@ -35,7 +35,11 @@ public enum Log {
         var nativeSocket: Int32 = -1
         var nativeAddress: UnixSocketAddress?
     }
-    private static let settings = Mutex(Settings())
+    /// Made by a call the optimiser cannot fold. Written as `Mutex(Settings())`, Swift 6.3's release build initialises
+    /// the global statically and leaves the Mutex's value all zeros (`nativeSocket` 0, not -1), so `configure`
+    /// closed stdin and libuv later aborted on a loop descriptor that had become 0 (docs/DAEMON.md, "Descriptors").
+    private static let settings = makeSettings()
+    @inline(never) private static func makeSettings() -> Mutex<Settings> { Mutex(Settings()) }
 
     /// journald's socket for structured entries (systemd.journal-fields(7), "native protocol").
     public static let journalSocketPath = "/run/systemd/journal/socket"

@@ -152,6 +152,7 @@ struct LTD: ParsableCommand {
     }
 
     func run() throws {
+        Daemon.occupyStandardDescriptors()
         var environment: [String: String] = [:]
         var pointer = environ
         while let entry = pointer.pointee {

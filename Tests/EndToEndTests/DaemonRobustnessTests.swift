@@ -96,6 +96,31 @@ struct DaemonRobustnessTests {
         #expect(try daemon.stop() == 0)
     }
 
+    @Test("started with stdin, stdout and stderr closed, ltd puts /dev/null there, runs a job and exits 0 on SIGTERM")
+    func closedStandardDescriptors() throws {
+        let directory = try Paths.temporaryDirectory("stdio")
+        defer { Paths.remove(directory) }
+        let socket = directory + "/ltd.sock"
+        // Before the fix libuv's epoll descriptor became 0 and its close at shutdown aborted the daemon.
+        let daemon = try ChildProcess([Paths.ltd, "--socket", socket, "--state-dir", directory + "/state"],
+                                      stdin: .closed, stdout: .closed, stderr: .closed)
+        defer { daemon.killAndReap() }
+        try waitUntil("ltd to accept connections on \(socket)") {
+            guard daemon.isRunning else { throw HarnessFailure("ltd exited with \(daemon.exitStatus ?? -1)") }
+            return (try? LineClient(path: socket)) != nil
+        }
+        for descriptor in 0...2 {
+            let target = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(daemon.pid)/fd/\(descriptor)")
+            #expect(target == "/dev/null", "ltd's descriptor \(descriptor) is \(target)")
+        }
+        let client = try LineClient(path: socket)
+        #expect(try client.request("{\"op\":\"start\",\"job\":\"j\",\"spec\":\(JobSpecs.noisyLine(rows: 12, epochs: 3, batch: 4))}")["type"]?.stringValue == "started")
+        _ = try client.request("{\"op\":\"subscribe\",\"job\":\"j\"}")
+        #expect(try client.readUntilEnd().count > 9)
+        daemon.signal(SIGTERM)
+        #expect(try daemon.waitForExit() == 0)
+    }
+
     @Test("a frozen subscriber (SIGSTOP) loses nothing and daemon memory stays bounded")
     func frozenSubscriber() throws {
         let daemon = try DaemonProcess.launch(tag: "frozen")

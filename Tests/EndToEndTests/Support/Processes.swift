@@ -15,6 +15,8 @@ final class ChildProcess {
         case file(String, append: Bool)
         /// A descriptor of ours, duplicated onto the stream.
         case descriptor(Int32)
+        /// No descriptor at all: the child starts with that number free.
+        case closed
     }
 
     let pid: pid_t
@@ -46,6 +48,7 @@ final class ChildProcess {
             case .file(let path, let append):
                 posix_spawn_file_actions_addopen(&actions, target, path, O_WRONLY | O_CREAT | (append ? O_APPEND : O_TRUNC), 0o600)
             case .descriptor(let fd): posix_spawn_file_actions_adddup2(&actions, fd, target)
+            case .closed: posix_spawn_file_actions_addclose(&actions, target)
             }
         }
 
