@@ -79,7 +79,16 @@ def main():
     a = ap.parse_args()
     d = tempfile.mkdtemp(prefix="ltd-bench-")
     sock = d + "/s.sock"
-    p = subprocess.Popen([a.ltd, "--socket", sock, "--state-dir", d + "/state", "--log-level", "warning"])
+    # The runs keep gigabytes of logs: lift the per-user and whole-state disk quotas (defaults 2 and 10 GiB).
+    p = subprocess.Popen([a.ltd, "--socket", sock, "--state-dir", d + "/state", "--log-level", "warning",
+                          "--max-bytes-per-user", str(1 << 40), "--max-state-bytes", str(1 << 40)])
+    try: run(a, d, sock, p)
+    finally:
+        if p.poll() is None: p.kill()
+        subprocess.run(["rm", "-rf", d])
+
+
+def run(a, d, sock, p):
     for _ in range(200):
         try: Conn(sock); break
         except OSError: time.sleep(0.05)

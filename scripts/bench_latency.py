@@ -115,6 +115,7 @@ def main():
     ap.add_argument("--watchers", type=int, default=10, help="per job: 3 tail, 2 tail --json, 2 watch, 3 Python per 10")
     ap.add_argument("--pace-ms", type=int, default=10)
     ap.add_argument("--seconds", type=float, default=20)
+    ap.add_argument("--timeline", help="write every (watcher kind, write time ns, latency ns) to this JSON file")
     a = ap.parse_args()
     if a.role == "stamper": return role_stamper(a)
     if a.role == "reference": return role_reference(a)
@@ -201,7 +202,7 @@ def run(a, children):
     load_before = os.getloadavg()
 
     # `list` and `status` round trips, from their own connection, every 20 ms while the jobs run.
-    rtts = {"list": [], "status": []}; stop = threading.Event()
+    rtts = {"list": [], "status": []}; stop = threading.Event(); lags = []
     def prober():
         c = Conn(sock); k = 0
         while not stop.is_set():
@@ -209,18 +210,26 @@ def run(a, children):
             t0 = time.monotonic_ns(); r = c.request(op); rtts[op["op"]].append(time.monotonic_ns() - t0)
             assert r["type"] in ("jobs", "status"), r
             k += 1; time.sleep(0.02)
+            if k % 40 == 0:   # about once a second: how late the daemon's own timer last fired
+                lags.append((time.monotonic(), (c.request({"op": "stats"}).get("loop_lag_us") or {}).get("last", 0)))
     # Resume the jobs spread over one pace interval, as a classroom's would be.
     for j, n in enumerate(names):
         ctl.request({"op": "resume", "job": n}); time.sleep(a.pace_ms / 1000 / len(names))
     def cpu_seconds(pid):   # user + system time of a process, seconds
         fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    watcher_pids = [(r[1], r[2].pid) for r in readers.values()] + [("python", p.pid) for _, p, _ in clients] \
+        + [("harness: stamper", stamper.pid), ("harness: reference", reference.pid), ("harness: main", os.getpid())]
+    watcher_cpu = {}; cpu_at_start = {}
+    for _, pid in watcher_pids:
+        try: cpu_at_start[pid] = cpu_seconds(pid)
+        except (OSError, IndexError): pass
     th = threading.Thread(target=prober); th.start()
     daemon_cpu = cpu_seconds(daemon.pid)
     t_start = time.monotonic()
     open_ = {fd for fd, r in readers.items() if r[1] != "watch"}
     loads = []
-    while open_:
+    while open_ or (not readers and reference.poll() is None):   # with --watchers 0, until the reference is done
         for key, _ in sel.select(1):
             r = readers[key.fd]
             try: data = os.read(key.fd, 1 << 16)
@@ -237,7 +246,11 @@ def run(a, children):
                     fields = line.split()
                     # a step row: "epoch/epochs  step/steps  iteration  rows ..."
                     if len(fields) > 2 and b"/" in fields[0] and fields[2].isdigit(): r[4].append((int(fields[2]), now))
-        if time.monotonic() - t_start > len(loads) * 5: loads.append(os.getloadavg()[0])
+        if time.monotonic() - t_start > len(loads) * 5:
+            loads.append(os.getloadavg()[0])
+            for kind, pid in watcher_pids:   # CPU so far, kept while the process lives (tails exit at `end`)
+                try: watcher_cpu[pid] = (kind, cpu_seconds(pid) - cpu_at_start.get(pid, 0))
+                except (OSError, IndexError): pass
         if time.monotonic() - t_start > a.seconds * 4 + 120: break
     wall = time.monotonic() - t_start
     daemon_cpu = cpu_seconds(daemon.pid) - daemon_cpu
@@ -279,12 +292,12 @@ def run(a, children):
             else: lo = mid + 1
         return s[lo][1] if lo < len(s) else None
     lat = {"reference (raw socket)": [], "ltctl tail --json": [], "ltctl tail": [], "Python client": []}
-    missing = 0
+    missing = 0; timeline = []
     def add(kind, i, seq, t):
         nonlocal missing
         w = written(i, seq)
         if w is None: missing += 1
-        else: lat[kind].append(t - w)
+        else: lat[kind].append(t - w); timeline.append((kind, w, t - w))
     for i, seq, t in json.load(open(d + "/ref.json")): add("reference (raw socket)", i, seq, t)
     counts = {}
     for r in readers.values():
@@ -310,10 +323,27 @@ def run(a, children):
     for kind, v in lat.items():
         if v: print(f"  {kind:24s} {summary(v)}")
         if kind != "reference (raw socket)": every += v
-    print(f"  {'all watchers':24s} {summary(every)}")
+    if every: print(f"  {'all watchers':24s} {summary(every)}")
+    # The first and last second hold the jobs' resume and end bursts (all 30 at once, and the watchers exiting).
+    if timeline:
+        first = min(w for _, w, _ in timeline) + 1e9; last = max(w for _, w, _ in timeline) - 1e9
+        steady = [l for k, w, l in timeline if first <= w <= last and not k.startswith("reference")]
+        if steady: print(f"  {'all, steady (±1 s cut)':24s} {summary(steady)}")
     if missing: print(f"  ({missing} receptions without a write stamp, left out)")
+    if a.timeline: json.dump(sorted(timeline, key=lambda x: x[1]), open(a.timeline, "w"))
     for op, v in rtts.items():
         print(f"`{op}` round trip:          {summary(v)}")
+    by_kind = {}
+    for kind, seconds in watcher_cpu.values():
+        n, total = by_kind.get(kind, (0, 0.0)); by_kind[kind] = (n + 1, total + seconds)
+    if by_kind:
+        print("watchers' CPU while the jobs ran (sampled every 5 s, so a little low): " + "; ".join(
+            f"{kind} {n} × {total / n / wall:.3f} = {total / wall:.2f} core" for kind, (n, total) in sorted(by_kind.items())))
+    lag = ctl.request({"op": "stats"}).get("loop_lag_us") or {}
+    if lag:
+        during = [us for t, us in lags if t >= t_start]
+        print(f"ltd's loop lag (its 1 s housekeeping timer, late by): while the jobs ran max {max(during, default=0) / 1000:.1f} ms "
+              f"({len(during)} samples), since start {lag.get('max', 0) / 1000:.1f} ms")
     ctl.s.close()
     daemon.send_signal(signal.SIGTERM); daemon.wait()
     subprocess.run(["rm", "-rf", d])
