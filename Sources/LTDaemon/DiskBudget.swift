@@ -57,7 +57,7 @@ public struct DiskLimits: Sendable, Equatable {
         return overflow ? Int.max : product
     }
 
-    private static func saturating(_ a: Int, plus b: Int) -> Int {
+    static func saturating(_ a: Int, plus b: Int) -> Int {
         let (sum, overflow) = a.addingReportingOverflow(b)
         return overflow ? Int.max : sum
     }
@@ -124,9 +124,8 @@ final class DiskBudget: Sendable {
     func add(_ bytes: Int, owner: UInt32) {
         let bytes = max(bytes, 0)
         usage.withLock { usage in
-            usage.total = usage.total.addingReportingOverflow(bytes).overflow ? Int.max : usage.total + bytes
-            let mine = usage.byOwner[owner, default: 0]
-            usage.byOwner[owner] = mine.addingReportingOverflow(bytes).overflow ? Int.max : mine + bytes
+            usage.total = DiskLimits.saturating(usage.total, plus: bytes)
+            usage.byOwner[owner] = DiskLimits.saturating(usage.byOwner[owner, default: 0], plus: bytes)
         }
     }
 

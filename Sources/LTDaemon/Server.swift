@@ -256,13 +256,10 @@ final class Server {
 
     private func reportStatus() {
         guard let notifier else { return }
-        var running = 0, paused = 0
-        for job in jobs.all where job.thread != nil {
-            if job.record.summary.withLock({ $0.state }) == .paused { paused += 1 } else { running += 1 }
-        }
-        let subscribers = connections.values.reduce(0) { $0 + ($1.subscription == nil ? 0 : 1) }
+        let census = self.census()
         let restoring = restorer.isRunning ? ", restoring (\(restorer.registered) of \(restorer.total) read)" : ""
-        let text = "\(jobs.count) jobs (\(running) running, \(paused) paused)\(restoring), \(connections.count) connections, \(subscribers) subscribers"
+        let text = "\(jobs.count) jobs (\(census.jobsByState[.running, default: 0]) running, \(census.jobsByState[.paused, default: 0]) paused)"
+            + "\(restoring), \(limits.open) connections, \(census.subscribers) subscribers"
         guard text != lastStatus else { return }
         lastStatus = text
         notifier.send("STATUS=" + text)

@@ -52,34 +52,55 @@ enum ProcessUsage {
     }
 }
 
+/// What the daemon holds now, counted in one walk over its admitted connections and its jobs: the `stats` op and
+/// the systemd STATUS= line both read it. Loop thread only.
+struct Census {
+    /// Connections that follow a job, and that feed an external one.
+    var subscribers = 0, publishers = 0
+    /// Output queued for clients in all and on the connection with the most; bytes read without their `\n` yet.
+    var queuedBytes = 0, mostQueuedBytes = 0, pendingLineBytes = 0
+    var jobsByState: [JobState: Int] = [:]
+    var largestLog = 0
+    /// Per uid: connections, jobs kept, jobs unfinished, bytes on disk.
+    var users: [UInt32: UserUse] = [:]
+
+    struct UserUse {
+        var connections = 0, jobs = 0, unfinished = 0, bytes = 0
+        /// The owner's name as its jobs have it, so that only users without jobs are looked up.
+        var name: String?
+    }
+}
+
 extension Server {
     /// Users shown in `users` at most, the busiest first.
     static let statsUsersShown = 50
 
-    func stats(_ connection: Connection, id: JSONValue?) {
-        let seesEveryone = access.roleOverEveryone(of: connection) != nil
-        // Per user: connections, jobs kept, jobs unfinished, bytes on disk.
-        var users: [UInt32: UserUse] = [:]
-        var queued = 0, mostQueued = 0, pendingLines = 0, subscribers = 0, publishers = 0
+    func census() -> Census {
+        var census = Census()
         for peer in connectionList where peer.admitted {
-            users[peer.peerUID, default: UserUse()].connections += 1
-            queued += peer.queuedBytes
-            mostQueued = max(mostQueued, peer.queuedBytes)
-            pendingLines += peer.partialLineBytes
-            if peer.subscription != nil { subscribers += 1 }
+            census.users[peer.peerUID, default: Census.UserUse()].connections += 1
+            census.queuedBytes += peer.queuedBytes
+            census.mostQueuedBytes = max(census.mostQueuedBytes, peer.queuedBytes)
+            census.pendingLineBytes += peer.partialLineBytes
+            if peer.subscription != nil { census.subscribers += 1 }
         }
-        var byState: [JobState: Int] = [:]
-        var largestLog = 0
         for job in jobs.all {
             let state = job.record.summary.withLock { $0.state }
-            byState[state, default: 0] += 1
-            users[job.record.owner, default: UserUse()].jobs += 1
-            users[job.record.owner]?.name = job.record.ownerName
-            if !job.isOver { users[job.record.owner, default: UserUse()].unfinished += 1 }
-            if job.external?.publisher != nil { publishers += 1 }
-            largestLog = max(largestLog, job.log.publishedOffset)
+            census.jobsByState[state, default: 0] += 1
+            census.users[job.record.owner, default: Census.UserUse()].jobs += 1
+            census.users[job.record.owner]?.name = job.record.ownerName
+            if !job.isOver { census.users[job.record.owner, default: Census.UserUse()].unfinished += 1 }
+            if job.external?.publisher != nil { census.publishers += 1 }
+            census.largestLog = max(census.largestLog, job.log.publishedOffset)
         }
-        for (owner, bytes) in jobs.budget.usedByOwner { users[owner, default: UserUse()].bytes = bytes }
+        for (owner, bytes) in jobs.budget.usedByOwner { census.users[owner, default: Census.UserUse()].bytes = bytes }
+        return census
+    }
+
+    func stats(_ connection: Connection, id: JSONValue?) {
+        let seesEveryone = access.roleOverEveryone(of: connection) != nil
+        let census = self.census()
+        let users = census.users
         let most = (connections: users.values.map(\.connections).max() ?? 0, jobs: users.values.map(\.jobs).max() ?? 0,
                     unfinished: users.values.map(\.unfinished).max() ?? 0, bytes: users.values.map(\.bytes).max() ?? 0)
 
@@ -88,11 +109,11 @@ extension Server {
             ("max-connections", configuration.maxConnections, limits.open),
             ("max-connections-per-user", configuration.maxConnectionsPerUser, most.connections),
             ("max-pending-line-bytes", configuration.maxPendingLineBytes, limits.pendingLineBytes),
-            ("max-queued-bytes", configuration.maxQueuedBytes, mostQueued),
+            ("max-queued-bytes", configuration.maxQueuedBytes, census.mostQueuedBytes),
             ("max-jobs", configuration.maxJobs, jobs.count),
             ("max-jobs-per-user", disk.maxJobsPerUser, most.jobs),
             ("max-running-per-user", disk.maxRunningPerUser, most.unfinished),
-            ("max-log-bytes", disk.maxLogBytes, largestLog),
+            ("max-log-bytes", disk.maxLogBytes, census.largestLog),
             ("max-state-bytes", disk.maxStateBytes, jobs.budget.usedBytes),
             ("max-bytes-per-user", disk.maxBytesPerUser, most.bytes),
         ]
@@ -106,16 +127,16 @@ extension Server {
             ("pid", number(Int(getpid()))),
             ("version", .string(DefaultPaths.daemonVersion)),
             ("uptime_s", number(Int((Clock.monotonicNanoseconds() &- startedAt) / 1_000_000_000))),
-            ("connections", .object([("open", number(limits.open)), ("subscribers", number(subscribers)),
-                                     ("publishers", number(publishers)), ("users", number(users.values.count { $0.connections > 0 }))])),
-            ("queued_bytes", .object([("total", number(queued)), ("max_one_connection", number(mostQueued))])),
-            ("pending_line_bytes", number(pendingLines)),
+            ("connections", .object([("open", number(limits.open)), ("subscribers", number(census.subscribers)),
+                                     ("publishers", number(census.publishers)), ("users", number(users.values.count { $0.connections > 0 }))])),
+            ("queued_bytes", .object([("total", number(census.queuedBytes)), ("max_one_connection", number(census.mostQueuedBytes))])),
+            ("pending_line_bytes", number(census.pendingLineBytes)),
             ("open_fds", optional(ProcessUsage.openDescriptors())),
             ("rss_bytes", optional(ProcessUsage.residentBytes())),
             ("loop_lag_us", .object([("last", number(Int(loopLag.lastNanoseconds / 1000))),
                                      ("max", number(Int(loopLag.maxNanoseconds / 1000))),
                                      ("interval", number(Int(loopLag.intervalNanoseconds / 1000)))])),
-            ("jobs", .object([("total", number(jobs.count))] + JobState.allCases.map { ($0.rawValue, number(byState[$0, default: 0])) })),
+            ("jobs", .object([("total", number(jobs.count))] + JobState.allCases.map { ($0.rawValue, number(census.jobsByState[$0, default: 0])) })),
             ("state_bytes", number(jobs.budget.usedBytes)),
             ("restore", .object([("running", .bool(restorer.isRunning)), ("read", number(restorer.registered)),
                                  ("total", number(restorer.total))])),
@@ -130,12 +151,6 @@ extension Server {
             })),
         ]
         connection.send(Reply.stats(id: id, body))
-    }
-
-    private struct UserUse {
-        var connections = 0, jobs = 0, unfinished = 0, bytes = 0
-        /// The owner's name as its jobs have it, so that only users without jobs are looked up.
-        var name: String?
     }
 }
 

@@ -82,7 +82,7 @@ enum BoardText {
             let s = row.status
             cells.append([row.rank.map(String.init) ?? "", s.fullName ?? s.job, s.state.rawValue,
                           s.valRmse.map { Format.fixed($0, 4) } ?? "-", s.rmse.map { Format.fixed($0, 4) } ?? "-",
-                          "\(s.iteration)/\(s.totalSteps)", Format.fixed(s.progress * 100, 1) + "%", note(row, by: order)])
+                          "\(s.iteration)/\(s.totalSteps)", Format.progress(s.progress, state: s.state.rawValue), note(row, by: order)])
         }
         let widths = header.indices.map { c in cells.map { $0[c].count }.max() ?? 0 }
         let stateColumn = widths[0] + 2 + widths[1] + 2
@@ -123,7 +123,8 @@ enum BoardText {
     /// The ranking as JSON: each job's status object with `rank` and `standing`.
     static func json(_ rows: [ClassBoard.Row]) -> JSONValue {
         .array(rows.map { row in
-            guard case .object(let members) = row.status.json else { return row.status.json }
+            let status = Format.statusJSON(row.status.json)
+            guard case .object(let members) = status else { return status }
             return .object(members + [("rank", row.rank.map { JSONValue($0) } ?? .null), ("standing", .string(row.standing.rawValue))])
         })
     }

@@ -53,6 +53,19 @@ enum Format {
         return lines.enumerated().map { ($0.offset == 0 ? first : rest) + $0.element + "\n" }.joined()
     }
 
+    /// A job's progress in percent, or "-" for a damaged job: ltd could not read it, so it has no steps to count
+    /// (the daemon's `progress` of 1 for 0 of 0 steps is no 100%).
+    static func progress(_ fraction: Double?, state: String?) -> String {
+        guard state != JobState.damaged.rawValue, let fraction else { return "-" }
+        return fixed(fraction * 100, 1) + "%"
+    }
+
+    /// A status object as --json prints it: a damaged job's `progress` is null, claiming nothing (see `progress`).
+    static func statusJSON(_ status: JSONValue) -> JSONValue {
+        guard status["state"]?.stringValue == JobState.damaged.rawValue, case .object(let members) = status else { return status }
+        return .object(members.map { $0.key == "progress" ? ($0.key, .null) : $0 })
+    }
+
     static func padLeft(_ s: String, _ width: Int) -> String {
         s.count >= width ? s : String(repeating: " ", count: width - s.count) + s
     }

@@ -8,7 +8,8 @@ extension LTCtl {
         static let configuration = CommandConfiguration(
             abstract: "List your jobs (--all: everyone's): state, owner, progress and latest metrics.",
             discussion: """
-            --json prints the daemon's array of status objects. Another user's job is named OWNER/NAME, as --all shows it.
+            --json prints the daemon's array of status objects (a damaged job's progress as null: ltd could not read \
+            its steps). Another user's job is named OWNER/NAME, as --all shows it.
             --sort val_rmse (or rmse) ranks the jobs as the class board does (`ltctl board`): finished runs by their \
             final RMSE, lowest first, then those still going with their progress, then cancelled ones, then those \
             that diverged or failed with the reason. --sort iteration, name, owner or state only sorts. \
@@ -30,7 +31,7 @@ extension LTCtl {
                 let jobs = ranked.map { $0.map(\.status.json) } ?? listed
                 let out = BufferedOutput(fd: STDOUT_FILENO)
                 if json {
-                    try out.write(JSONValue.array(jobs).serialized + "\n")
+                    try out.write(JSONValue.array(jobs.map(Format.statusJSON)).serialized + "\n")
                 } else if jobs.isEmpty {
                     try out.write(all ? "No jobs. Start one with: ltctl start job1 --example colab\n"
                                       : "You have no jobs (ltctl list --all shows everyone's). Start one with: ltctl start job1 --example colab\n")
@@ -56,7 +57,7 @@ extension LTCtl {
                     Format.owner(s["owner"]?.intValue),
                     "\(s["iteration"]?.intValue ?? 0)/\(s["total_steps"]?.intValue ?? 0)",
                     "\(s["epoch"]?.intValue ?? 0)/\(s["epochs"]?.intValue ?? 0)",
-                    s["progress"]?.doubleValue.map { Format.fixed($0 * 100, 1) + "%" } ?? "-",
+                    Format.progress(s["progress"]?.doubleValue, state: s["state"]?.stringValue),
                     s["rmse"] != nil ? Format.fixed(s["rmse"], 4, float32: s["precision"]?.stringValue != "float64") : "-",
                     s["val_rmse"] != nil ? Format.fixed(s["val_rmse"], 4, float32: s["precision"]?.stringValue != "float64") : "-",
                 ])
@@ -97,7 +98,7 @@ extension LTCtl {
                 let reply = try connection.connect().request("status", [("job", .string(job.name))])
                 let status = reply["status"] ?? .object([])
                 let out = BufferedOutput(fd: STDOUT_FILENO)
-                try out.write(json ? status.serialized + "\n" : StatusText.summary(status, palette: Palette(fd: STDOUT_FILENO)) + "\n")
+                try out.write(json ? Format.statusJSON(status).serialized + "\n" : StatusText.summary(status, palette: Palette(fd: STDOUT_FILENO)) + "\n")
                 try out.flush()
                 return .success
             }

@@ -260,12 +260,10 @@ struct HostileClientTests {
     @Test("ltctl refuses a daemon that runs as another user, with a clear error; root and the caller are trusted")
     func clientChecksTheDaemonsUID() throws {
         guard getuid() == 0 else { return }   // needs root to run ltd as another user
-        let directory = try Paths.temporaryDirectory("peeruid")
-        defer { Paths.remove(directory) }
-        chmod(directory, 0o777)
-        let socket = directory + "/ltd.sock"
         // A real ltd, as uid 65534 (nobody): root can connect to its 0600 socket, but must not trust it.
-        let stranger = try launchLTDAsNobody(socket: socket, stateDirectory: directory + "/state")
+        let stranger = try NobodyDaemon.launch(tag: "peeruid")
+        defer { stranger.cleanUp() }
+        let socket = stranger.socketPath
         let refused = try Command.run([Paths.ltctl, "hello"], environment: ["LTD_SOCKET": socket, "PATH": "/usr/bin:/bin"])
         #expect(refused.status == 69, "\(refused.stdout) \(refused.stderr)")
         #expect(refused.stderr.contains("runs as nobody (uid 65534), not as you (uid 0), root or the ltd service user"), "\(refused.stderr)")
@@ -273,8 +271,7 @@ struct HostileClientTests {
         let own = try Command.run(asNobody + [Paths.ltctl, "hello"],
                                   environment: ["LTD_SOCKET": socket, "PATH": "/usr/bin:/bin"])
         #expect(own.status == 0, "\(own.stderr)")
-        stranger.signal(SIGTERM)
-        #expect(try stranger.waitForExit(timeout: .seconds(20)) == 0)
+        #expect(try stranger.stop() == 0)
     }
 
     @Test("the /tmp fallback socket directory is used only if it is the caller's own, mode 0700")

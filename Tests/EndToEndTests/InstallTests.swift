@@ -60,7 +60,8 @@ import Glibc
             #expect(!text.contains("/usr/local"), "\(unit) still names /usr/local")
         }
         for file in ["lib/systemd/system/ltd.socket", "lib/systemd/user/ltd.socket", "lib/sysusers.d/ltd.conf",
-                     "share/doc/ltd/SERVICE.md", "share/doc/ltd/PROTOCOL.md"] {
+                     "share/doc/ltd/README.md", "share/doc/ltd/SERVICE.md", "share/doc/ltd/PROTOCOL.md",
+                     "share/doc/ltd/TEACHING.md", "share/doc/ltd/RELIABILITY.md"] {
             #expect(Self.mode(root + "/" + file) == 0o644, "\(file)")
         }
         let socket = try String(contentsOfFile: root + "/lib/systemd/system/ltd.socket", encoding: .utf8)

@@ -81,6 +81,34 @@ struct RestoreTests {
         guard written == bytes.count else { throw HarnessFailure("write \(path): errno \(errno)") }
     }
 
+    /// ltctl claims no progress for a damaged job (the daemon's 0 of 0 steps is no 100%): "-" in the tables of
+    /// `list`, `list --sort` and `board`, null in their --json and in `status --json`; a finished job keeps its 100.0%.
+    static func expectNoProgressClaimed(for damaged: Set<String>, daemon: DaemonProcess) throws {
+        for arguments in [["list"], ["list", "--sort", "rmse"], ["board", "--once"]] {
+            let result = try daemon.ltctl(arguments)
+            #expect(result.status == 0, "\(arguments): \(result.stderr)")
+            let rows = result.stdout.split(separator: "\n").map(String.init)
+            for job in damaged {
+                let row = rows.first { line in line.split(separator: " ").contains { $0 == job || $0 == "root/" + job } }
+                #expect(row?.contains("damaged") == true && row?.contains("%") == false, "\(arguments): \(job): \(row ?? "no row")")
+            }
+            #expect(rows.contains { $0.contains("j0000") && $0.contains("100.0%") }, "\(arguments):\n\(result.stdout)")
+        }
+        for arguments in [["list", "--json"], ["list", "--sort", "rmse", "--json"], ["board", "--json"]] {
+            let listed = try JSONParser.parse(Array(try daemon.ltctl(arguments).stdout.utf8)).arrayValue ?? []
+            for status in listed {
+                let job = status["job"]?.stringValue ?? "?"
+                let progress = status["progress"]
+                #expect(damaged.contains(job) ? progress?.isNull == true : progress?.doubleValue != nil, "\(arguments): \(job): \(String(describing: progress))")
+            }
+            #expect(listed.count == 5, "\(arguments)")
+        }
+        for job in damaged {
+            let status = try JSONParser.parse(Array(try daemon.ltctl(["status", job, "--json"]).stdout.utf8))
+            #expect(status["progress"]?.isNull == true, "\(job)")
+        }
+    }
+
     /// Every file of every job directory, by "job/file".
     static func snapshot(_ daemon: DaemonProcess) throws -> [String: Data] {
         let jobs = daemon.stateDirectory + "/owners/\(getuid())/"
@@ -224,6 +252,7 @@ struct RestoreTests {
         #expect(status.stdout.contains("spec.json"))
         let json = try daemon.ltctl(["status", "j0001", "--json"])
         #expect(try JSONParser.parse(Array(json.stdout.utf8))["reason"]?.stringValue?.contains("checkpoint.json") == true)
+        try Self.expectNoProgressClaimed(for: ["j0001", "j0002", "short"], daemon: daemon)
 
         // Still damaged, and still there, after another restart.
         #expect(try daemon.stop() == 0)

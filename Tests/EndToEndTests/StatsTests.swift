@@ -94,6 +94,31 @@ struct StatsTests {
         #expect(try daemon.stop() == 0)
     }
 
+    @Test("systemd's STATUS= line counts as stats does: running (an external job being published too), paused, connections, subscribers")
+    func statusLineAgreesWithStats() throws {
+        let notifyDirectory = try Paths.temporaryDirectory("census-notify")
+        defer { Paths.remove(notifyDirectory) }
+        let notify = try NotifySocket(name: notifyDirectory + "/notify")
+        let daemon = try DaemonProcess.launch(tag: "census", environment: ["NOTIFY_SOCKET": notify.name])
+        defer { daemon.cleanUp() }
+        let control = try LineClient(path: daemon.socketPath)
+        #expect(try control.request("{\"op\":\"start\",\"job\":\"held\",\"spec\":\(JobSpecs.noisyLine(paused: true))}")["type"]?.stringValue == "started")
+        // An external job has no thread of ltd's: it runs while its publisher feeds it.
+        let publisher = try LineClient(path: daemon.socketPath)
+        #expect(try publisher.request("{\"op\":\"create\",\"job\":\"fed\",\"spec\":\(JobSpecs.noisyLine())}")["type"]?.stringValue == "started")
+        let follower = try LineClient(path: daemon.socketPath)
+        #expect(try follower.request("{\"op\":\"subscribe\",\"job\":\"held\"}")["type"]?.stringValue == "subscribed")
+
+        let stats = try control.request("{\"op\":\"stats\"}")
+        #expect(stats["jobs"]?["running"]?.intValue == 1 && stats["jobs"]?["paused"]?.intValue == 1, "\(stats)")
+        #expect(stats["connections"]?["open"]?.intValue == 3 && stats["connections"]?["subscribers"]?.intValue == 1, "\(stats)")
+        // Sent by the once-a-second timer when it changes.
+        let line = "STATUS=2 jobs (1 running, 1 paused), 3 connections, 1 subscribers"
+        let seen = notify.receive(until: line, timeout: .seconds(15))
+        #expect(seen.found, "no \(line); got \(seen.seen)")
+        #expect(try daemon.stop() == 0)
+    }
+
     @Test("ltctl top --once prints the figures, every limit with its flag and use, and the users; --json the reply")
     func topOnce() throws {
         let daemon = try DaemonProcess.launch(tag: "top", arguments: ["--max-running-per-user", "3", "--max-connections", "50", "--max-connections-per-user", "10"])

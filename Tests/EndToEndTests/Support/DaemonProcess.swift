@@ -92,12 +92,48 @@ final class DaemonProcess {
 /// `arguments` run as uid and gid 65534 (nobody) with no supplementary groups: another user, for tests that need root.
 let asNobody = ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 
-/// ltd run as nobody on `socket`, once it accepts connections (root may connect to its 0600 socket).
-func launchLTDAsNobody(socket: String, stateDirectory: String) throws -> ChildProcess {
-    let daemon = try ChildProcess(asNobody + [Paths.ltd, "--socket", socket, "--state-dir", stateDirectory])
-    try waitUntil("ltd (as nobody) to accept connections on \(socket)") {
-        guard daemon.isRunning else { throw HarnessFailure("ltd exited with \(daemon.exitStatus ?? -1)") }
-        return (try? LineClient(path: socket)) != nil
+/// ltd run as nobody (uid 65534), for tests of a daemon of another user (they need root): in a fresh temporary
+/// directory that nobody may write (mode 0777), its state in `directory/state`, its socket at `socketPath`; launched
+/// once it accepts connections (root may connect to its 0600 socket). Killed and its directory removed by `cleanUp`.
+final class NobodyDaemon {
+    let directory: String
+    let socketPath: String
+    let child: ChildProcess
+
+    /// `socket` is the socket's path inside the directory (ltd makes the directories on its way).
+    static func launch(tag: String, socket: String = "ltd.sock") throws -> NobodyDaemon {
+        let directory = try Paths.temporaryDirectory(tag)
+        do {
+            chmod(directory, 0o777)
+            let socketPath = directory + "/" + socket
+            let child = try ChildProcess(asNobody + [Paths.ltd, "--socket", socketPath, "--state-dir", directory + "/state"])
+            try waitUntil("ltd (as nobody) to accept connections on \(socketPath)") {
+                guard child.isRunning else { throw HarnessFailure("ltd exited with \(child.exitStatus ?? -1)") }
+                return (try? LineClient(path: socketPath)) != nil
+            }
+            return NobodyDaemon(directory: directory, socketPath: socketPath, child: child)
+        } catch {
+            Paths.remove(directory)
+            throw error
+        }
     }
-    return daemon
+
+    private init(directory: String, socketPath: String, child: ChildProcess) {
+        self.directory = directory
+        self.socketPath = socketPath
+        self.child = child
+    }
+
+    deinit { cleanUp() }
+
+    /// SIGTERM, then the exit status.
+    func stop() throws -> Int32 {
+        child.signal(SIGTERM)
+        return try child.waitForExit(timeout: .seconds(20))
+    }
+
+    func cleanUp() {
+        child.killAndReap()
+        Paths.remove(directory)
+    }
 }

@@ -4,8 +4,10 @@ Request/reply operations share one connection, opened on first use. Each `tail` 
 subscription turns a connection into an event stream until the job's `end` event.
 """
 
+import datetime
 import errno as _errno
 import itertools
+import math
 import os
 import pwd
 import shlex
@@ -430,6 +432,29 @@ class Client:
         # A daemon older than explain would only say "unknown op"; say which side to upgrade instead.
         self.require("explain", "explain a step")
         return self._expect(self.request("explain", job=name, iteration=iteration), "explanation")
+
+    def prune(self, older_than: Any = None, all_users: bool = False, dry_run: bool = False) -> Dict[str, Any]:
+        """Delete your jobs that are over (finished, cancelled, diverged or failed), as `delete` would, and return the
+        daemon's ``pruned`` reply: ``jobs`` removed (each with ``job``, ``full_name``, ``owner``, ``state``,
+        ``ended``) and ``failed`` (the same and ``error``: the job stays). Running, paused and damaged jobs are never
+        pruned. `older_than` (seconds, or a ``datetime.timedelta``) keeps the jobs that ended more recently;
+        ``all_users=True`` prunes every user's jobs (root and the daemon's admin group only, else `PermissionDenied`);
+        ``dry_run=True`` removes nothing and lists what would go. See docs/PROTOCOL.md, "prune"."""
+        if isinstance(older_than, datetime.timedelta):
+            # Whole seconds on the wire; rounding up never prunes a job younger than asked.
+            older_than = math.ceil(older_than.total_seconds())
+        self.require("prune", "prune jobs")
+        reply = self.request("prune", older_than_seconds=older_than, all=True if all_users else None,
+                             dry_run=True if dry_run else None)
+        return self._expect(reply, "pruned")
+
+    def stats(self) -> Dict[str, Any]:
+        """The daemon's ``stats`` reply: what it holds and how close it is to each limit (``connections``,
+        ``queued_bytes``, ``jobs`` by state, ``state_bytes``, ``restore``, ``limits`` as ``{"name", "limit",
+        "used"}``, ``users``: your own row, or every user's for root and the admin group, as ``users_scope`` says).
+        See docs/PROTOCOL.md, "stats"; ``ltctl top`` shows it."""
+        self.require("stats", "report its statistics")
+        return self._expect(self.request("stats"), "stats")
 
     def tail(self, name: str, since: int = 1, every: Optional[int] = None, types: Optional[Iterable[str]] = None,
              timeout: Optional[float] = None) -> Subscription:
