@@ -31,36 +31,62 @@ public struct SplitMix64: Sendable {
 enum Permutation {
     /// Fisher–Yates permutation of 0..<n drawn from `seed`.
     static func shuffled(count n: Int, seed: UInt64) -> [Int] {
-        var order = Array(0..<max(n, 0))
-        order.withUnsafeMutableBufferPointer { o in fisherYatesFromTop(o, seed: seed, index: { $0 }) }
+        guard n > 0 else { return [] }
+        var order = [Int](repeating: 0, count: n), elements = Array(0..<n)
+        order.withUnsafeMutableBufferPointer { o in
+            drawsFromTop(count: n, seed: seed) { i, draw in o[i] = draw }
+            elements.withUnsafeMutableBufferPointer { e in swapFromTop(e, draws: o, index: { $0 }) }
+        }
         return order
     }
 
-    /// for i in n-1 down to 1: swap(i, draw(i+1)), on any elements: shuffling rows that carry their own `index`
-    /// (0..<n in order beforehand) gives the rows in the order `shuffled` gives their indices.
-    ///
-    /// The draws depend only on the generator, so they are taken a chunk ahead and their elements read first, side
-    /// by side: on a set larger than the caches the swaps' random reads then overlap instead of waiting one after
-    /// the other (1.6× on 10M rows). The swaps are the same, in the same order.
-    static func fisherYatesFromTop<T>(_ o: UnsafeMutableBufferPointer<T>, seed: UInt64, index: (T) -> Int) {
-        let n = o.count
-        guard n > 1, let base = o.baseAddress else { return }
+    /// A Fisher–Yates shuffle from the top (for i in n-1 down to 1: swap(i, draw(i+1))) is split in two passes, so that
+    /// on a set larger than the caches the generator's arithmetic and the random reads do not wait on each other:
+    /// 1. `drawsFromTop` calls `body(i, draw(i+1))` for i = n-1 down to 1, then `body(0, 0)`: the draws in the
+    ///    generator's order. The caller stores them and lays out its elements (0..<n in order) in the same pass, a
+    ///    sequential write whose memory time hides the draws' arithmetic.
+    /// 2. `swapFromTop` makes the swaps, in the same order, and leaves in draws[i] the index of the element settled at
+    ///    i: the order the permutation gives the indices, read off in the same pass.
+    @inline(__always)
+    static func drawsFromTop(count n: Int, seed: UInt64, _ body: (_ position: Int, _ draw: Int) -> Void) {
+        guard n > 0 else { return }
         var rng = SplitMix64(seed: seed)
-        let chunk = 256
+        var i = n &- 1
+        while i > 0 {
+            body(i, Int(truncatingIfNeeded: rng.next(below: UInt64(i &+ 1))))
+            i &-= 1
+        }
+        body(0, 0)
+    }
+
+    /// The swaps of pass 2 (see `drawsFromTop`): `draws` holds draw(i+1) at i (so draws[i] ≤ i), `elements` carry
+    /// their `index`.
+    /// The swap targets are known ahead, so they are read first, 1,024 side by side (lines stay in L2): the misses
+    /// overlap instead of queueing one swap at a time. Then the chunk's swaps, which find their lines cached.
+    static func swapFromTop<T>(_ elements: UnsafeMutableBufferPointer<T>, draws: UnsafeMutableBufferPointer<Int>,
+                               index: (T) -> Int) {
+        let n = min(elements.count, draws.count)
+        guard n > 0, let base = elements.baseAddress, let d = draws.baseAddress else { return }
+        let chunk = 1_024
         // Zero for any n that fits in memory; the compiler cannot tell, so it keeps the reads that feed it.
         let zero = n >> 62
         var touched = 0
-        withUnsafeTemporaryAllocation(of: Int.self, capacity: chunk) { draws in
-            var i = n - 1
-            while i > 0 {
-                let k = min(chunk, i)
-                for t in 0..<k { draws[t] = Int(rng.next(below: UInt64(i - t + 1))) }
-                for t in 0..<k { touched &+= index(base[draws[t]]) }
-                let keep = touched & zero
-                for t in 0..<k { o.swapAt(i - t, draws[t] | keep) }
-                i -= k
+        var i = n &- 1
+        while i > 0 {
+            let k = min(chunk, i)
+            for t in 0..<k { touched &+= index(base[d[i &- t]]) }
+            let keep = touched & zero
+            for t in 0..<k {
+                let p = i &- t
+                let top = base + p, drawn = base + (d[p] | keep)
+                let settled = drawn.pointee
+                drawn.pointee = top.pointee
+                top.pointee = settled
+                d[p] = index(settled)
             }
+            i &-= k
         }
+        d[0] = index(base[0])
     }
 
     /// The seed of epoch `epoch` (1-based) for `.everyEpoch(seed)`: one SplitMix64 step over (seed, epoch), so any

@@ -207,8 +207,8 @@ struct Run<S: EngineScalar>: Sendable {
 
     /// Sets epoch `e`'s `order` and lays its rows out in that order (`fed`), so a batch is read in sequence.
     /// ltd's own every-epoch shuffle moves the rows themselves, each carrying its index: one random read per row
-    /// (the swap) instead of two (the swap, then fetching the row); the order is then read off the rows. Storage is
-    /// reused when no record still holds it.
+    /// (the swap) instead of two (the swap, then fetching the row); the order is read off the rows as they settle
+    /// (`Permutation.swapFromTop`). Storage is reused when no record still holds it.
     mutating func arrange(epoch e: Int) {
         let n = x.count
         guard case let .everyEpoch(seed) = shuffle else {
@@ -221,9 +221,17 @@ struct Run<S: EngineScalar>: Sendable {
         if rows.count != n { rows = [FedRow](repeating: FedRow(x: 0, y: 0, index: 0), count: n) }
         if indices.count != n { indices = [Int](repeating: 0, count: n) }
         rows.withUnsafeMutableBufferPointer { r in
-            for i in 0..<n { r[i] = FedRow(x: x[i], y: y[i], index: i) }
-            Permutation.fisherYatesFromTop(r, seed: Permutation.epochSeed(seed, epoch: e), index: { $0.index })
-            indices.withUnsafeMutableBufferPointer { o in for k in 0..<n { o[k] = r[k].index } }
+            indices.withUnsafeMutableBufferPointer { o in
+                x.withUnsafeBufferPointer { xs in
+                    y.withUnsafeBufferPointer { ys in
+                        Permutation.drawsFromTop(count: n, seed: Permutation.epochSeed(seed, epoch: e)) { i, draw in
+                            r[i] = FedRow(x: xs[i], y: ys[i], index: i)
+                            o[i] = draw
+                        }
+                    }
+                }
+                Permutation.swapFromTop(r, draws: o, index: { $0.index })
+            }
         }
         fed = rows; order = indices
     }
