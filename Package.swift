@@ -37,8 +37,8 @@ let package = Package(
             "LTEngine", "LTProtocol", "LTClient", "LTData", "LTPlot",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        // Benchmarks: swift run -c release LTBench engine|codec (results in docs/BENCHMARKS.md).
-        .executableTarget(name: "LTBench", dependencies: ["LTEngine", "LTProtocol"]),
+        // Benchmarks: swift run -c release LTBench engine|codec|chart (results in docs/BENCHMARKS.md).
+        .executableTarget(name: "LTBench", dependencies: ["LTEngine", "LTProtocol", "LTPlot"]),
         // Fixtures are read through #filePath, not bundled as resources.
         .testTarget(name: "LTEngineTests", dependencies: ["LTEngine"], exclude: ["Golden", "Initializers/Fixtures", "Shuffle/Fixtures"]),
         .testTarget(name: "LTProtocolTests", dependencies: ["LTEngine", "LTProtocol"]),

@@ -22,6 +22,18 @@ import Testing
         #expect(chart == expected, "terminal chart differs from its snapshot:\n\(chart)")
     }
 
+    @Test("trailing spaces go, byte by byte, as if Character by Character, and nothing else does")
+    func trimTrailingSpaces() {
+        let samples = ["", " ", "   ", "a", "a ", " a", "a  b   ", "\u{2801}\u{28FF}  ", "\u{1B}[31m\u{2840}\u{1B}[0m   ",
+                       "e\u{301} ", " \u{301}", "  \u{301}  ", "\u{2500}\u{2518} x", "\t ", "\u{00A0} "]
+        for sample in samples {
+            var byCharacter = Substring(sample)
+            while byCharacter.last == " " { byCharacter = byCharacter.dropLast() }
+            #expect(TerminalChart.trimTrailingSpaces(sample) == String(byCharacter), "for \(sample.debugDescription)")
+        }
+        #expect(TerminalChart.trimTrailingSpaces("\u{2801} \u{2802}    ") == "\u{2801} \u{2802}")
+    }
+
     @Test func everyLineFitsTheWidth() throws {
         let run = try GoldenRun.load()
         for width in [16, 30, 60, 80, 133] {
