@@ -130,8 +130,8 @@ struct EventBatchBuilder: EventLineSink {
             capacity = newCapacity
         }
         let written = write((base + count).assumingMemoryBound(to: UInt8.self))
-        // The room is the encoder's own bound; past it the heap is already damaged (as the array form would trap).
-        precondition(written >= 0 && written <= room, "an event line overran its bound")
+        // The room is the encoder's own bound; past it the heap is already damaged (the array form traps likewise).
+        precondition(room >= 0 && written >= 0 && written <= room, "an event line overran its bound")
         pendingCount = written
     }
 
