@@ -122,6 +122,8 @@ struct EventBatchBuilder: EventLineSink {
     var isEmpty: Bool { lineEnds.isEmpty }
 
     mutating func writeLine(room: Int, _ write: (UnsafeMutablePointer<UInt8>) -> Int) {
+        // The room is the encoder's own bound; past it the heap would be damaged (the array form traps likewise).
+        precondition(room >= 0, "an event line's room is negative")
         let needed = count + room
         if needed > capacity {
             var newCapacity = capacity * 2
@@ -130,8 +132,7 @@ struct EventBatchBuilder: EventLineSink {
             capacity = newCapacity
         }
         let written = write((base + count).assumingMemoryBound(to: UInt8.self))
-        // The room is the encoder's own bound; past it the heap is already damaged (the array form traps likewise).
-        precondition(room >= 0 && written >= 0 && written <= room, "an event line overran its bound")
+        precondition(written >= 0 && written <= room, "an event line overran its room")
         pendingCount = written
     }
 
