@@ -131,7 +131,7 @@ struct EventBatchBuilder: EventLineSink {
             base = ByteChunk.reallocate(base, newCapacity)
             capacity = newCapacity
         }
-        let written = write((base + count).assumingMemoryBound(to: UInt8.self))
+        let written = write((base + count).bindMemory(to: UInt8.self, capacity: room))
         precondition(written >= 0 && written <= room, "an event line overran its room")
         pendingCount = written
     }
