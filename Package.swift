@@ -42,7 +42,7 @@ let package = Package(
         // Fixtures are read through #filePath, not bundled as resources.
         .testTarget(name: "LTEngineTests", dependencies: ["LTEngine"], exclude: ["Golden", "Initializers/Fixtures", "Shuffle/Fixtures"]),
         .testTarget(name: "LTProtocolTests", dependencies: ["LTEngine", "LTProtocol"]),
-        .testTarget(name: "LTDaemonTests", dependencies: ["LTDaemon", "LTProtocol"]),
+        .testTarget(name: "LTDaemonTests", dependencies: ["LTDaemon", "LTEngine", "LTProtocol"]),
         .testTarget(name: "LTClientTests", dependencies: ["LTClient"]),
         .testTarget(name: "LTPlotTests", dependencies: ["LTPlot"], exclude: ["Fixtures"]),
         .testTarget(name: "EndToEndTests", dependencies: ["LTProtocol", "LTClient", "LTDaemon"], exclude: ["Fixtures", "Snapshots"]),

@@ -96,11 +96,18 @@ final class EventChunk: Sendable {
 }
 
 /// The job thread's buffer of encoded events not yet written to the log: one growing malloc block that becomes
-/// an EventChunk's storage when flushed, so events are copied once (encoder → here) and never again.
-struct EventBatchBuilder {
+/// an EventChunk's storage when flushed. The encoders write each event straight into it (`writeLine`), so an event
+/// is never copied before the log write.
+///
+/// A line is written in two steps: `writeLine` puts it at the end, where it is not yet part of the batch (the job
+/// thread first checks it against the log's limit, which may flush the batch without it), then `commitLine` adds it.
+/// Writing another line instead drops it.
+struct EventBatchBuilder: EventLineSink {
     private(set) var base: UnsafeMutableRawPointer
     private(set) var capacity: Int
     private(set) var count = 0
+    /// The bytes of the line written at `count` and not yet committed.
+    private(set) var pendingCount = 0
     private(set) var lineEnds: [Int] = []
     private(set) var kinds: [EventKind] = []
     private(set) var iterations: [Int] = []
@@ -114,31 +121,49 @@ struct EventBatchBuilder {
 
     var isEmpty: Bool { lineEnds.isEmpty }
 
-    mutating func append(_ line: [UInt8], kind: EventKind, iteration: Int) {
-        let needed = count + line.count
+    mutating func writeLine(room: Int, _ write: (UnsafeMutablePointer<UInt8>) -> Int) {
+        // The room is the encoder's own bound; past it the heap would be damaged (the array form traps likewise).
+        precondition(room >= 0, "an event line's room is negative")
+        let needed = count + room
         if needed > capacity {
             var newCapacity = capacity * 2
             while newCapacity < needed { newCapacity *= 2 }
             base = ByteChunk.reallocate(base, newCapacity)
             capacity = newCapacity
         }
-        line.withUnsafeBytes { raw in
-            if let source = raw.baseAddress { memcpy(base + count, source, raw.count) }
-        }
-        count = needed
+        let written = write((base + count).bindMemory(to: UInt8.self, capacity: room))
+        precondition(written >= 0 && written <= room, "an event line overran its room")
+        pendingCount = written
+    }
+
+    /// Adds the line last written to the batch.
+    mutating func commitLine(kind: EventKind, iteration: Int) {
+        count += pendingCount
+        pendingCount = 0
         lineEnds.append(count)
         kinds.append(kind)
         iterations.append(iteration)
     }
 
-    /// Hands the buffered bytes to a chunk and starts a fresh buffer.
+    /// Forgets the line last written.
+    mutating func dropLine() { pendingCount = 0 }
+
+    mutating func append(_ line: [UInt8], kind: EventKind, iteration: Int) {
+        write(line)
+        commitLine(kind: kind, iteration: iteration)
+    }
+
+    /// Hands the committed bytes to a chunk and starts a fresh buffer, holding the uncommitted line if there is one.
     mutating func take(firstSeq: Int, fileOffset: Int) -> EventChunk {
+        let freshCapacity = max(initialCapacity, pendingCount)
+        let fresh = ByteChunk.allocate(freshCapacity)
+        if pendingCount > 0 { memcpy(fresh, base + count, pendingCount) }
         // Give back the unused capacity: a slow job publishes small chunks, and the tail holds thousands of them.
         if count < capacity / 2 { base = ByteChunk.reallocate(base, count) }
         let chunk = EventChunk(bytes: ByteChunk(takingMalloced: base, count: count), firstSeq: firstSeq,
                                lineEnds: lineEnds, kinds: kinds, iterations: iterations, fileOffset: fileOffset)
-        capacity = initialCapacity
-        base = ByteChunk.allocate(capacity)
+        capacity = freshCapacity
+        base = fresh
         count = 0
         lineEnds.removeAll(keepingCapacity: true)
         kinds.removeAll(keepingCapacity: true)

@@ -157,25 +157,26 @@ final class JobRunner: @unchecked Sendable {
                 tookStep = true
                 lastEpoch = step.epoch
                 lastStep = step.step
-                let line = events.step(seq: seq + 1, record: step)
+                events.step(seq: seq + 1, record: step, into: &builder)
                 // The summary changes with the event, after the events before it may be flushed (`makeRoom`) and
                 // before it may be: the summary as of each written batch is what that batch holds.
-                makeRoom(for: line.count)
-                if storageFailure != nil { continue }
+                makeRoom(for: builder.pendingCount)
+                if storageFailure != nil { builder.dropLine(); continue }
                 let next = seq + 1
                 record.summary.withLock { s in
                     s.iteration = step.iteration; s.epoch = step.epoch; s.step = step.step; s.seq = next
                     s.w = step.wAfter; s.b = step.bAfter
                     s.loss = step.loss; s.rmse = step.rmse; s.valLoss = step.valLoss; s.valRmse = step.valRmse
                 }
-                emit(line, .step, step.iteration)
+                emitLine(.step, step.iteration)
                 if storageFailure != nil { continue }
                 stepsSinceCheckpoint += 1
                 if stepsSinceCheckpoint >= JobRunner.checkpointSteps { checkpointIfDue() }
                 divergencePending = spec.onDivergence == .stop && !step.loss.isFinite
                 pendingAfterStep = step.step == startRecord.stepsPerEpoch || divergencePending
             case .epoch(let epoch):
-                emit(events.epoch(seq: seq + 1, record: epoch), .epoch, 0)
+                events.epoch(seq: seq + 1, record: epoch, into: &builder)
+                emitLine(.epoch, 0)
                 record.summary.withLock { $0.seq = seq }
                 pendingAfterStep = epoch.epoch >= spec.epochs || divergencePending
                 checkpointIfDue()
@@ -236,16 +237,23 @@ final class JobRunner: @unchecked Sendable {
     }
 
     private func emit(_ line: [UInt8], _ kind: EventKind, _ iteration: Int) {
-        guard !ended, storageFailure == nil || finishing else { return }
-        makeRoom(for: line.count)
+        builder.write(line)
+        emitLine(kind, iteration)
+    }
+
+    /// Makes the line last written into `builder` (by an encoder, straight into the batch buffer) the next event.
+    private func emitLine(_ kind: EventKind, _ iteration: Int) {
+        guard !ended, storageFailure == nil || finishing else { return builder.dropLine() }
+        let count = builder.pendingCount
+        makeRoom(for: count)
         if builder.isEmpty {
             builderFirstSeq = seq + 1
             builderOffset = fileOffset
             oldestBuffered = Clock.monotonicNanoseconds()
         }
         seq += 1
-        builder.append(line, kind: kind, iteration: iteration)
-        fileOffset += line.count
+        builder.commitLine(kind: kind, iteration: iteration)
+        fileOffset += count
         if builder.count >= JobRunner.flushBytes
             || Clock.monotonicNanoseconds() &- oldestBuffered >= JobRunner.flushAgeNanoseconds {
             flush()

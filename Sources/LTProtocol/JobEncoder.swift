@@ -3,8 +3,9 @@ import LTEngine
 extension EventEncoder {
     /// One job's step and epoch events, fast: everything that is the same in every such event of the job (the header up to
     /// `"seq":` with the escaped job name, the slot keys) is spelled once here, and each event is written through a
-    /// pointer into one exactly-bounded array — constant key runs (separator, key, colon) as single copies, integers
-    /// and numbers digit by digit in place, no intermediate String, no final copy.
+    /// pointer into room bounded in advance — constant key runs (separator, key, colon) as single copies, integers
+    /// and numbers digit by digit in place, no intermediate String. The room is an `EventLineSink`: the job thread's
+    /// batch buffer (no array per event, no copy) or, in the array-returning forms, one exactly-bounded array.
     /// The bytes are those of `JSONWriter`-based encoding (tests compare both over real runs).
     public struct JobEncoder: Sendable {
         public let spec: JobSpec
@@ -73,8 +74,15 @@ extension EventEncoder {
 
         /// The step event's line. `mutating` only to remember the optimizer's slot names (one array per job).
         public mutating func step(seq: Int, record r: StepRecord) -> [UInt8] {
+            var line = LineArray()
+            step(seq: seq, record: r, into: &line)
+            return line.bytes
+        }
+
+        /// The step event's line, written into `sink`.
+        public mutating func step<Sink: EventLineSink>(seq: Int, record r: StepRecord, into sink: inout Sink) {
             if r.slots.names != slotNames { self = JobEncoder(copying: self, slotNames: r.slots.names) }
-            return stepLine(seq: seq, record: r)
+            writeStep(seq: seq, record: r, into: &sink)
         }
 
         /// The line, computed without touching `self` (for callers that cannot hold the encoder mutably).
@@ -82,12 +90,20 @@ extension EventEncoder {
             guard r.slots.names == slotNames else {
                 return JobEncoder(copying: self, slotNames: r.slots.names).stepLine(seq: seq, record: r)
             }
+            var line = LineArray()
+            writeStep(seq: seq, record: r, into: &line)
+            return line.bytes
+        }
+
+        /// Needs `slotNames` to be the record's.
+        private func writeStep<Sink: EventLineSink>(seq: Int, record r: StepRecord, into sink: inout Sink) {
             let rows = r.batch.count
             let withValues = rows <= maxRowsWithValues
             let range = rows > maxIndicesForContiguous ? contiguousStart(r.batch) : nil
             // Every index of a real batch is a dataset row; anything else takes the general writer.
             if range == nil, !indicesInRange(r.batch) {
-                return EventEncoder.generalStep(job: job, seq: seq, record: r, spec: spec)
+                sink.write(EventEncoder.generalStep(job: job, seq: seq, record: r, spec: spec))
+                return
             }
             // Bound: fixed keys < 320 bytes; 5 integers ≤ 21 each; 17 numbers ≤ 1 + ShortestDecimal.maxLength each.
             let number = 1 &+ ShortestDecimal.maxLength
@@ -96,8 +112,7 @@ extension EventEncoder {
             if withValues { bound &+= 3 &* rows &* number }
             let precision = spec.precision
             let x = spec.data.x, y = spec.data.y
-            return [UInt8](unsafeUninitializedCapacity: bound) { buffer, count in
-                guard let base = buffer.baseAddress else { count = 0; return }
+            sink.writeLine(room: bound) { base in
                 var o = RawOut(base, numberSpelling)
                 o.copy(head)
                 o.integer(seq)
@@ -154,17 +169,23 @@ extension EventEncoder {
                 o.run("},\"bias\":{")
                 slotValues(&o, r.slots.bias, precision)
                 o.run("}}}\n")
-                count = o.count
+                return o.count
             }
         }
 
         /// The epoch event's line (the bytes of `EventEncoder.epoch`).
         public func epoch(seq: Int, record r: EpochRecord) -> [UInt8] {
+            var line = LineArray()
+            epoch(seq: seq, record: r, into: &line)
+            return line.bytes
+        }
+
+        /// The epoch event's line, written into `sink`.
+        public func epoch<Sink: EventLineSink>(seq: Int, record r: EpochRecord, into sink: inout Sink) {
             let precision = spec.precision
             // Keys < 96 bytes, 3 integers, 6 numbers.
             let bound = epochHead.count &+ 96 &+ 3 &* 21 &+ 6 &* (1 &+ ShortestDecimal.maxLength)
-            return [UInt8](unsafeUninitializedCapacity: bound) { buffer, count in
-                guard let base = buffer.baseAddress else { count = 0; return }
+            sink.writeLine(room: bound) { base in
                 var o = RawOut(base, numberSpelling)
                 o.copy(epochHead)
                 o.integer(seq)
@@ -177,7 +198,7 @@ extension EventEncoder {
                 o.run(",\"w\":"); o.number(r.w, precision)
                 o.run(",\"b\":"); o.number(r.b, precision)
                 o.run("}\n")
-                count = o.count
+                return o.count
             }
         }
 
@@ -195,6 +216,38 @@ extension EventEncoder {
                 if n > 1 { o.copy(keys + slotKeyEnds[0], count: slotKeyEnds[1] &- slotKeyEnds[0]); o.number(v.1, precision) }
                 if n > 2 { o.copy(keys + slotKeyEnds[1], count: slotKeyEnds[2] &- slotKeyEnds[1]); o.number(v.2, precision) }
             }
+        }
+    }
+}
+
+/// Where an encoder writes one event line: room at the end of a buffer it does not own.
+public protocol EventLineSink {
+    /// Calls `write` once with a pointer to `room` writable bytes; `write` returns how many it wrote (at most `room`),
+    /// which make the line.
+    mutating func writeLine(room: Int, _ write: (UnsafeMutablePointer<UInt8>) -> Int)
+}
+
+extension EventLineSink {
+    /// A line already encoded elsewhere, copied in.
+    public mutating func write(_ line: [UInt8]) {
+        writeLine(room: line.count) { base in
+            line.withUnsafeBufferPointer { source in
+                guard let from = source.baseAddress else { return 0 }
+                base.initialize(from: from, count: source.count)
+                return source.count
+            }
+        }
+    }
+}
+
+/// The array-returning forms' sink: one line in an array allocated with exactly its room.
+struct LineArray: EventLineSink {
+    var bytes: [UInt8] = []
+
+    mutating func writeLine(room: Int, _ write: (UnsafeMutablePointer<UInt8>) -> Int) {
+        bytes = [UInt8](unsafeUninitializedCapacity: room) { buffer, count in
+            guard let base = buffer.baseAddress else { count = 0; return }
+            count = write(base)
         }
     }
 }
