@@ -360,13 +360,19 @@ def python_for_nobody():
     return None
 
 
-def test_permission_denied_for_another_uid(ltd, client, job_name):
+def python_as_nobody_or_skip(test):
+    """The Python for a client run as uid 65534, or a loud skip of `test` where that cannot be done."""
     import shutil
     if os.getuid() != 0 or shutil.which("setpriv") is None:
-        pytest.skip("!!! needs root and setpriv to run a client as another uid; permission test NOT run !!!")
+        pytest.skip(f"!!! needs root and setpriv to run a client as another uid; {test} NOT run !!!")
     python = python_for_nobody()
     if python is None:
-        pytest.skip("!!! no Python >= 3.9 that uid 65534 can run; permission test NOT run !!!")
+        pytest.skip(f"!!! no Python >= 3.9 that uid 65534 can run; {test} NOT run !!!")
+    return python
+
+
+def test_permission_denied_for_another_uid(ltd, client, job_name):
+    python = python_as_nobody_or_skip("permission test")
     client.start(job_name, colab_example(paused=True))
     os.chmod(ltd.socket_path, 0o666)  # let uid 65534 open our private socket
     script = (

@@ -5,7 +5,6 @@ import datetime
 import json
 import os
 import pwd
-import shutil
 import socket
 import subprocess
 import threading
@@ -17,7 +16,7 @@ from ltd_client.spec import colab_example
 from ltd_client.wire import decode_line
 
 import golden
-from test_e2e import AS_NOBODY, FINAL_STATES, WAIT, python_for_nobody, wait_for
+from test_e2e import AS_NOBODY, FINAL_STATES, WAIT, python_as_nobody_or_skip, wait_for
 
 
 def finished_job(client, name):
@@ -66,11 +65,7 @@ def test_prune_removes_only_jobs_that_are_over_and_old_enough(fresh_ltd):
 
 
 def test_prune_of_every_user_is_for_root_and_the_admin_group(fresh_ltd):
-    if os.getuid() != 0 or shutil.which("setpriv") is None:
-        pytest.skip("!!! needs root and setpriv to run a client as another uid; prune permission test NOT run !!!")
-    python = python_for_nobody()
-    if python is None:
-        pytest.skip("!!! no Python >= 3.9 that uid 65534 can run; prune permission test NOT run !!!")
+    python = python_as_nobody_or_skip("prune permission test")
     daemon = fresh_ltd().start()
     with daemon.client() as c:
         finished_job(c, "roots")
