@@ -15,6 +15,7 @@ all clients are gone), and p50/p99 `list` latency. Exits 1 on any mismatch, a da
 stay above the baseline.
 """
 import argparse
+import atexit
 import json
 import os
 import random
@@ -43,10 +44,11 @@ class Daemon:
 
     def start(self):
         stderr = open(os.path.join(self.directory, "ltd.log"), "a")
-        # One uid plays every client here, so its connection limit is raised above the 200 subscribers plus the
-        # garbage senders; the limit itself is tested in HostileClientTests.
+        # One uid plays every client here, so its per-user limits are raised to a class's: connections above the 200
+        # subscribers plus the garbage senders, running jobs to all of them (the limits are tested in
+        # HostileClientTests and QuotaTests).
         self.process = subprocess.Popen([self.binary, "--socket", self.socket, "--state-dir", self.state,
-                                         "--max-connections-per-user", "400"],
+                                         "--max-connections-per-user", "400", "--max-running-per-user", str(JOBS)],
                                         stderr=stderr, stdin=subprocess.DEVNULL)
         deadline = time.time() + 60
         while time.time() < deadline:
@@ -224,6 +226,8 @@ def main():
         subprocess.run(["swift", "build", "-c", "release", "--product", "ltd"], cwd=ROOT, check=True)
     directory = tempfile.mkdtemp(prefix="ltd-soak-")
     daemon = Daemon(binary, directory)
+    # Whatever ends the soak, the daemon does not outlive it.
+    atexit.register(lambda: daemon.process is not None and daemon.process.poll() is None and daemon.process.kill())
     daemon.start()
     baseline_fds = daemon.fds()
     rng = random.Random(args.seed)
@@ -243,7 +247,7 @@ def main():
     for t in threads:
         t.daemon = True
         t.start()
-    peak_rss = peak_fds = 0
+    peak_rss = peak_fds = 0; peak_at = 0.0
     kills = [time.time() + args.seconds * 0.3, time.time() + args.seconds * 0.6]
     unexpected_exit = None
     while time.time() < deadline:
@@ -255,7 +259,8 @@ def main():
             if daemon.process.poll() is not None and not daemon.expected_exit:
                 unexpected_exit = daemon.process.returncode
                 break
-            peak_rss = max(peak_rss, daemon.rss_kib())
+            rss = daemon.rss_kib()
+            if rss > peak_rss: peak_rss, peak_at = rss, args.seconds - (deadline - time.time())
             peak_fds = max(peak_fds, daemon.fds())
         time.sleep(0.2)
     for t in threads:
@@ -267,7 +272,7 @@ def main():
     logs = {}
     for job, start, lines in results.streams:
         if job not in logs:
-            with open(os.path.join(daemon.state, "jobs", job, "events.ndjson"), "rb") as f:
+            with open(os.path.join(daemon.state, "owners", str(os.getuid()), job, "events.ndjson"), "rb") as f:
                 logs[job] = f.read().splitlines(keepends=True)
         expected = logs[job][start - 1:]
         checked += 1
@@ -287,7 +292,7 @@ def main():
           f"{results.reconnects} reconnects after a drop; {results.garbage} garbage connections")
     print(f"  streams checked against the logs: {checked} complete ({events} events), {mismatched} mismatched, "
           f"{lost} events lost, {duplicated} duplicated; {len(results.errors)} errors during the run")
-    print(f"  peak RSS {peak_rss / 1024:.1f} MiB; fds: baseline {baseline_fds}, peak {peak_fds}, at the end {final_fds}")
+    print(f"  peak RSS {peak_rss / 1024:.1f} MiB at {peak_at:.0f} s; fds: baseline {baseline_fds}, peak {peak_fds}, at the end {final_fds}")
     print(f"  list latency over {len(results.latencies)} calls: p50 {percentile(results.latencies, 50) * 1000:.1f} ms, "
           f"p99 {percentile(results.latencies, 99) * 1000:.1f} ms")
     print(f"  ltd exited {status} on SIGTERM; log in {directory}/ltd.log")
