@@ -91,6 +91,14 @@ final class EventChunk: Sendable {
 
     var count: Int { lineEnds.count }
     var lastSeq: Int { firstSeq + lineEnds.count - 1 }
+    /// The memory the chunk holds, for the tail's limit: its bytes, its three per-event arrays, and the fixed cost of
+    /// its objects and allocations. A paced job publishes one ~450-byte event per chunk, so counting the bytes alone
+    /// let a "4 MiB" tail hold about three times that.
+    var memoryBytes: Int {
+        bytes.count + count * (2 * MemoryLayout<Int>.stride + MemoryLayout<EventKind>.stride) + EventChunk.fixedMemoryBytes
+    }
+    /// Two objects and four malloc blocks, with their headers and array headers: about 64 bytes each.
+    static let fixedMemoryBytes = 6 * 64
     var endOffset: Int { fileOffset + bytes.count }
     func lineStart(_ index: Int) -> Int { index == 0 ? 0 : lineEnds[index - 1] }
 }
@@ -173,13 +181,21 @@ struct EventBatchBuilder: EventLineSink {
             capacity = freshCapacity
             base = fresh
         }
-        let chunk = EventChunk(bytes: bytes, firstSeq: firstSeq, lineEnds: lineEnds, kinds: kinds,
-                               iterations: iterations, fileOffset: fileOffset)
+        // The chunk gets exact-size copies of the per-event arrays and the builder keeps its capacity: handing over
+        // the builder's own arrays would give every later chunk, even of one event, the largest batch's capacity.
+        let chunk = EventChunk(bytes: bytes, firstSeq: firstSeq, lineEnds: Self.exactCopy(lineEnds),
+                               kinds: Self.exactCopy(kinds), iterations: Self.exactCopy(iterations), fileOffset: fileOffset)
         count = 0
         lineEnds.removeAll(keepingCapacity: true)
         kinds.removeAll(keepingCapacity: true)
         iterations.removeAll(keepingCapacity: true)
         return chunk
+    }
+
+    private static func exactCopy<Element>(_ array: [Element]) -> [Element] {
+        [Element](unsafeUninitializedCapacity: array.count) { buffer, initialized in
+            initialized = buffer.initialize(fromContentsOf: array)
+        }
     }
 
     /// Frees the buffer; the builder must not be used afterwards.

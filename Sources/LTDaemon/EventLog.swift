@@ -187,13 +187,13 @@ final class EventLog {
         }
         tail.append(chunk)
         if !chunk.inFile { holdsUnwrittenEvents = true }
-        tailBytes += chunk.bytes.count
+        tailBytes += chunk.memoryBytes
         publishedSeq = chunk.lastSeq
         publishedOffset = chunk.endOffset
         if chunk.kinds.last == .end { ended = true }
         noteIndex(seq: chunk.firstSeq, offset: chunk.fileOffset)
         while tailBytes > tailLimitBytes, tail.count - tailHead > 1 {
-            tailBytes -= tail[tailHead].bytes.count
+            tailBytes -= tail[tailHead].memoryBytes
             tailHead += 1
         }
         if tailHead > 64, tailHead * 2 > tail.count {

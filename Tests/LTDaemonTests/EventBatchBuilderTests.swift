@@ -115,4 +115,21 @@ import LTProtocol
         #expect(gotEnds == expectedEnds)
         #expect(gotKinds == expectedKinds)
     }
+
+    @Test("a one-event chunk after a large batch holds one event's bookkeeping, not the large batch's capacity")
+    func chunkArraysAreExactSize() {
+        var builder = EventBatchBuilder(capacity: 1024)
+        defer { builder.release() }
+        let line = Array(#"{"type":"step","seq":1}"#.utf8) + [0x0A]
+        for i in 0..<2000 { builder.append(line, kind: .step, iteration: i) }
+        let large = builder.take(firstSeq: 1, fileOffset: 0)
+        #expect(large.count == 2000)
+        builder.append(line, kind: .step, iteration: 2000)
+        let small = builder.take(firstSeq: 2001, fileOffset: large.endOffset)
+        #expect(small.count == 1)
+        #expect(small.lineEnds.capacity < 8 && small.kinds.capacity < 64 && small.iterations.capacity < 8,
+                "capacities \(small.lineEnds.capacity), \(small.kinds.capacity), \(small.iterations.capacity)")
+        #expect(small.bytes.count == line.count)
+        #expect(small.memoryBytes == line.count + 17 + EventChunk.fixedMemoryBytes)
+    }
 }

@@ -190,6 +190,26 @@ import LTProtocol
         #expect(got == (first...seq).flatMap { Self.line($0) })
     }
 
+    @Test("the tail's limit counts each chunk's bookkeeping: one-event chunks are held by memory, not by event bytes")
+    func tailLimitCountsChunkMemory() throws {
+        let path = try Self.temporaryLogPath()
+        let perChunk = Self.line(1).count + 17 + EventChunk.fixedMemoryBytes
+        let log = EventLog(path: path, publishedSeq: 0, publishedOffset: 0, ended: false, tailLimitBytes: 10 * perChunk)
+        let appender = try EventLog.openAppender(path: path).get()
+        defer { appender.close() }
+        for seq in 1...100 { Self.append(Self.steps(seq...seq), to: log, appender: appender) }
+        // The newest chunks whose memory fits the limit: about ten (counting event bytes alone kept all 100).
+        var kept = 0, total = 0
+        for seq in (1...100).reversed() {
+            let cost = Self.line(seq).count + 17 + EventChunk.fixedMemoryBytes
+            if total + cost > 10 * perChunk { break }
+            total += cost; kept += 1
+        }
+        #expect((9...10).contains(kept))
+        #expect(log.firstSeqInMemory == 101 - kept)
+        #expect(try Self.readAll(log, from: 1) == (1...100).flatMap { Self.line($0) })
+    }
+
     @Test("a file read finished after more batches arrived (as in the threadpool) keeps every byte, once, in order")
     func fileReadFinishedLater() throws {
         let (path, log, appender) = try Self.smallTailLog()
