@@ -11,12 +11,15 @@ How the latency is measured (the daemon puts no emit time in its events):
 * **When a watcher has it.** `ltctl tail` (text) and `ltctl tail --json` write to pipes read by this harness, which
   stamps each read (text lines are matched to their step by the iteration they print); the Python client stamps each
   event as `Subscription.__next__` returns it, in its own process; one raw-socket reference subscriber per job (an
-  11th subscriber, in its own process) stamps each step as it is read, which separates the daemon's part from the
-  watchers' own. `ltctl watch` runs in a pseudo-terminal as load only: it redraws at most ten times a second by
+  11th subscriber, in its own process, at real-time priority like the stamper) stamps each step as it is read, which
+  separates the daemon's part from the watchers' own. `ltctl watch` runs in a pseudo-terminal as load only: it redraws at most ten times a second by
   design, so its screen lags a step by up to 100 ms whatever the daemon does.
-All stamps are CLOCK_MONOTONIC (Python's time.monotonic_ns), one clock for every process.
+All stamps are CLOCK_MONOTONIC (Python's time.monotonic_ns), one clock for every process. The harness's stamping loop
+does nothing else while the jobs run: jobs are resumed from another thread, and CPU times come from wait4 when each
+process is reaped (an earlier version resumed in this loop and walked /proc every 5 s, and measured itself: the
+first 0.1 s and every fifth second showed 15–120 ms "latencies" that were the harness not reading).
 """
-import argparse, ctypes, ctypes.util, fcntl, json, os, pty, re, selectors, signal
+import argparse, ctypes, ctypes.util, fcntl, json, os, pty, re, resource, selectors, signal
 import struct, subprocess, sys, tempfile, termios, threading, time
 from bench_daemon import Conn, spec   # the same raw socket connection (this script's directory is on sys.path)
 
@@ -62,7 +65,10 @@ def role_stamper(a):
 
 
 def role_reference(a):
-    """One raw socket subscriber per job: (job index, seq, time) per step line read."""
+    """One raw socket subscriber per job: (job index, seq, time) per step line read. At real-time priority, like the
+    stamper, so that what it measures is the daemon's part (log write → the bytes are on a socket), not its own wait for
+    a CPU among the watchers."""
+    realtime()
     jobs = a.jobs_list.split(",")
     sel = selectors.DefaultSelector(); conns = []
     for i, j in enumerate(jobs):
@@ -96,6 +102,19 @@ def role_client(a):
     with open(a.out, "w") as f: json.dump(got, f)
 
 
+def reap(p, timeout):
+    """Waits for child `p` (killing it after `timeout` s) and returns its user + system seconds, from wait4."""
+    if p.returncode is not None: return None   # already reaped (poll): its usage is gone
+    deadline = time.monotonic() + timeout
+    while True:
+        pid, status, usage = os.wait4(p.pid, os.WNOHANG)
+        if pid == p.pid:
+            p.returncode = os.waitstatus_to_exitcode(status)
+            return usage.ru_utime + usage.ru_stime
+        if time.monotonic() > deadline: p.kill(); deadline = float("inf")
+        time.sleep(0.005)
+
+
 def percentile(sorted_values, q):
     return sorted_values[min(len(sorted_values) - 1, int(len(sorted_values) * q))]
 
@@ -115,6 +134,9 @@ def main():
     ap.add_argument("--watchers", type=int, default=10, help="per job: 3 tail, 2 tail --json, 2 watch, 3 Python per 10")
     ap.add_argument("--pace-ms", type=int, default=10)
     ap.add_argument("--seconds", type=float, default=20)
+    ap.add_argument("--spread-s", type=float, default=None,
+                    help="resume the jobs evenly over this many seconds (default: one pace interval, the worst case: "
+                         "all jobs then also end within it, and all their watchers exit at once)")
     ap.add_argument("--timeline", help="write every (watcher kind, write time ns, latency ns) to this JSON file")
     a = ap.parse_args()
     if a.role == "stamper": return role_stamper(a)
@@ -212,18 +234,25 @@ def run(a, children):
             k += 1; time.sleep(0.02)
             if k % 40 == 0:   # about once a second: how late the daemon's own timer last fired
                 lags.append((time.monotonic(), (c.request({"op": "stats"}).get("loop_lag_us") or {}).get("last", 0)))
-    # Resume the jobs spread over one pace interval, as a classroom's would be.
-    for j, n in enumerate(names):
-        ctl.request({"op": "resume", "job": n}); time.sleep(a.pace_ms / 1000 / len(names))
     def cpu_seconds(pid):   # user + system time of a process, seconds
         fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    watcher_pids = [(r[1], r[2].pid) for r in readers.values()] + [("python", p.pid) for _, p, _ in clients] \
-        + [("harness: stamper", stamper.pid), ("harness: reference", reference.pid), ("harness: main", os.getpid())]
-    watcher_cpu = {}; cpu_at_start = {}
-    for _, pid in watcher_pids:
-        try: cpu_at_start[pid] = cpu_seconds(pid)
+    # Each process's CPU while the jobs run: read now, and again when it is reaped (wait4's rusage), so this loop,
+    # which stamps the `tail` reads, never stops to walk /proc (doing that every 5 s showed up as 15 ms spikes).
+    watchers = [(r[1], r[2]) for r in readers.values()] + [("python", p) for _, p, _ in clients] \
+        + [("harness: stamper", stamper), ("harness: reference", reference)]
+    cpu_at_start = {}
+    for _, p in watchers:
+        try: cpu_at_start[p.pid] = cpu_seconds(p.pid)
         except (OSError, IndexError): pass
+    own = resource.getrusage(resource.RUSAGE_SELF); own_at_start = own.ru_utime + own.ru_stime
+    # Resume the jobs spread over one pace interval (or --spread-s), from a thread of its own, so this one is
+    # already reading (and stamping) the `tail` pipes when the first job's first step arrives.
+    spread = a.pace_ms / 1000 if a.spread_s is None else a.spread_s
+    def resumer():
+        for n in names:
+            ctl.request({"op": "resume", "job": n}); time.sleep(spread / len(names))
+    resuming = threading.Thread(target=resumer); resuming.start()
     th = threading.Thread(target=prober); th.start()
     daemon_cpu = cpu_seconds(daemon.pid)
     t_start = time.monotonic()
@@ -246,23 +275,18 @@ def run(a, children):
                     fields = line.split()
                     # a step row: "epoch/epochs  step/steps  iteration  rows ..."
                     if len(fields) > 2 and b"/" in fields[0] and fields[2].isdigit(): r[4].append((int(fields[2]), now))
-        if time.monotonic() - t_start > len(loads) * 5:
-            loads.append(os.getloadavg()[0])
-            for kind, pid in watcher_pids:   # CPU so far, kept while the process lives (tails exit at `end`)
-                try: watcher_cpu[pid] = (kind, cpu_seconds(pid) - cpu_at_start.get(pid, 0))
-                except (OSError, IndexError): pass
+        if time.monotonic() - t_start > len(loads) * 5: loads.append(os.getloadavg()[0])
         if time.monotonic() - t_start > a.seconds * 4 + 120: break
     wall = time.monotonic() - t_start
     daemon_cpu = cpu_seconds(daemon.pid) - daemon_cpu
-    stop.set(); th.join()
-    for _, p, _ in clients: p.wait(timeout=60)
-    reference.wait(timeout=60)
+    stop.set(); th.join(); resuming.join()
+    own = resource.getrusage(resource.RUSAGE_SELF); watcher_cpu = {os.getpid(): ("harness: main", own.ru_utime + own.ru_stime - own_at_start)}
     for master, p in watches:
         p.terminate()
-    for master, p in watches:
-        try: p.wait(timeout=5)
-        except subprocess.TimeoutExpired: p.kill()
-    stamper.send_signal(signal.SIGTERM); stamper.wait(timeout=10)
+    stamper.send_signal(signal.SIGTERM)
+    for kind, p in watchers:   # tails have ended, clients and the reference are ending, watches and stamper were told
+        seconds = reap(p, timeout=60)
+        if seconds is not None: watcher_cpu[p.pid] = (kind, seconds - cpu_at_start.get(p.pid, 0))
     loads.append(os.getloadavg()[0])
     rss = int([l for l in open(f"/proc/{daemon.pid}/status") if l.startswith("VmRSS")][0].split()[1]) // 1024
 
@@ -313,7 +337,7 @@ def run(a, children):
     total_steps = sum(len(e) for e in step_end)
 
     print(f"# ltd latency under load: {a.jobs} jobs × {a.watchers} watchers ({', '.join(sorted(set(kinds)))}) "
-          f"+ 1 raw reference subscriber each; pace {a.pace_ms} ms, {epochs * 12} steps per job; "
+          f"+ 1 raw reference subscriber each; pace {a.pace_ms} ms, {epochs * 12} steps per job, resumed over {spread:g} s; "
           f"{os.cpu_count()} cores; stamper at {st['priority']}")
     print(f"# {total_steps} steps in {wall:.1f} s = {total_steps / wall:,.0f} steps/s across jobs; "
           f"{total_steps / wall / (a.jobs * 1000 / a.pace_ms):.2f} of the pace; load average before {load_before[0]:.2f}, "
@@ -337,7 +361,7 @@ def run(a, children):
     for kind, seconds in watcher_cpu.values():
         n, total = by_kind.get(kind, (0, 0.0)); by_kind[kind] = (n + 1, total + seconds)
     if by_kind:
-        print("watchers' CPU while the jobs ran (sampled every 5 s, so a little low): " + "; ".join(
+        print("watchers' CPU while the jobs ran: " + "; ".join(
             f"{kind} {n} × {total / n / wall:.3f} = {total / wall:.2f} core" for kind, (n, total) in sorted(by_kind.items())))
     lag = ctl.request({"op": "stats"}).get("loop_lag_us") or {}
     if lag:
