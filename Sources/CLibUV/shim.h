@@ -19,9 +19,6 @@ static inline int ltd_peer_credentials(int fd, ltd_ucred *out) {
     return 0;
 }
 
-/// The calling thread's kernel id (for per-thread scheduling priority).
-static inline pid_t ltd_thread_id(void) { return (pid_t)syscall(SYS_gettid); }
-
 /// Starts writing a file range to disk and returns without waiting: sync_file_range(SYNC_FILE_RANGE_WRITE), which
 /// glibc also hides behind _GNU_SOURCE. Returns 0, or -1 with errno set.
 static inline int ltd_start_writeback(int fd, off_t offset, off_t count) {

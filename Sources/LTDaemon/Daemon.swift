@@ -69,9 +69,6 @@ public struct DaemonConfiguration: Sendable {
 /// coalesced `uv_write` per connection, before the loop sleeps).
 public final class Daemon {
     let configuration: DaemonConfiguration
-    private let launcher = ThreadLauncher()
-    /// How much nicer than the job threads the loop thread runs (see `ThreadLauncher`).
-    static let loopNiceIncrement: Int32 = 2
 
     public init(configuration: DaemonConfiguration) {
         self.configuration = configuration
@@ -82,8 +79,8 @@ public final class Daemon {
     public func run(environment: [String: String]) throws(StartupError) {
         signal(SIGPIPE, SIG_IGN)
         // SIGTERM, SIGINT and SIGHUP are blocked from here until the server's handlers are armed, so one that comes
-        // during start-up is held, then handled (a graceful shutdown), never the default death. Threads started
-        // meanwhile (the launcher, hence every job thread) keep them blocked: they are delivered to the loop thread.
+        // during start-up is held, then handled (a graceful shutdown), never the default death. Job threads block
+        // every signal (`ThreadEntry.start`), so they are delivered to the loop thread.
         // Unblocking afterwards also undoes a parent that spawned us with them blocked (Foundation's Process does).
         var shutdownSignals = sigset_t()
         sigemptyset(&shutdownSignals)
@@ -107,18 +104,11 @@ public final class Daemon {
                 throw StartupError("\(error)")
             }
         }
-        if launcher.start() {
-            // Job threads come from the launcher at the normal weight; the loop yields to them when CPUs are short.
-            let thread = id_t(ltd_thread_id())
-            errno = 0
-            let current = getpriority(__priority_which_t(PRIO_PROCESS.rawValue), thread)
-            if errno == 0 { _ = setpriority(__priority_which_t(PRIO_PROCESS.rawValue), thread, min(current + Daemon.loopNiceIncrement, 19)) }
-        }
         let access = AccessPolicy(adminGroup: configuration.adminGroup)
         if access.groupID(access.adminGroup) == nil {
             Log.info("no group \(access.adminGroup) (--admin-group): only owners and root may control jobs")
         }
-        let server = Server(configuration: configuration, loop: loop, store: store, launcher: launcher)
+        let server = Server(configuration: configuration, loop: loop, store: store)
         try server.start(activated: activated, environment: environment)
         pthread_sigmask(SIG_UNBLOCK, &shutdownSignals, nil)
         loop.run()

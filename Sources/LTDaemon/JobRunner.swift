@@ -70,15 +70,15 @@ final class JobRunner: @unchecked Sendable {
         lastStep = summary.step
     }
 
-    /// Starts the thread (through `launcher`). Returns the pthread to join, or an errno.
-    func start(using launcher: ThreadLauncher) -> Result<pthread_t, SystemError> {
+    /// Starts the thread. Returns the pthread to join, or an errno.
+    func start() -> Result<pthread_t, SystemError> {
         let appender: EventLog.Appender
         switch EventLog.openAppender(path: record.files.events) {
         case .success(let opened): appender = opened
         case .failure(let error): return .failure(error)
         }
         log = appender
-        let result = launcher.create { self.run() }
+        let result = ThreadEntry.start { self.run() }
         if case .failure = result { appender.close() }
         return result
     }

@@ -9,7 +9,6 @@ import LTProtocol
 final class JobTable {
     let store: StateStore
     let inbox: Inbox
-    let launcher: ThreadLauncher
     /// The state directory's bytes against `--max-state-bytes`, shared with the job threads.
     let budget: DiskBudget
     private var jobs: [JobKey: Job] = [:]
@@ -17,10 +16,9 @@ final class JobTable {
     /// Jobs whose directory is being written in the threadpool.
     private var reserved: Set<JobKey> = []
 
-    init(store: StateStore, inbox: Inbox, launcher: ThreadLauncher, budget: DiskBudget) {
+    init(store: StateStore, inbox: Inbox, budget: DiskBudget) {
         self.store = store
         self.inbox = inbox
-        self.launcher = launcher
         self.budget = budget
     }
 
@@ -96,7 +94,7 @@ final class JobTable {
     func startThread(of job: Job, spec: JobSpec, trainer: Trainer, seq: Int, offset: Int, paused: Bool) -> Result<Void, SystemError> {
         let runner = JobRunner(record: job.record, spec: spec, trainer: trainer, inbox: inbox, budget: budget, seq: seq,
                                offset: offset, paused: paused)
-        switch runner.start(using: launcher) {
+        switch runner.start() {
         case .success(let thread):
             job.thread = thread
             job.spec = spec

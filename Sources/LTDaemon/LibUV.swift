@@ -355,4 +355,22 @@ enum ThreadEntry {
     static func discard(_ context: UnsafeMutableRawPointer) {
         Unmanaged<Body>.fromOpaque(context).release()
     }
+
+    /// Starts a thread running `body` with every signal blocked, so signals go to the loop thread, whose libuv
+    /// handles they are for. The new thread inherits the mask blocked here around `pthread_create`: it never has a
+    /// moment with signals open.
+    static func start(_ body: @escaping @Sendable () -> Void) -> Result<pthread_t, SystemError> {
+        var all = sigset_t(), previous = sigset_t()
+        sigfillset(&all)
+        pthread_sigmask(SIG_BLOCK, &all, &previous)
+        defer { pthread_sigmask(SIG_SETMASK, &previous, nil) }
+        let context = ThreadEntry.context(body)
+        var thread = pthread_t()
+        let code = pthread_create(&thread, nil, entry, context)
+        guard code == 0 else {
+            discard(context)
+            return .failure(SystemError(operation: "pthread_create", path: "job thread", code: code))
+        }
+        return .success(thread)
+    }
 }

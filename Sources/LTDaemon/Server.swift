@@ -55,12 +55,12 @@ final class Server {
 
     static let readBufferSize = 64 * 1024
 
-    init(configuration: DaemonConfiguration, loop: Loop, store: StateStore, launcher: ThreadLauncher) {
+    init(configuration: DaemonConfiguration, loop: Loop, store: StateStore) {
         self.configuration = configuration
         self.loop = loop
         wakeup = Async(loop: loop)
         inbox = Inbox(wakeup: wakeup)
-        jobs = JobTable(store: store, inbox: inbox, launcher: launcher,
+        jobs = JobTable(store: store, inbox: inbox,
                         budget: DiskBudget(limits: configuration.limits, reservePath: store.reserveFile))
         readBuffer = .allocate(byteCount: Server.readBufferSize, alignment: 16)
         limits = ClientLimits(configuration)
