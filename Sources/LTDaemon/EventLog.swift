@@ -8,10 +8,10 @@ import LTProtocol
 ///
 /// It has two sides. The job thread appends encoded batches through an `Appender` (write first, publish after, so
 /// whatever memory holds is also in the file). The loop thread publishes those batches into the log's in-memory
-/// **tail** (about 4 MiB of the newest events) and a sparse **index** (seq → byte offset, one entry per 1024 events),
-/// and serves readers with one call, `read`: a cursor, a byte budget and a filter in, slices to write out. A reader
-/// inside the tail gets slices of the shared chunks (no copy); a reader behind it gets bytes `pread` from the file.
-/// After a crash, `recover` cuts the file back to the last checkpointed event.
+/// **tail** (the newest events, about 4 MiB of memory) and a sparse **index** (seq → byte offset, one entry per
+/// 1024 events), and serves readers with one call, `read`: a cursor, a byte budget and a filter in, slices to write
+/// out. A reader inside the tail gets slices of the shared chunks (no copy); a reader behind it gets bytes `pread`
+/// from the file. After a crash, `recover` cuts the file back to the last checkpointed event.
 final class EventLog {
     let path: String
     /// Last seq published to the loop (and so written to the file).
