@@ -121,6 +121,27 @@ struct DaemonRobustnessTests {
         #expect(try daemon.waitForExit() == 0)
     }
 
+    @Test("every ltd thread, the loop's and each job's, runs at the process's scheduling weight")
+    func threadsAtOneWeight() throws {
+        // A loop thread at nice +2 fell behind a classroom's watcher processes (docs/BENCHMARKS.md, "Latency under
+        // a classroom's load"); nothing in ltd changes a thread's nice value now.
+        let daemon = try DaemonProcess.launch(tag: "nice")
+        defer { daemon.cleanUp() }
+        let control = try LineClient(path: daemon.socketPath)
+        for name in ["a", "b"] {
+            #expect(try control.request("{\"op\":\"start\",\"job\":\"\(name)\",\"spec\":\(JobSpecs.noisyLine(rows: 12, epochs: 100, batch: 1, paused: true))}")["type"]?.stringValue == "started")
+        }
+        let tasks = try FileManager.default.contentsOfDirectory(atPath: "/proc/\(daemon.pid)/task")
+        #expect(tasks.count >= 3, "the loop and two job threads: \(tasks)")
+        // Field 19 of /proc/PID/task/TID/stat is the nice value (the 17th after the command's closing parenthesis).
+        let nice = try tasks.map { task -> String in
+            let stat = try String(contentsOfFile: "/proc/\(daemon.pid)/task/\(task)/stat", encoding: .utf8)
+            let fields = (stat.split(separator: ")").last ?? "").split(separator: " ")
+            return fields.count > 16 ? String(fields[16]) : "?"
+        }
+        #expect(Set(nice).count == 1, "nice values of ltd's threads: \(nice)")
+    }
+
     @Test("a frozen subscriber (SIGSTOP) loses nothing and daemon memory stays bounded")
     func frozenSubscriber() throws {
         let daemon = try DaemonProcess.launch(tag: "frozen")
