@@ -111,6 +111,37 @@ struct FaultInjectionTests {
         #expect(failedJobs >= 1, "\(operation): no fault made the job fail")
     }
 
+    @Test("a delete whose rename fails says so and keeps the job whole; deleting it later works")
+    func deleteWhoseRenameFails() throws {
+        let daemon = try DaemonProcess.launch(tag: "fault-delete")
+        defer { daemon.cleanUp() }
+        let client = try LineClient(path: daemon.socketPath)
+        #expect(try client.request("{\"op\":\"start\",\"job\":\"j\",\"spec\":\(JobSpecs.noisyLine(rows: 12, epochs: 3, batch: 4))}")["type"]?.stringValue == "started")
+        let watcher = try LineClient(path: daemon.socketPath)
+        _ = try watcher.request("{\"op\":\"subscribe\",\"job\":\"j\"}")
+        let stream = try watcher.readUntilEnd()
+        #expect(try daemon.stop() == 0)
+
+        // Every rename fails from the first on: delete's rename of the job's directory is the first one here.
+        try daemon.start(environment: ["LTD_FAULT_INJECTION": "rename:1+"])
+        let broken = try LineClient(path: daemon.socketPath)
+        let refused = try broken.request("{\"op\":\"delete\",\"job\":\"j\"}")
+        #expect(refused["code"]?.stringValue == "internal", "\(refused)")
+        #expect(refused["message"]?.stringValue?.contains("cannot remove job j's files") == true, "\(refused)")
+        #expect(try broken.request("{\"op\":\"status\",\"job\":\"j\"}")["status"]?["state"]?.stringValue == "finished")
+        let again = try LineClient(path: daemon.socketPath)
+        _ = try again.request("{\"op\":\"subscribe\",\"job\":\"j\"}")
+        #expect(try again.readUntilEnd() == stream, "the job's events after the failed delete")
+        #expect(daemon.stderr.contains("fault injection: "))
+        #expect(try daemon.stop() == 0)
+
+        try daemon.start()
+        let healthy = try LineClient(path: daemon.socketPath)
+        #expect(try healthy.request("{\"op\":\"delete\",\"job\":\"j\"}")["type"]?.stringValue == "ok")
+        #expect(try healthy.request("{\"op\":\"status\",\"job\":\"j\"}")["code"]?.stringValue == "unknown_job")
+        #expect(try daemon.stop() == 0)
+    }
+
     @Test("a disk that stays broken from the Nth write or fsync on: the same", arguments: ["write", "fsync"])
     func everyCallFailsFromTheNth(operation: String) throws {
         let (fired, _) = try Self.everyN(operation, persistent: true)
