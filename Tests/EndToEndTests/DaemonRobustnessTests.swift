@@ -105,10 +105,7 @@ struct DaemonRobustnessTests {
         let daemon = try ChildProcess([Paths.ltd, "--socket", socket, "--state-dir", directory + "/state"],
                                       stdin: .closed, stdout: .closed, stderr: .closed)
         defer { daemon.killAndReap() }
-        try waitUntil("ltd to accept connections on \(socket)") {
-            guard daemon.isRunning else { throw HarnessFailure("ltd exited with \(daemon.exitStatus ?? -1)") }
-            return (try? LineClient(path: socket)) != nil
-        }
+        try waitUntilAccepting(daemon, socket: socket)
         for descriptor in 0...2 {
             let target = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(daemon.pid)/fd/\(descriptor)")
             #expect(target == "/dev/null", "ltd's descriptor \(descriptor) is \(target)")

@@ -40,10 +40,7 @@ final class DaemonProcess {
         let child = try ChildProcess([Paths.ltd, "--socket", socketPath, "--state-dir", stateDirectory] + arguments,
                                      environment: inherited, stderr: .file(stderrPath, append: true))
         self.child = child
-        try waitUntil("ltd to accept connections on \(socketPath)") {
-            guard child.isRunning else { throw HarnessFailure("ltd exited with \(child.exitStatus ?? -1): \(stderr)") }
-            return (try? LineClient(path: socketPath)) != nil
-        }
+        try waitUntilAccepting(child, socket: socketPath) { ": " + self.stderr }
     }
 
     var stderr: String { (try? String(contentsOfFile: stderrPath, encoding: .utf8)) ?? "" }
@@ -89,6 +86,15 @@ final class DaemonProcess {
     }
 }
 
+/// Waits until the ltd running as `child` accepts connections on `socket`; fails at once if it exits, saying
+/// `detail()` too (e.g. its stderr).
+func waitUntilAccepting(_ child: ChildProcess, socket: String, detail: () -> String = { "" }) throws {
+    try waitUntil("ltd to accept connections on \(socket)") {
+        guard child.isRunning else { throw HarnessFailure("ltd exited with \(child.exitStatus ?? -1)\(detail())") }
+        return (try? LineClient(path: socket)) != nil
+    }
+}
+
 /// `arguments` run as uid and gid 65534 (nobody) with no supplementary groups: another user, for tests that need root.
 let asNobody = ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 
@@ -107,10 +113,7 @@ final class NobodyDaemon {
             chmod(directory, 0o777)
             let socketPath = directory + "/" + socket
             let child = try ChildProcess(asNobody + [Paths.ltd, "--socket", socketPath, "--state-dir", directory + "/state"])
-            try waitUntil("ltd (as nobody) to accept connections on \(socketPath)") {
-                guard child.isRunning else { throw HarnessFailure("ltd exited with \(child.exitStatus ?? -1)") }
-                return (try? LineClient(path: socketPath)) != nil
-            }
+            try waitUntilAccepting(child, socket: socketPath)
             return NobodyDaemon(directory: directory, socketPath: socketPath, child: child)
         } catch {
             Paths.remove(directory)
