@@ -371,10 +371,20 @@ def python_as_nobody_or_skip(test):
     return python
 
 
+def run_client_as_nobody(python, socket_path, script, *args):
+    """Runs `script` (which prints one JSON value) with this ltd_client as uid 65534 against the daemon at
+    `socket_path`, opened to it for this (mode 0666); returns what it printed."""
+    os.chmod(socket_path, 0o666)  # let uid 65534 open our private socket
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(golden.__file__))))
+    result = subprocess.run(AS_NOBODY + [python, "-c", script, socket_path, *args], capture_output=True, text=True,
+                            env=env, timeout=WAIT)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
 def test_permission_denied_for_another_uid(ltd, client, job_name):
     python = python_as_nobody_or_skip("permission test")
     client.start(job_name, colab_example(paused=True))
-    os.chmod(ltd.socket_path, 0o666)  # let uid 65534 open our private socket
     script = (
         "import json, sys\n"
         "from ltd_client import Client, PermissionDenied\n"
@@ -393,12 +403,8 @@ def test_permission_denied_for_another_uid(ltd, client, job_name):
         "except PermissionDenied as e:\n"
         "    out['step'] = e.code\n"
         "print(json.dumps(out))\n")
-    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(golden.__file__))))
     # Another user names root's job by its full name.
-    result = subprocess.run(AS_NOBODY + [python, "-c", script, ltd.socket_path, "root/" + job_name], capture_output=True,
-                            text=True, env=env, timeout=WAIT)
-    assert result.returncode == 0, result.stderr
-    seen = json.loads(result.stdout)
+    seen = run_client_as_nobody(python, ltd.socket_path, script, "root/" + job_name)
     assert seen["status"] == "paused" and seen["listed"]  # anyone may watch
     assert seen["own"] == []  # list without all: one's own jobs
     code, owner, message = seen["cancel"]

@@ -6,7 +6,6 @@ import json
 import os
 import pwd
 import socket
-import subprocess
 import threading
 
 import pytest
@@ -15,8 +14,7 @@ from ltd_client import CapabilityMissing, PermissionDenied, UnknownJob
 from ltd_client.spec import colab_example
 from ltd_client.wire import decode_line
 
-import golden
-from test_e2e import AS_NOBODY, FINAL_STATES, WAIT, python_as_nobody_or_skip, wait_for
+from test_e2e import FINAL_STATES, WAIT, python_as_nobody_or_skip, run_client_as_nobody, wait_for
 
 
 def finished_job(client, name):
@@ -69,7 +67,6 @@ def test_prune_of_every_user_is_for_root_and_the_admin_group(fresh_ltd):
     daemon = fresh_ltd().start()
     with daemon.client() as c:
         finished_job(c, "roots")
-    os.chmod(daemon.socket_path, 0o666)  # let uid 65534 open our private socket
     script = (
         "import json, sys\n"
         "from ltd_client import Client, PermissionDenied\n"
@@ -83,11 +80,7 @@ def test_prune_of_every_user_is_for_root_and_the_admin_group(fresh_ltd):
         "except PermissionDenied as e:\n"
         "    out['all'] = e.code\n"
         "print(json.dumps(out))\n")
-    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(golden.__file__))))
-    result = subprocess.run(AS_NOBODY + [python, "-c", script, daemon.socket_path], capture_output=True, text=True,
-                            env=env, timeout=WAIT)
-    assert result.returncode == 0, result.stderr
-    seen = json.loads(result.stdout)
+    seen = run_client_as_nobody(python, daemon.socket_path, script)
     # Its own row only (its connection), never root's; the totals are everyone's.
     assert seen == {"scope": "own", "users": [65534], "total": 1, "own": [], "all": "permission_denied"}
     with daemon.client() as c:
