@@ -21,7 +21,7 @@ first 0.1 s and every fifth second showed 15–120 ms "latencies" that were the 
 """
 import argparse, ctypes, ctypes.util, fcntl, json, os, pty, re, resource, selectors, signal
 import struct, subprocess, sys, tempfile, termios, threading, time
-from bench_daemon import Conn, spec   # the same raw socket connection (this script's directory is on sys.path)
+from bench_daemon import Conn, cpu_ticks, spec   # the same socket connection (this directory is on sys.path)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SEQ = re.compile(rb'"seq":(\d+)')
@@ -235,8 +235,7 @@ def run(a, children):
             if k % 40 == 0:   # about once a second: how late the daemon's own timer last fired
                 lags.append((time.monotonic(), (c.request({"op": "stats"}).get("loop_lag_us") or {}).get("last", 0)))
     def cpu_seconds(pid):   # user + system time of a process, seconds
-        fields = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return sum(cpu_ticks(pid)) / os.sysconf("SC_CLK_TCK")
     # Each process's CPU while the jobs run: read now, and again when it is reaped (wait4's rusage), so this loop,
     # which stamps the `tail` reads, never stops to walk /proc (doing that every 5 s showed up as 15 ms spikes).
     watchers = [(r[1], r[2]) for r in readers.values()] + [("python", p) for _, p, _ in clients] \
